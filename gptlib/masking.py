@@ -1,0 +1,192 @@
+"""Attention masks: who may look at whom.
+
+A mask is a boolean tensor broadcastable to the attention scores ``(B, H, T_q, T_k)``;
+``True`` means "query i may attend to key j". Two kinds matter for a GPT:
+
+* the **causal** mask ``(T_q, T_k)``: position i sees only positions j <= i, so one forward pass
+  can train every next-token prediction of a sequence at once without reading the answer
+  (the decoder self-attention of Vaswani et al. 2017, "Attention Is All You Need", section 3.2.3);
+* the **padding** mask ``(B, T_k)``: in a batch of sequences of unequal length, nobody attends to
+  the pad tokens.
+
+Masks are applied *before* the softmax, by setting the masked scores to ``-inf`` (``apply_mask``),
+so that the softmax gives them exactly zero weight and the remaining weights still sum to 1.
+Zeroing the weights *after* the softmax (``mask_after_softmax``) is the classic mistake: the rows
+no longer sum to 1. A row in which every key is masked has no distribution to normalise; this
+library defines its attention weights and output to be 0 (never NaN), see
+``gptlib.attention.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+__all__ = ["causal_mask", "padding_mask", "combine_masks", "apply_mask", "mask_after_softmax"]
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def causal_mask(t_q: int, t_k: int | None = None, *, offset: int | None = None,
+                device=None) -> torch.Tensor:
+    """The causal mask ``(t_q, t_k)``: ``True`` where query i may attend key j, i.e. ``j <= i + offset``.
+
+    ``t_k`` defaults to ``t_q`` (training: the queries are the keys). ``offset`` defaults to
+    ``t_k - t_q``: the queries are the *last* ``t_q`` of the ``t_k`` positions, as in incremental
+    decoding with a KV cache (``t_k - t_q`` positions already cached, query i sits at position
+    ``offset + i``). An explicit ``offset`` may be any int; rows with ``i + offset < 0`` are then
+    fully masked.
+
+    >>> causal_mask(3).int()
+    tensor([[1, 0, 0],
+            [1, 1, 0],
+            [1, 1, 1]], dtype=torch.int32)
+    """
+    _check_int("t_q", t_q, 1)
+    t_k = t_q if t_k is None else _check_int("t_k", t_k, 1)
+    if offset is None:
+        if t_q > t_k:
+            raise ValueError(f"t_q={t_q} queries cannot be the last positions of only t_k={t_k} keys; "
+                             f"pass t_k >= t_q, or an explicit offset")
+        offset = t_k - t_q
+    elif not isinstance(offset, int) or isinstance(offset, bool):
+        raise TypeError(f"offset must be an int, got {type(offset).__name__}")
+    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=offset)
+
+
+def padding_mask(lengths=None, *, ids=None, pad_id=None, max_len=None, side="right") -> torch.Tensor:
+    """A padding mask ``(B, T)``: ``True`` at real tokens, ``False`` at padding.
+
+    Either from ``lengths`` (a list or 1-D integer tensor of the B real lengths; ``T = max_len``,
+    default ``max(lengths)``), or from ``ids`` (a ``(B, T)`` integer tensor) and ``pad_id``.
+    ``side="right"`` means the padding follows the tokens (training), ``side="left"`` that it
+    precedes them (batched generation, so that every sequence ends at the last column).
+
+    With ``ids``, only the run of ``pad_id`` at the padded end counts as padding: a ``pad_id``
+    inside a sequence stays a real token (GPT-2 pads with ``<|endoftext|>``, which also separates
+    documents).
+
+    >>> padding_mask([2, 3]).int()
+    tensor([[1, 1, 0],
+            [1, 1, 1]], dtype=torch.int32)
+    """
+    if side not in ("right", "left"):
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    if (lengths is None) == (ids is None):
+        raise ValueError("pass exactly one of lengths (the real lengths) or ids= with pad_id=")
+    if ids is not None:
+        if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.is_floating_point():
+            raise TypeError(f"ids must be a (B, T) integer tensor, got "
+                            f"{getattr(ids, 'shape', type(ids).__name__)}")
+        if pad_id is None:
+            raise ValueError("ids= needs pad_id=, the id used for padding")
+        if max_len is not None:
+            raise ValueError("max_len is only for lengths; with ids the length is ids.shape[1]")
+        is_pad = (ids == pad_id).long()
+        if side == "right":  # the trailing run of pads: cumulative product from the end
+            is_pad = is_pad.flip(-1).cumprod(-1).flip(-1)
+        else:
+            is_pad = is_pad.cumprod(-1)
+        return is_pad == 0
+    lengths = torch.as_tensor(lengths)
+    if lengths.ndim != 1 or lengths.numel() == 0 or lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be a non-empty list or 1-D tensor of ints, got {lengths.tolist()!r}")
+    if (lengths < 0).any():
+        raise ValueError(f"lengths must be >= 0, got {lengths.tolist()}")
+    longest = int(lengths.max())
+    max_len = longest if max_len is None else _check_int("max_len", max_len, 1)
+    if longest > max_len:
+        raise ValueError(f"a length of {longest} does not fit in max_len={max_len}; "
+                         f"crop the sequence or raise max_len")
+    pos = torch.arange(max_len, device=lengths.device)  # (T,)
+    if side == "right":
+        return pos[None, :] < lengths[:, None]
+    return pos[None, :] >= (max_len - lengths)[:, None]
+
+
+def combine_masks(*masks: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+    """Combine boolean masks with logical AND; the result broadcasts to ``(B, H, T_q, T_k)``.
+
+    Positional masks broadcast by PyTorch's rules, so a 2-D mask is a ``(T_q, T_k)`` mask (like
+    ``causal_mask``) that applies to every batch element and head. A padding mask ``(B, T_k)``
+    is about *keys* per batch element, so it must be lifted to ``(B, 1, 1, T_k)`` first: pass it as
+    ``padding=`` (done for you) or lift it yourself (``pad[:, None, None, :]``). A 2-D positional
+    mask is never guessed to be a padding mask: with ``B == T_q`` the guess would be silent and wrong.
+
+    >>> combine_masks(causal_mask(3), padding=padding_mask([2, 3])).shape
+    torch.Size([2, 1, 3, 3])
+    """
+    if padding is not None:
+        if not isinstance(padding, torch.Tensor) or padding.ndim != 2:
+            raise ValueError(f"padding must be a (B, T_k) mask, got "
+                             f"{getattr(padding, 'shape', type(padding).__name__)}")
+        masks = masks + (padding[:, None, None, :],)
+    if not masks:
+        raise ValueError("combine_masks needs at least one mask")
+    for i, m in enumerate(masks):
+        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+            raise TypeError(f"mask {i} must be a bool tensor (True = may attend), got "
+                            f"{getattr(m, 'dtype', type(m).__name__)}; use mask.bool() or mask == 1")
+        if m.ndim > 4:
+            raise ValueError(f"mask {i} has {m.ndim} dims {tuple(m.shape)}; masks have at most 4, "
+                             f"(B, H, T_q, T_k)")
+    try:
+        torch.broadcast_shapes(*(m.shape for m in masks))
+    except RuntimeError:
+        shapes = ", ".join(str(tuple(m.shape)) for m in masks)
+        raise ValueError(f"masks of shapes {shapes} cannot be broadcast together; a (B, T_k) padding "
+                         f"mask goes in padding= (or as pad[:, None, None, :])") from None
+    return functools.reduce(torch.logical_and, masks)
+
+
+def apply_mask(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Set the masked attention scores to ``-inf``, before the softmax.
+
+    ``scores``: ``(..., T_q, T_k)`` floating; ``mask``: bool, broadcastable to ``scores``,
+    ``True`` = keep. ``exp(-inf) = 0``, so a masked key gets exactly zero weight and the others
+    still sum to 1, in every dtype. Why not a "large negative" constant?
+
+    * ``-1e9`` does not exist in float16 (largest magnitude 65504): it becomes ``-inf`` anyway,
+      ``scores.masked_fill(~mask, -1e9)`` raises an overflow error, and the additive form
+      ``(1 - mask) * -1e9`` gives ``0 * -inf = NaN`` at every *allowed* position.
+    * ``-1e4`` is not small enough in float32: a real score of -2e4 (large activations, no scaling)
+      loses to the masked one, which then gets the weight.
+
+    ``-inf`` (or ``torch.finfo(scores.dtype).min`` with ``masked_fill``, which never overflows) is
+    right. One case needs care: a row whose keys are *all* masked becomes all ``-inf``, and its
+    softmax is ``0/0 = NaN``. The attention functions in ``gptlib.attention`` keep such rows
+    finite and define their weights and output as 0.
+    """
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise TypeError(f"scores must be a floating tensor, got "
+                        f"{getattr(scores, 'dtype', type(scores).__name__)}")
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = may attend), got "
+                        f"{getattr(mask, 'dtype', type(mask).__name__)}; use mask.bool() or mask == 1")
+    try:
+        fits = torch.broadcast_shapes(scores.shape, mask.shape) == scores.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the scores "
+                         f"{tuple(scores.shape)}")
+    return scores.masked_fill(~mask, float("-inf"))
+
+
+def mask_after_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """THE WRONG WAY, kept to show why: softmax over all keys, then zero the masked weights.
+
+    The masked keys took part in the normalisation, so each row of the result sums to less than 1
+    (and the remaining weights depend on the masked scores, i.e. on the future). Compare
+    ``torch.softmax(apply_mask(scores, mask), -1)``, whose rows sum to 1.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError("mask must be a bool tensor (True = may attend)")
+    return torch.softmax(scores, dim=-1) * mask
