@@ -1,0 +1,201 @@
+"""Chapter 4: normalisation, the position-wise MLP, and the transformer block.
+
+A transformer block is two sublayers, each wrapped in a residual connection
+(He et al. 2016) and a normalisation (Ba, Kiros & Hinton 2016)::
+
+    pre-LN  (GPT-2, Radford et al. 2019):   x = x + attn(ln_1(x));   x = x + mlp(ln_2(x))
+    post-LN (Vaswani et al. 2017):          x = ln_1(x + attn(x));   x = ln_2(x + mlp(x))
+
+Every piece is written out here; the tests check ``LayerNorm`` against ``torch.nn.LayerNorm``,
+``RMSNorm`` against ``torch.nn.RMSNorm`` and ``gelu_tanh`` against
+``F.gelu(approximate="tanh")``. Shapes: ``B`` batch, ``T`` sequence length, ``C`` model width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gptlib.attention import MultiHeadAttention
+
+__all__ = ["LayerNorm", "RMSNorm", "gelu_tanh", "GELU", "MLP", "Block", "build_norm",
+           "NORMS", "NORM_POSITIONS"]
+
+NORMS = ("layernorm", "rmsnorm")
+NORM_POSITIONS = ("pre", "post")
+
+
+def _check_features(x: torch.Tensor, n_embd: int, who: str) -> None:
+    """Raise a clear error unless ``x`` is a floating tensor whose last dimension is ``n_embd``."""
+    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+        what = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{who} needs a floating-point tensor, got {what}")
+    if x.ndim == 0 or x.shape[-1] != n_embd:
+        raise ValueError(f"{who} was built for n_embd={n_embd} features in the last dimension, "
+                         f"got an input of shape {tuple(x.shape)}")
+
+
+class LayerNorm(nn.Module):
+    """Layer normalisation (Ba, Kiros & Hinton 2016), written out.
+
+    For every token separately (over the last dimension, ``C`` features)::
+
+        y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias
+
+    with the *biased* variance (divide by ``C``, as ``torch.nn.LayerNorm`` does). Unlike
+    BatchNorm, the statistics never mix tokens or sequences, so it behaves the same in training
+    and inference and for any batch size or length.
+
+    x: (..., C) -> (..., C). Half-precision inputs are normalised in float32 and cast back.
+    """
+
+    def __init__(self, n_embd: int, eps: float = 1e-5, *, elementwise_affine: bool = True,
+                 bias: bool = True):
+        super().__init__()
+        self.n_embd, self.eps = n_embd, eps
+        self.weight = nn.Parameter(torch.ones(n_embd)) if elementwise_affine else None
+        self.bias = nn.Parameter(torch.zeros(n_embd)) if elementwise_affine and bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features(x, self.n_embd, "LayerNorm")
+        h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        mean = h.mean(dim=-1, keepdim=True)                           # (..., 1)
+        var = (h - mean).pow(2).mean(dim=-1, keepdim=True)            # (..., 1), biased
+        y = ((h - mean) * torch.rsqrt(var + self.eps)).to(x.dtype)    # (..., C)
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.n_embd}, eps={self.eps}, affine={self.weight is not None}, bias={self.bias is not None}"
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square normalisation (Zhang & Sennrich 2019): LayerNorm without the centring.
+
+    ``y = x / sqrt(mean(x**2) + eps) * weight``, over the last dimension. No mean, no bias:
+    cheaper, and as good in practice (used by T5, LLaMA). ``eps=None`` uses
+    ``torch.finfo(x.dtype).eps``, as ``torch.nn.RMSNorm`` does.
+
+    x: (..., C) -> (..., C).
+    """
+
+    def __init__(self, n_embd: int, eps: float | None = None, *, elementwise_affine: bool = True):
+        super().__init__()
+        self.n_embd, self.eps = n_embd, eps
+        self.weight = nn.Parameter(torch.ones(n_embd)) if elementwise_affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features(x, self.n_embd, "RMSNorm")
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        y = (h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True) + eps)).to(x.dtype)
+        return y * self.weight if self.weight is not None else y
+
+    def extra_repr(self) -> str:
+        return f"{self.n_embd}, eps={self.eps}, affine={self.weight is not None}"
+
+
+def build_norm(norm: str, n_embd: int, eps: float = 1e-5, *, bias: bool = True) -> nn.Module:
+    """``"layernorm"`` -> ``LayerNorm(n_embd, eps, bias=bias)``; ``"rmsnorm"`` -> ``RMSNorm(n_embd, eps)``."""
+    if norm == "layernorm":
+        return LayerNorm(n_embd, eps, bias=bias)
+    if norm == "rmsnorm":
+        return RMSNorm(n_embd, eps)
+    raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU, tanh approximation (Hendrycks & Gimpel 2016, eq. in sec. 2), as GPT-2 uses it.
+
+    ``GELU(x) = x * Phi(x)`` weights each input by the probability that a standard normal is
+    below it; GPT-2 (and Hugging Face's ``gelu_new``) use the approximation::
+
+        0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))
+    """
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+class GELU(nn.Module):
+    """``gelu_tanh`` as a module. x: any shape -> same shape."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gelu_tanh(x)
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network (Vaswani et al. 2017, eq. 2; GPT-2 names).
+
+    Each token, separately: widen ``C -> expansion*C`` (``c_fc``), GELU, narrow back
+    (``c_proj``), dropout. x: (B, T, C) -> (B, T, C).
+    """
+
+    def __init__(self, n_embd: int, *, bias: bool = True, dropout: float = 0.0, expansion: int = 4):
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, expansion * n_embd, bias=bias)
+        self.gelu = GELU()
+        self.c_proj = nn.Linear(expansion * n_embd, n_embd, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features(x, self.c_fc.in_features, "MLP")
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """One transformer decoder block: causal self-attention and an MLP, each in a residual.
+
+    ``norm_position="pre"`` (GPT-2)::          ``norm_position="post"`` (original Transformer)::
+
+        x = x + attn(ln_1(x))                      x = ln_1(x + attn(x))
+        x = x + mlp(ln_2(x))                       x = ln_2(x + mlp(x))
+
+    ``residual=False`` drops the two skip connections (``x + ...``) and keeps everything else;
+    it exists for the gradient-flow experiment of chapter 4, not for training.
+
+    forward: x (B, T, C) -> (B, T, C). Attention is always causal; ``mask`` (bool, True = may
+    attend, broadcastable to (B, H, T, T_k), e.g. a padding mask (B, 1, 1, T_k)) is combined with
+    the causal mask; ``bias`` (float, e.g. ALiBi) is added to the scores; ``rope`` rotates q and k;
+    ``kv_cache`` (a ``gptlib.attention.KVCache``) holds this layer's earlier keys and values.
+    """
+
+    def __init__(self, n_embd: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True,
+                 norm_position: str = "pre", norm: str = "layernorm", residual: bool = True,
+                 fused: bool = False, eps: float = 1e-5):
+        super().__init__()
+        if norm_position not in NORM_POSITIONS:
+            raise ValueError(f"unknown norm_position {norm_position!r}; choose one of {NORM_POSITIONS}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+        self.n_embd, self.norm_position, self.residual = n_embd, norm_position, residual
+        self.ln_1 = build_norm(norm, n_embd, eps, bias=bias)
+        self.attn = MultiHeadAttention(n_embd, n_heads, bias=bias, dropout=dropout, fused=fused)
+        self.ln_2 = build_norm(norm, n_embd, eps, bias=bias)
+        self.mlp = MLP(n_embd, bias=bias, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None, rope=None, kv_cache=None) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"Block expects x of shape (B, T, C), got {shape}")
+        _check_features(x, self.n_embd, "Block")
+
+        def attn(h):
+            return self.attn(h, mask=mask, bias=bias, rope=rope, kv_cache=kv_cache, causal=True)
+
+        r = self.residual
+        if self.norm_position == "pre":
+            h = attn(self.ln_1(x))
+            x = x + h if r else h
+            h = self.mlp(self.ln_2(x))
+            x = x + h if r else h
+        else:
+            h = attn(x)
+            x = self.ln_1(x + h if r else h)
+            h = self.mlp(x)
+            x = self.ln_2(x + h if r else h)
+        return x
