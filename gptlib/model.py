@@ -1,0 +1,277 @@
+"""Chapter 6: the assembled GPT — the pieces of chapters 1-5, stacked.
+
+    idx (B, T) token ids
+      -> wte: token embeddings (B, T, C)  + positions (``gptlib.positional``)  -> dropout
+      -> n_layer x Block (``gptlib.normalization``): causal self-attention and MLP, residual
+      -> ln_f -> lm_head (C -> V, weights tied to wte)      -> logits (B, T, V)
+
+This is GPT-2 (Radford et al. 2019): a decoder-only transformer — no encoder, no cross-attention.
+With ``GPTConfig()``'s defaults it has GPT-2 small's shape, and ``gptlib.gpt2`` loads GPT-2's
+weights into it. Parameter and compute counting for the book sits at the end of the module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gptlib.attention import KVCache
+from gptlib.normalization import NORM_POSITIONS, NORMS, Block, build_norm
+from gptlib.positional import POS_ENCODINGS, build_positional
+
+__all__ = ["GPTConfig", "GPT", "count_gpt_parameters", "training_flops"]
+
+
+@dataclasses.dataclass
+class GPTConfig:
+    """The hyper-parameters of a GPT. Defaults: GPT-2 small (124M parameters).
+
+    vocab_size V, block_size (context length, the longest input for learned/one-hot positions),
+    n_layer blocks, n_head heads per attention layer, n_embd model width C (divisible by n_head),
+    dropout (embeddings, attention weights, residual branches), bias (in Linear layers and
+    LayerNorms), pos_encoding (one of ``POS_ENCODINGS``), norm_position ("pre": GPT-2; "post":
+    original Transformer), norm ("layernorm" or "rmsnorm"), fused_attention (use PyTorch's fused
+    kernel instead of the written-out attention), layer_norm_eps.
+    """
+
+    vocab_size: int = 50257
+    block_size: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+    pos_encoding: str = "learned"
+    norm_position: str = "pre"
+    norm: str = "layernorm"
+    fused_attention: bool = False
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
+                             f"each head gets n_embd / n_head features")
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        for name, valid in (("pos_encoding", POS_ENCODINGS), ("norm_position", NORM_POSITIONS),
+                            ("norm", NORMS)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"GPTConfig.{name}={getattr(self, name)!r} is unknown; choose one of {valid}")
+        if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"GPTConfig: rope needs an even head size, but n_embd / n_head = "
+                             f"{self.n_embd // self.n_head}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown GPTConfig field(s) {unknown}; valid fields are {sorted(known)}")
+        return cls(**d)
+
+
+class GPT(nn.Module):
+    """A GPT language model: idx (B, T) int64 -> logits (B, T, V) over the next token.
+
+    Sub-modules carry GPT-2's names: ``wte``, ``wpe`` (learned positions only), ``drop``, ``h``
+    (the blocks), ``ln_f``, ``lm_head``. The positional encoding is ``pos``
+    (``gptlib.positional``). ``lm_head.weight`` *is* ``wte.weight`` (weight tying, Press & Wolf
+    2017): the same V x C matrix reads tokens in and scores them out.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
+        self.pos = build_positional(c.pos_encoding, block_size=c.block_size, n_embd=c.n_embd,
+                                    n_heads=c.n_head)
+        self.drop = nn.Dropout(c.dropout)
+        self.h = nn.ModuleList(
+            Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_position=c.norm_position,
+                  norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps) for _ in range(c.n_layer))
+        self.ln_f = build_norm(c.norm, c.n_embd, c.layer_norm_eps, bias=c.bias)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight                      # tied: one (V, C) matrix
+        self.apply(self._init_weights)
+        # GPT-2 (Radford et al. 2019, sec. 2.3): scale the weights of the layers that write into
+        # the residual stream by 1/sqrt(N), N = 2 * n_layer residual additions, so the stream's
+        # variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """GPT-2's initialisation: weights ~ N(0, 0.02), biases 0 (norms keep weight 1, bias 0)."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    @property
+    def wpe(self) -> nn.Embedding:
+        """GPT-2's learned position table, ``pos.wpe`` (only for ``pos_encoding="learned"``)."""
+        return self.pos.wpe
+
+    def new_kv_cache(self) -> list[KVCache]:
+        """An empty KV cache for incremental decoding: one ``KVCache`` per layer."""
+        return [KVCache() for _ in self.h]
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                kv_cache: list[KVCache] | None = None, padding_mask: torch.Tensor | None = None):
+        """idx (B, T) int token ids -> ``(logits (B, T, V), loss)``.
+
+        targets (B, T): the next token at every position; ``loss`` is the mean cross-entropy over
+        the positions whose target is not -100 (None without targets). kv_cache: from
+        ``new_kv_cache()``; idx then holds only the new tokens, whose positions start at
+        ``kv_cache[0].length``, and the cache is extended in place. padding_mask (B, T_k) bool,
+        True at real tokens, T_k = cached + new length: nobody attends to padding.
+        """
+        x = self.hidden_states(idx, kv_cache=kv_cache, padding_mask=padding_mask)[-1]
+        logits = self.lm_head(self.ln_f(x))                        # (B, T, V)
+        loss = None
+        if targets is not None:
+            targets = self._check_targets(targets, idx)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+    def hidden_states(self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None,
+                      padding_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The residual stream: ``n_layer + 1`` tensors (B, T, C) — the embeddings (tokens plus
+        positions, after dropout), then the output of each block (before ``ln_f``).
+
+        Hugging Face's ``output_hidden_states=True`` returns the same, except that its last entry
+        has ``ln_f`` applied.
+        """
+        offset = self._check_inputs(idx, kv_cache, padding_mask)
+        t = idx.size(1)
+        x = self.drop(self.pos.embed(self.wte(idx), offset))       # (B, T, C)
+        mask = None if padding_mask is None else padding_mask[:, None, None, :]   # (B, 1, 1, T_k)
+        bias = self.pos.attn_bias(t, offset + t, offset, idx.device)               # (1, H, T, T_k)
+        states = [x]
+        for i, block in enumerate(self.h):
+            x = block(x, mask, bias, self.pos.rope, None if kv_cache is None else kv_cache[i])
+            states.append(x)
+        return states
+
+    def _check_inputs(self, idx, kv_cache, padding_mask) -> int:
+        """Validate the inputs at the model's boundary; return the position of idx's first token."""
+        c = self.config
+        if not isinstance(idx, torch.Tensor):
+            raise TypeError(f"idx must be a tensor of token ids, got {type(idx).__name__}")
+        if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+            raise TypeError(f"idx must hold integer token ids (torch.long), got {idx.dtype}; "
+                            f"token ids are indices into the vocabulary, convert with idx.long()")
+        if idx.ndim != 2 or idx.size(1) == 0:
+            raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}"
+                             + ("; for a single sequence use idx[None]" if idx.ndim == 1 else ""))
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= c.vocab_size:
+            raise ValueError(f"token id {hi if hi >= c.vocab_size else lo} is outside the vocabulary "
+                             f"of size {c.vocab_size}")
+        offset = 0
+        if kv_cache is not None:
+            if not isinstance(kv_cache, (list, tuple)) or len(kv_cache) != c.n_layer:
+                raise ValueError(f"kv_cache must be a list of {c.n_layer} KVCache (one per layer); "
+                                 f"make one with model.new_kv_cache()")
+            offset = kv_cache[0].length
+        length = offset + idx.size(1)
+        if self.pos.max_positions is not None and length > self.pos.max_positions:
+            cached = f" ({offset} cached + {idx.size(1)} new)" if offset else ""
+            raise ValueError(f"sequence length {length}{cached} exceeds the model's context of "
+                             f"{self.pos.max_positions}; crop the input to its last "
+                             f"{self.pos.max_positions} tokens (a {c.pos_encoding!r} position table "
+                             f"has no rows beyond it)")
+        if padding_mask is not None and (not isinstance(padding_mask, torch.Tensor)
+                                         or padding_mask.dtype != torch.bool
+                                         or padding_mask.shape != (idx.size(0), length)):
+            raise ValueError(f"padding_mask must be a bool tensor of shape (B, T_k) = "
+                             f"{(idx.size(0), length)} (True at real tokens), got "
+                             f"{getattr(padding_mask, 'dtype', type(padding_mask).__name__)} "
+                             f"{tuple(getattr(padding_mask, 'shape', ()))}")
+        return offset
+
+    def _check_targets(self, targets, idx) -> torch.Tensor:
+        if not isinstance(targets, torch.Tensor) or targets.is_floating_point() \
+                or targets.shape != idx.shape:
+            raise ValueError(f"targets must be an integer tensor of idx's shape {tuple(idx.shape)}, "
+                             f"got {getattr(targets, 'dtype', type(targets).__name__)} "
+                             f"{tuple(getattr(targets, 'shape', ()))}")
+        real = targets[targets != -100]
+        if real.numel() and (int(real.min()) < 0 or int(real.max()) >= self.config.vocab_size):
+            bad = int(real.max()) if int(real.max()) >= self.config.vocab_size else int(real.min())
+            raise ValueError(f"target id {bad} is outside the vocabulary of size "
+                             f"{self.config.vocab_size} (use -100 for positions to ignore)")
+        return targets.long()
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Number of parameters; the tied ``lm_head``/``wte`` matrix counts once.
+
+        ``non_embedding=True`` leaves out the position embeddings (as nanoGPT does): a table
+        look-up costs no compute, whereas the token embedding, being tied, is also the output
+        layer's weights. Kaplan et al. (2020) also leave out the token embedding; for their N,
+        subtract ``model.wte.weight.numel()``.
+        """
+        n = sum(p.numel() for p in self.parameters())
+        return n - sum(p.numel() for p in self.pos.parameters()) if non_embedding else n
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token (forward + backward) at context ``seq_len`` (default block_size).
+
+        A matmul with an (n x m) weight costs 2nm FLOPs per token forward and twice that backward:
+        ``6 N`` for the N non-embedding parameters (Kaplan et al. 2020, sec. 2.1). Attention adds
+        the score and weighted-sum matmuls, ``QK^T`` and ``AV``: 2 x 2TC forward per layer, x3
+        for training, ``12 n_layer T C`` (Chowdhery et al. 2022, PaLM, app. B), as the
+        written-out attention computes the full T x T square. Kaplan et al. count half of it
+        (``6 n_layer T C``): with a causal mask a token attends to ~T/2 positions on average.
+        """
+        t = self.config.block_size if seq_len is None else seq_len
+        return 6 * self.num_parameters(non_embedding=True) + 12 * self.config.n_layer * t * self.config.n_embd
+
+    def crop_block_size(self, block_size: int) -> None:
+        """Shrink the context to ``block_size`` (e.g. a smaller model from GPT-2's 1024), in place."""
+        if not 1 <= block_size <= self.config.block_size:
+            raise ValueError(f"block_size must be in 1..{self.config.block_size}, got {block_size}")
+        self.pos.crop(block_size)
+        self.config = dataclasses.replace(self.config, block_size=block_size)
+
+
+def count_gpt_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
+                         bias: bool = True, tied: bool = True, *, pos_encoding: str = "learned",
+                         norm: str = "layernorm") -> int:
+    """The parameter count of a GPT in closed form (equals ``GPT(config).num_parameters()``).
+
+    With C = n_embd, V = vocab_size, L = n_layer, each block holds attention 4C² (q, k, v, out),
+    MLP 8C² (C -> 4C -> C), biases 9C, two LayerNorms 4C: ``12C² + 13C``. So::
+
+        N = V·C (tokens) + block_size·C (learned positions) + L·(12C² + 13C) + 2C (ln_f)
+
+    plus V·C if the output layer is not tied. GPT-2 small (V=50257, 1024, L=12, C=768): 124,439,808.
+    """
+    c = n_embd
+    norm_params = 2 * c if norm == "layernorm" and bias else c
+    per_block = 12 * c * c + (9 * c if bias else 0) + 2 * norm_params
+    positions = block_size * c if pos_encoding in ("learned", "onehot") else 0
+    head = 0 if tied else vocab_size * c
+    return vocab_size * c + positions + n_layer * per_block + norm_params + head
+
+
+def training_flops(n_params: float, n_tokens: float) -> float:
+    """Training compute ≈ 6·N·D FLOPs for N parameters and D tokens (Kaplan et al. 2020):
+    GPT-3 175B on 300B tokens ≈ 3.15e23 (Brown et al. 2020 report 3.14e23)."""
+    return 6 * n_params * n_tokens
