@@ -153,9 +153,9 @@ def apply_mask(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     ``True`` = keep. ``exp(-inf) = 0``, so a masked key gets exactly zero weight and the others
     still sum to 1, in every dtype. Why not a "large negative" constant?
 
-    * ``-1e9`` does not exist in float16 (largest magnitude 65504): it becomes ``-inf`` anyway,
-      ``scores.masked_fill(~mask, -1e9)`` raises an overflow error, and the additive form
-      ``(1 - mask) * -1e9`` gives ``0 * -inf = NaN`` at every *allowed* position.
+    * ``-1e9`` does not exist in float16 (largest magnitude 65504): ``scores.masked_fill(~mask,
+      -1e9)`` raises an overflow error, and stored in a float16 tensor it becomes ``-inf``, so the
+      additive recipe ``(1 - mask) * neg`` gives ``0 * -inf = NaN`` at every *allowed* position.
     * ``-1e4`` is not small enough in float32: a real score of -2e4 (large activations, no scaling)
       loses to the masked one, which then gets the weight.
 
