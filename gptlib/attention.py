@@ -108,7 +108,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, dropout_p=0.0, s
         empty = ~mask.any(dim=-1, keepdim=True)      # rows that may attend to nothing
         scores = apply_mask(scores, mask | empty)    # -inf where masked (empty rows stay finite)
     weights = torch.softmax(scores, dim=-1)          # each row: a distribution over the keys
-    if mask is not None:
+    if mask is not None and empty.any():             # (checked: this copy would double the memory)
         weights = weights.masked_fill(empty, 0.0)    # empty rows: defined as 0, not 0/0 = NaN
     dropped = weights
     if dropout_p > 0.0:
