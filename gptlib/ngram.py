@@ -1,0 +1,124 @@
+"""Counting language models: the bigram and its n-gram relatives (chapter 1).
+
+A bigram model predicts the next token from the current one alone:
+``p(x_t | x_{<t}) ≈ p(x_t | x_{t-1})``. It can be *counted* — the maximum-likelihood estimate is
+the table of relative frequencies — or *trained* as a ``(V, V)`` table of logits by gradient
+descent (:class:`BigramLanguageModel`). Both minimise the same cross-entropy, so they meet at
+the same loss; chapter 1 checks that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["count_bigrams", "bigram_probs", "bigram_loss", "ngram_loss",
+           "BigramLanguageModel", "sample_from_probs"]
+
+
+def _check_ids(ids: torch.Tensor, vocab_size: int) -> None:
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.ndim != 1:
+        raise ValueError("ids must be a 1-D int64 tensor of token ids")
+    if len(ids) and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"token ids must lie in 0..{vocab_size - 1}; found "
+                         f"{int(ids.min())}..{int(ids.max())}")
+
+
+def count_bigrams(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``N[a, b]`` = how often token ``b`` follows token ``a`` in ``ids`` (shape ``(V, V)``)."""
+    _check_ids(ids, vocab_size)
+    pairs = ids[:-1] * vocab_size + ids[1:]
+    return torch.bincount(pairs, minlength=vocab_size * vocab_size).view(vocab_size, vocab_size)
+
+
+def bigram_probs(counts: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
+    """Row-normalised counts with add-``alpha`` smoothing, in float64: ``P[a, b] = p(b | a)``.
+
+    With ``alpha = 0`` this is the maximum-likelihood estimate; a row that never occurs (a token
+    never followed by anything) becomes uniform rather than 0/0.
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    c = counts.double() + alpha
+    totals = c.sum(dim=1, keepdim=True)
+    uniform = torch.full_like(c, 1.0 / c.shape[1])
+    return torch.where(totals > 0, c / totals.clamp_min(1e-300), uniform)
+
+
+def bigram_loss(probs: torch.Tensor, ids: torch.Tensor) -> float:
+    """Mean negative log-likelihood (nats per token) of ``ids[1:]`` given ``ids[:-1]``."""
+    _check_ids(ids, probs.shape[0])
+    return float(-probs[ids[:-1], ids[1:]].log().mean())
+
+
+def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: int,
+               alpha: float = 0.01) -> tuple[float, int]:
+    """Validation loss of a counted n-gram model (add-``alpha`` smoothing), and its table size.
+
+    The model conditions on the previous ``n - 1`` tokens. Returns ``(loss in nats per token,
+    number of distinct contexts seen in training)``; a full table would have ``V**(n-1)`` rows.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    k = n - 1
+    grams = Counter(tuple(train_ids[i:i + n]) for i in range(len(train_ids) - k))
+    contexts = Counter()
+    for g, c in grams.items():
+        contexts[g[:-1]] += c
+    total = 0.0
+    for i in range(k, len(eval_ids)):
+        g = tuple(eval_ids[i - k:i + 1])
+        total -= math.log((grams.get(g, 0) + alpha) / (contexts.get(g[:-1], 0) + alpha * vocab_size))
+    return total / (len(eval_ids) - k), len(contexts)
+
+
+class BigramLanguageModel(nn.Module):
+    """A ``(V, V)`` table of logits: row ``a`` holds the scores of every token that may follow ``a``.
+
+    ``forward(idx)`` looks up one row per position. This is an embedding table whose "embedding"
+    is already the output: there is no hidden layer, and no context beyond one token.
+    """
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.logits_table = nn.Embedding(vocab_size, vocab_size)
+        nn.init.zeros_(self.logits_table.weight)  # start from the uniform distribution
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """idx: ``(B, T)`` int64 → logits ``(B, T, V)``, and the mean cross-entropy if
+        ``targets`` ``(B, T)`` is given (else ``None``)."""
+        if idx.dtype != torch.long:
+            raise TypeError(f"idx must hold int64 token ids, got {idx.dtype}")
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.vocab_size):
+            raise ValueError(f"token ids must lie in 0..{self.vocab_size - 1}")
+        logits = self.logits_table(idx)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+        return logits, loss
+
+    def probs(self) -> torch.Tensor:
+        """The model's table ``p(b | a)`` as ``(V, V)`` float64 probabilities."""
+        return F.softmax(self.logits_table.weight.detach().double(), dim=-1)
+
+
+def sample_from_probs(probs: torch.Tensor, start: int, n_tokens: int,
+                      generator: torch.Generator | None = None) -> list[int]:
+    """Sample ``n_tokens`` ids after ``start`` from a ``(V, V)`` bigram table.
+
+    Inverse-CDF sampling in float64 (a uniform draw, then the first token whose cumulative
+    probability exceeds it): the same generator seed gives the same text on every CPU.
+    """
+    cdf = probs.double().cumsum(dim=1)
+    cdf[:, -1] = 1.0  # guard against rounding leaving the last entry just below 1
+    u = torch.rand(n_tokens, generator=generator, dtype=torch.float64)
+    out, current = [], start
+    for i in range(n_tokens):
+        current = int(torch.searchsorted(cdf[current], u[i], right=True).clamp_max(len(cdf) - 1))
+        out.append(current)
+    return out

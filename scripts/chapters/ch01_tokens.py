@@ -1,0 +1,505 @@
+"""Source of chapters/01_tokens.ipynb. Edit here, then:
+
+    python scripts/chapters/ch01_tokens.py && python scripts/run_notebooks.py chapters/01_tokens.ipynb
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nbbuild import code, md, write  # noqa: E402
+
+CELLS = [
+md(r"""
+# 1. From text to a language model
+
+**Why.** A GPT does one thing: given the beginning of a text, it gives a probability to every
+possible continuation, one small piece — a *token* — at a time. Everything else in this book is
+machinery for doing that one thing well. This chapter builds the two ends of that machinery:
+how text becomes a sequence of integers (and back), and how we *score* a model that predicts
+the next integer. We then build the simplest model that can be scored — one that looks only at
+the current token — and measure exactly what it is missing. What it is missing is what attention,
+the subject of chapter 2, provides.
+"""),
+code(r"""
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+import gptlib
+from gptlib import set_seed, show
+from gptlib.data import encode_text, get_batch, load_plays, load_text
+from gptlib.ngram import (BigramLanguageModel, bigram_loss, bigram_probs, count_bigrams,
+                          ngram_loss, sample_from_probs)
+from gptlib.tokenizer import BPETokenizer, CharTokenizer
+
+plt.rcParams["figure.dpi"] = 90
+torch.set_printoptions(precision=4)
+"""),
+md(r"""
+## The idea: predict the next token from all the previous ones
+
+A *language model* assigns a probability to any sequence of tokens $x_{1:T} = x_1, \dots, x_T$.
+The chain rule of probability — true of any distribution, no modelling assumption yet — writes
+that probability as a product of next-token predictions:
+
+$$
+p(x_1, \dots, x_T) \;=\; \prod_{t=1}^{T} p(x_t \mid x_1, \dots, x_{t-1}) \;=\; \prod_{t=1}^{T} p(x_t \mid x_{<t}).
+$$
+
+So a model that can answer "what comes next, given everything so far?" is a complete model of
+text. GPT models $p_\theta(x_t \mid x_{<t})$ directly: a network with parameters $\theta$ reads the
+token ids $x_{<t}$ and outputs a vector of $V$ scores (*logits*), one per token of the
+vocabulary, which a softmax turns into probabilities. Generating text is then a loop: predict,
+pick a token, append it, predict again. Such a model is called *autoregressive*; GPT is one
+{cite:p}`radford2018improving,radford2019language,brown2020language`.
+
+**How good is a model?** Show it real text it did not train on and ask how much probability it
+gave to what actually came next. The average negative log-probability is the *cross-entropy
+loss*, in nats per token:
+
+$$
+\mathcal{L}(\theta) \;=\; -\frac{1}{N} \sum_{t=1}^{N} \ln p_\theta(x_t \mid x_{<t}).
+$$
+
+Lower is better, and $e^{\mathcal{L}}$ (the *perplexity*) reads as "the model is as unsure as if
+it chose uniformly among this many tokens". A model that knows nothing gives every one of the
+$V$ tokens probability $1/V$, so its loss is exactly $\ln V$: the **uniform baseline** every
+model must beat.
+
+Before we can predict tokens, we need tokens.
+"""),
+md(r"""
+## The corpus
+
+The book's corpus is Shakespeare's 38 plays, prepared by `data/prepare.py` into the classic
+`SPEAKER:` / lines form and split **by play**: 26 plays for training, and one play of each of the
+six genres for validation and another for test. A model evaluated on the validation split is
+reading plays it never saw. `gptlib.data` checks every file against its recorded SHA-256 on each
+load, so an altered corpus fails loudly instead of silently changing every number in the book.
+"""),
+code(r"""
+plays = load_plays()
+for split in ("train", "val", "test"):
+    chosen = [p for p in plays if p.split == split]
+    chars = sum(len(p.text) for p in chosen)
+    print(f"{split:>5}: {len(chosen):2d} plays, {chars:>9,} characters")
+print()
+print("validation plays:", ", ".join(f"{p.title} ({p.genre})" for p in plays if p.split == "val"))
+"""),
+code(r"""
+train_text, val_text = load_text("train"), load_text("val")
+print(val_text[:300])
+"""),
+md(r"""
+## Text → tokens
+
+A neural network works on numbers, so text must become a sequence of integer ids from a fixed
+vocabulary of size $V$. There are three natural choices of unit.
+
+**Characters.** The vocabulary is the set of characters in the corpus. The tokenizer is two
+dictionaries:
+"""),
+code(r"""
+show(CharTokenizer.encode)
+"""),
+code(r"""
+char_tok = CharTokenizer.train(train_text + val_text + load_text("test"))
+print("vocabulary size V =", char_tok.vocab_size)
+print(repr("".join(char_tok.itos)))
+ids = char_tok.encode("To be, or not to be")
+print(ids)
+print(char_tok.decode(ids))
+"""),
+md(r"""
+A character tokenizer can only encode characters it saw when it was built. Asking for any other
+character is an error — with a message that says why, since that is part of the lesson:
+"""),
+code(r"""
+char_tok.encode("Où est le café ?")
+""", "raises-exception"),
+md(r"""
+**Bytes.** Every string is a sequence of UTF-8 bytes, so a vocabulary of the 256 byte values
+encodes *any* text — English, French, Chinese, emoji — with no unknown symbols. For English, one
+character is one byte, so sequences are as long as with characters.
+
+**Byte-pair encoding (BPE).** Start from the 256 bytes and repeatedly *merge* the most frequent
+adjacent pair of tokens into a new token {cite:p}`sennrich2016neural`. Frequent words and word
+pieces become single tokens, so sequences get shorter as the vocabulary grows. GPT-2 and GPT-3 use
+byte-level BPE with $V = 50{,}257$ {cite:p}`radford2019language`. The training loop is short:
+count adjacent pairs inside each word, merge the most frequent, update the counts, repeat.
+"""),
+code(r"""
+show(BPETokenizer.train)
+"""),
+md(r"""
+A hand-checkable example, with the whole string as one "word". In `"aaabdaaabac"` the pair
+`a a` occurs four times — more than any other — so the first merge creates token 256 = `aa`,
+and the text becomes `aa a b d aa a b a c`. Now `aa a` and `a b` both occur twice; ties go to the
+pair with the smaller ids, so `a b` (bytes 97, 98) becomes token 257. Then `aa ab` occurs twice and
+becomes token 258 = `aaab`, leaving five tokens where there were eleven bytes:
+"""),
+code(r"""
+tiny = BPETokenizer.train("aaabdaaabac", vocab_size=259, pattern=r".+")
+for rank, (a, b) in enumerate(tiny.merges):
+    print(f"merge {rank}: {tiny.token_bytes(a)!r} + {tiny.token_bytes(b)!r} -> token {256 + rank} = {tiny.token_bytes(256 + rank)!r}")
+print(tiny.encode("aaabdaaabac"))
+"""),
+md(r"""
+Now a real tokenizer, trained on the first million characters of the training plays. The first
+merges it learns are the commonest pieces of English: a space followed by `t`, then `he`, …
+"""),
+code(r"""
+bpe = BPETokenizer.train(train_text[:1_000_000], vocab_size=1024)
+print([bpe.token_bytes(256 + r).decode() for r in range(12)])
+sample = "Friends, Romans, countrymen, lend me your ears;"
+pieces = [bpe.token_bytes(t).decode("utf-8", errors="replace") for t in bpe.encode(sample)]
+print(len(sample), "characters ->", len(pieces), "tokens:", pieces)
+"""),
+md(r"""
+Because BPE starts from bytes, it can encode text it has never seen — any script, any symbol —
+and decoding gives back exactly the input. (The unit tests check `decode(encode(s)) == s` on
+thousands of random strings.)
+"""),
+code(r"""
+for s in ["语言模型", "naïve café ☕", "\x00\t\n"]:
+    ids = bpe.encode(s)
+    print(f"{s!r}: {len(s.encode('utf-8'))} bytes -> {len(ids)} tokens, round trip ok: {bpe.decode(ids) == s}")
+"""),
+md(r"""
+### See it: vocabulary size against sequence length
+
+The choice of unit is a trade: a bigger vocabulary means shorter sequences (less to process, and
+each prediction covers more text), but a bigger output layer and rarer tokens to learn. Let us
+measure the trade on the validation plays, for characters, bytes (BPE with no merges) and BPE
+tokenizers with growing vocabularies, all trained on the same million training characters.
+"""),
+code(r"""
+measure_text = val_text[:200_000]
+rows = [("characters", char_tok.vocab_size, len(char_tok.encode(measure_text)))]
+for vocab_size in (256, 512, 1024, 2048):
+    tok = bpe if vocab_size == 1024 else BPETokenizer.train(train_text[:1_000_000], vocab_size)
+    label = "bytes" if vocab_size == 256 else f"BPE {vocab_size}"
+    rows.append((label, vocab_size, len(tok.encode(measure_text))))
+
+print(f"{'tokenizer':>12} {'V':>6} {'tokens':>8} {'chars/token':>12}")
+for label, V, n in rows:
+    print(f"{label:>12} {V:>6} {n:>8} {len(measure_text) / n:>12.2f}")
+"""),
+code(r"""
+fig, ax = plt.subplots(figsize=(6, 3.5))
+V_values = [V for _, V, _ in rows]
+lengths = [n / len(measure_text) * 1000 for _, _, n in rows]
+ax.plot(V_values[1:], lengths[1:], "o-", label="bytes / byte-level BPE")
+ax.plot(V_values[:1], lengths[:1], "s", color="C3", label="characters")
+for label, V, L in zip([r[0] for r in rows], V_values, lengths):
+    ax.annotate(label, (V, L), textcoords="offset points", xytext=(6, 4), fontsize=8)
+ax.set_xscale("log", base=2)
+ax.set_xlabel("vocabulary size V")
+ax.set_ylabel("tokens per 1,000 characters")
+ax.set_title("Bigger vocabulary, shorter sequences (validation plays)")
+ax.legend()
+plt.show()
+"""),
+md(r"""
+**Prove it.** More merges can only shorten a sequence (each merge replaces two tokens by one),
+so the measured lengths must fall strictly as $V$ grows; and for this almost-ASCII text, bytes
+and characters must give (nearly) the same length:
+"""),
+code(r"""
+bpe_lengths = [n for _, _, n in rows[1:]]
+assert all(a > b for a, b in zip(bpe_lengths, bpe_lengths[1:])), bpe_lengths
+assert abs(rows[0][2] - rows[1][2]) / rows[0][2] < 0.01
+print(f"BPE {rows[-1][1]} makes sequences {rows[1][2] / rows[-1][2]:.2f}x shorter than bytes")
+"""),
+md(r"""
+For the rest of the early chapters we use **characters**: $V = 70$ keeps every model small enough
+to train on a laptop in seconds, and every prediction is easy to read. Chapter 6 loads GPT-2, with
+its 50,257 BPE tokens.
+
+## Batches for next-token prediction
+
+Training data is the whole corpus as one long sequence of ids. A training example is a window of
+$T$ consecutive ids `x`, and its targets `y` are the same window shifted by one: the target at
+position $t$ is the token that comes next. So one window of length $T$ holds $T$ predictions,
+each with its own amount of context — a point chapter 3 (masking) builds on.
+"""),
+code(r"""
+train_ids = encode_text(train_text, char_tok)
+val_ids = encode_text(val_text, char_tok)
+print(train_ids.shape, val_ids.shape, train_ids.dtype)
+show(get_batch)
+"""),
+code(r"""
+g = torch.Generator().manual_seed(1)
+x, y = get_batch(train_ids, batch_size=2, block_size=12, generator=g)
+print(x)
+print(y)
+for t in range(4):
+    print(f"context {char_tok.decode(x[0, :t + 1])!r:>8} -> target {char_tok.decode(y[0, t:t + 1])!r}")
+assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
+"""),
+md(r"""
+## The simplest model: the bigram
+
+A bigram model pretends that the next token depends on the current one only:
+$p(x_t \mid x_{<t}) \approx p(x_t \mid x_{t-1})$. Its parameters are a $V \times V$ table. There are
+two ways to fill it.
+
+**Count.** The maximum-likelihood table is the relative frequency of each pair in the training
+text: $P[a, b] = N[a, b] / \sum_{b'} N[a, b']$, where $N[a,b]$ counts how often $b$ follows $a$.
+"""),
+code(r"""
+V = char_tok.vocab_size
+counts = count_bigrams(train_ids, V)
+P_mle = bigram_probs(counts, alpha=0.0)
+print("uniform baseline  ln V =", f"{math.log(V):.4f}")
+print("counted bigram, train  :", f"{bigram_loss(P_mle, train_ids):.4f}")
+print("counted bigram, val    :", f"{bigram_loss(P_mle, val_ids):.4f}")
+"""),
+md(r"""
+The validation loss is infinite. Somewhere in the validation plays a pair of characters occurs
+that never occurs in training, the counted model gives it probability exactly zero, and
+$-\ln 0 = \infty$. A model must never be *certain* something cannot happen. The classic fix is
+*add-α smoothing*: pretend every pair was seen α extra times.
+"""),
+code(r"""
+for alpha in (0.01, 0.1, 1.0):
+    P = bigram_probs(counts, alpha)
+    print(f"alpha={alpha:<5} train {bigram_loss(P, train_ids):.4f}   val {bigram_loss(P, val_ids):.4f}")
+P_counted = bigram_probs(counts, alpha=0.1)
+"""),
+md(r"""
+### See it: the bigram table
+
+Each row is a probability distribution over the next character. A few rows tell the story of
+English spelling: after `q` comes `u`; after a newline comes a capital (the next speaker's name
+or a line of verse); after `:` comes a newline.
+"""),
+code(r"""
+shown = list("\n :,.aehinoqrstuTHI")
+idx = torch.tensor(char_tok.encode("".join(shown)))
+labels = ["⏎" if c == "\n" else "␣" if c == " " else c for c in shown]
+fig, ax = plt.subplots(figsize=(6.2, 5))
+im = ax.imshow(P_counted[idx][:, idx], cmap="Blues", vmin=0, vmax=1)
+ax.set_xticks(range(len(shown)), labels)
+ax.set_yticks(range(len(shown)), labels)
+ax.set_xlabel("next character b")
+ax.set_ylabel("current character a")
+ax.set_title("p(b | a) for a few characters (counted bigram)")
+fig.colorbar(im, ax=ax, shrink=0.8)
+plt.show()
+"""),
+md(r"""
+**Train.** The same table can be *learned*. Make it a table of logits $W \in \mathbb{R}^{V \times V}$,
+predict $p(\cdot \mid a) = \mathrm{softmax}(W[a])$, and lower the cross-entropy by gradient descent
+on random batches. In PyTorch the table is an `nn.Embedding(V, V)`: looking up row $a$ *is* the
+model. The cross-entropy of this model is minimised exactly by the counted frequencies, so
+gradient descent should arrive at the same loss as counting.
+"""),
+code(r"""
+show(BigramLanguageModel)
+"""),
+code(r"""
+set_seed(0)
+g = torch.Generator().manual_seed(0)
+model = BigramLanguageModel(V)
+steps = 500
+optimizer = torch.optim.Adam(model.parameters(), lr=0.2)
+schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)  # decay to 0
+losses = []
+for step in range(steps):
+    x, y = get_batch(train_ids, batch_size=64, block_size=256, generator=g)
+    logits, loss = model(x, y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    losses.append(loss.item())
+print(f"first batch loss {losses[0]:.4f} (ln V = {math.log(V):.4f}), last batch loss {losses[-1]:.3f}")
+"""),
+code(r"""
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(losses, lw=0.8, label="training batch loss")
+ax.axhline(math.log(V), color="C3", ls="--", label="uniform baseline ln V")
+ax.axhline(bigram_loss(P_mle, train_ids), color="k", ls=":", label="counted bigram (train)")
+ax.set_xlabel("step")
+ax.set_ylabel("cross-entropy (nats/token)")
+ax.legend()
+plt.show()
+"""),
+md(r"""
+**Prove it.** The model starts at the uniform distribution (all logits zero), so its first loss is
+$\ln V$; after training, its loss on the *whole* training text matches the counted table's:
+"""),
+code(r"""
+trained_train = bigram_loss(model.probs(), train_ids)
+counted_train = bigram_loss(P_mle, train_ids)
+print(f"trained: {trained_train:.3f}   counted: {counted_train:.3f}   "
+      f"val (trained): {bigram_loss(model.probs(), val_ids):.3f}")
+assert abs(losses[0] - math.log(V)) < 1e-4
+assert abs(trained_train - counted_train) < 0.01
+"""),
+md(r"""
+### Samples
+
+To generate, start from a token, draw the next from $p(\cdot \mid \text{current})$, repeat. The
+output has the *texture* of the plays — names in capitals followed by a colon, short lines,
+plausible letter pairs — and none of their sense: the model cannot remember anything beyond the
+last character.
+"""),
+code(r"""
+g = torch.Generator().manual_seed(7)
+start = char_tok.encode("\n")[0]
+print(char_tok.decode(sample_from_probs(P_counted, start, 300, generator=g)))
+"""),
+md(r"""
+### Play with it
+
+Pick a current character and see the model's distribution over the next one. (The drop-down needs
+a running notebook; in the HTML book it shows the state it was saved in — the figure above shows
+many rows at once.)
+"""),
+code(r"""
+from gptlib.viz import next_token_explorer
+
+next_token_explorer(P_counted, char_tok, start="q")
+"""),
+md(r"""
+## What the bigram is missing: context
+
+The bigram sees one character. The obvious fix is to count longer contexts: an *n-gram* model
+conditions on the previous $n-1$ tokens {cite:p}`shannon1948mathematical`. Let us measure how far
+that goes on the validation plays (first 100,000 characters), with add-0.1 smoothing.
+"""),
+code(r"""
+train_list, val_list = train_ids.tolist(), val_ids[:100_000].tolist()
+ngram = {}
+for n in range(1, 8):
+    loss, contexts = ngram_loss(train_list, val_list, n, V, alpha=0.1)
+    ngram[n] = (loss, contexts)
+    print(f"n={n}: val loss {loss:.3f} nats/token   contexts seen {contexts:>7,}   (possible: V^{n - 1} = {V ** (n - 1):.1e})")
+"""),
+code(r"""
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+ns = list(ngram)
+ax1.plot(ns, [ngram[n][0] for n in ns], "o-")
+ax1.axhline(math.log(V), color="C3", ls="--", label="uniform ln V")
+ax1.set_xlabel("n (context = n-1 characters)")
+ax1.set_ylabel("validation loss")
+ax1.legend()
+ax2.semilogy(ns, [ngram[n][1] for n in ns], "o-", label="contexts seen in training")
+ax2.semilogy(ns, [V ** (n - 1) for n in ns], "--", label="possible contexts V^(n-1)")
+ax2.set_xlabel("n")
+ax2.legend()
+fig.suptitle("Counting longer contexts helps, then fails: most long contexts are never seen")
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+**Prove it.** More context helps at first, then *hurts*: beyond a handful of characters nearly
+every context in the validation plays is one the training plays never contained, and the model
+falls back on its smoothing.
+"""),
+code(r"""
+losses_n = [ngram[n][0] for n in ns]
+best_n = min(ngram, key=lambda n: ngram[n][0])
+assert losses_n[0] > losses_n[1] > losses_n[2] > losses_n[3]  # context helps ...
+assert ngram[7][0] > ngram[best_n][0] + 0.05                  # ... until the table is too sparse
+print(f"best n = {best_n}: {ngram[best_n][0]:.3f} nats/token; n = 7: {ngram[7][0]:.3f}")
+"""),
+md(r"""
+Counting treats every context as an unrelated row of a table: having seen "thou art" teaches it
+nothing about "thou wert". What we want instead is a model with a *fixed* number of parameters
+that reads a context of any length, and learns which earlier tokens matter for the next one and
+how. That is what self-attention does (chapter 2): each position computes, from the content of
+the tokens themselves, how much to draw on every earlier position. A GPT's context is thousands
+of tokens (2,048 for GPT-3), far beyond what any table could count.
+
+```{admonition} Common misconception: "a traditional language model only considers the current word"
+:class: warning
+
+A common explanation of GPT says that its prediction "depends on all the words in the input
+rather than only the current word, as in traditional language models." Two things are wrong with
+that contrast.
+
+1. **Conditioning on the past is what every language model does.** The chain rule above is the
+   definition of an autoregressive language model, classical or neural. An n-gram model uses the
+   previous $n-1$ tokens — we just measured 1- to 6-token contexts — and neural language models
+   have conditioned on longer histories since {cite:t}`bengio2003neural`. What GPT changes is *how*
+   it uses the context: a fixed set of learned weights that reads thousands of tokens and weighs
+   each by its content, instead of a table that needs to have seen each exact context.
+2. **GPT predicts tokens, not words.** Its unit is a byte-level BPE token: a common word is one
+   token, a rare word several pieces, and a space is usually part of the token that follows it.
+   The figure above shows how much the unit matters for sequence length.
+```
+
+## Exercises
+
+**Exercise 1.** Losses per token are not comparable across tokenizers: a BPE token covers more
+text than a character. Convert the trained bigram's validation loss into *bits per character*
+(divide nats by $\ln 2$; here one token is one character), and compute the uniform baseline of the
+1024-token BPE vocabulary in bits per character on `measure_text` (its loss per token times the
+number of tokens, divided by the number of characters).
+"""),
+code(r"""
+# Solution
+val_bits_per_char = bigram_loss(model.probs(), val_ids) / math.log(2)
+n_bpe_tokens = len(bpe.encode(measure_text))
+uniform_bpe_bits_per_char = math.log2(bpe.vocab_size) * n_bpe_tokens / len(measure_text)
+print(f"bigram: {val_bits_per_char:.3f} bits/char; uniform over 1024 BPE tokens: "
+      f"{uniform_bpe_bits_per_char:.3f} bits/char; uniform over 70 characters: {math.log2(V):.3f} bits/char")
+assert 3.4 < val_bits_per_char < 3.7
+assert uniform_bpe_bits_per_char < math.log2(V)  # fewer, bigger guesses cost fewer bits per char
+""", "hide-cell"),
+md(r"""
+**Exercise 2.** Find the smoothing α (among 0.001, 0.01, 0.1, 1, 10) that gives the counted bigram
+its lowest validation loss, and show that too much smoothing hurts: α = 10 must be worse than
+the best.
+"""),
+code(r"""
+# Solution
+val_by_alpha = {a: bigram_loss(bigram_probs(counts, a), val_ids) for a in (0.001, 0.01, 0.1, 1, 10)}
+best_alpha = min(val_by_alpha, key=val_by_alpha.get)
+print({a: round(v, 4) for a, v in val_by_alpha.items()}, "best:", best_alpha)
+assert val_by_alpha[10] > val_by_alpha[best_alpha]
+""", "hide-cell"),
+md(r"""
+**Exercise 3.** Train a BPE tokenizer with $V = 300$ on `"low lower lowest newer newest "` repeated
+50 times, and check by hand that its first merges build the shared pieces (`lo`, ` l`, `ne`, …);
+then show that it still round-trips a sentence full of characters it never saw.
+"""),
+code(r"""
+# Solution
+toy = BPETokenizer.train("low lower lowest newer newest " * 50, vocab_size=300)
+first = [toy.token_bytes(256 + r).decode() for r in range(6)]
+print(first)
+assert "lo" in first or " l" in first
+s = "Ünïcödé — 完全没见过的字符!"
+assert toy.decode(toy.encode(s)) == s
+print(len(s), "characters ->", len(toy.encode(s)), "tokens")
+""", "hide-cell"),
+md(r"""
+## Key points
+
+- A language model predicts $p(x_t \mid x_{<t})$; by the chain rule that *is* a model of text.
+  It is scored by cross-entropy on held-out text, and $\ln V$ is the score of knowing nothing.
+- Text becomes ids by characters, bytes or BPE. BPE trades a bigger vocabulary for shorter
+  sequences, and byte-level BPE can encode any text at all.
+- A window of $T$ tokens and its one-shifted copy give $T$ next-token training examples at once.
+- A bigram model can be counted or trained; both reach the same loss. Counting longer contexts
+  helps, then fails as the table of contexts explodes — the motivation for attention.
+
+## References
+
+Shannon's n-gram experiments {cite:p}`shannon1948mathematical`; the first neural language model
+{cite:p}`bengio2003neural`; BPE for subword units {cite:p}`sennrich2016neural`; GPT, GPT-2 and GPT-3
+{cite:p}`radford2018improving,radford2019language,brown2020language`. Full entries are on the
+[References](../references.md) page.
+"""),
+]
+
+if __name__ == "__main__":
+    write(Path(__file__).resolve().parents[2] / "chapters" / "01_tokens.ipynb", CELLS)
