@@ -232,6 +232,7 @@ class MultiHeadAttention(nn.Module):
         the causal mask (offset by the cache length). bias: additive, broadcastable to
         (B, H, T, T_k). rope: ``rope(q, k, offset) -> (q, k)`` on (B, H, T, head_dim), applied
         before caching, offset = position of the first query. kv_cache: a ``KVCache`` to extend.
+        ``return_weights=True`` always takes the explicit path (the fused kernel has no weights).
         """
         if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.size(-1) != self.n_embd:
             raise ValueError(f"x must be (B, T, C) with C = n_embd = {self.n_embd}, got "
