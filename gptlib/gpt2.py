@@ -1,0 +1,191 @@
+"""GPT-2 interoperability: Hugging Face ``transformers`` weights in and out of ``gptlib.model.GPT``.
+
+``GPT(GPTConfig(pos_encoding="learned"))`` has GPT-2's architecture and GPT-2's parameter names
+(``wte``, ``wpe``, ``h.{i}.ln_1``, ``h.{i}.attn.c_attn``, ...), so converting a state dict is a
+renaming plus one twist: GPT-2 was written with a ``Conv1D`` layer that stores its weight as
+(in, out), the transpose of ``nn.Linear``'s (out, in). The four such weights per block
+(``attn.c_attn``, ``attn.c_proj``, ``mlp.c_fc``, ``mlp.c_proj``) are transposed on the way.
+
+``transformers`` is an optional dependency: it is imported inside the functions that need it.
+``load_hf_checkpoint`` does not need it at all (it reads ``config.json`` and safetensors files).
+
+Reading GPT-2 itself (needs the network once, then the Hugging Face cache)::
+
+    from gptlib.gpt2 import from_pretrained
+    model = from_pretrained("gpt2")          # or "gpt2-medium", "gpt2-large", "gpt2-xl"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from gptlib.model import GPT, GPTConfig
+
+__all__ = ["config_from_hf", "hf_config_from", "from_hf_state_dict", "to_hf_state_dict", "from_hf",
+           "to_hf", "load_hf_checkpoint", "from_pretrained"]
+
+# Weights that GPT-2's Conv1D stores as (in, out): transposed to nn.Linear's (out, in).
+_TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# What GPT-2 is, in GPTConfig's terms.
+_GPT2_ARCH = {"pos_encoding": "learned", "norm": "layernorm", "norm_position": "pre", "bias": True}
+
+
+def config_from_hf(hf_config) -> GPTConfig:
+    """A ``GPTConfig`` from a ``transformers.GPT2Config`` (or the dict of its ``config.json``).
+
+    Rejects GPT-2 variants that ``GPT`` does not implement (another activation or MLP width,
+    unscaled attention, untied output layer, cross-attention), naming the field.
+    """
+    if isinstance(hf_config, dict):
+        get = hf_config.get
+    else:
+        def get(key, default=None):
+            return getattr(hf_config, key, default)
+    if get("model_type", "gpt2") != "gpt2":
+        raise ValueError(f"model_type: checkpoint has {get('model_type')!r}, gptlib reads 'gpt2'")
+    n_embd = get("n_embd")
+    unsupported = {
+        "activation_function": (get("activation_function", "gelu_new"), ("gelu_new", "gelu_pytorch_tanh")),
+        "n_inner": (get("n_inner"), (None, 4 * n_embd)),
+        "scale_attn_weights": (get("scale_attn_weights", True), (True,)),
+        "scale_attn_by_inverse_layer_idx": (get("scale_attn_by_inverse_layer_idx", False), (False,)),
+        "tie_word_embeddings": (get("tie_word_embeddings", True), (True,)),
+        "add_cross_attention": (get("add_cross_attention", False), (False,)),
+    }
+    for field, (value, ok) in unsupported.items():
+        if value not in ok:
+            raise ValueError(f"{field}: checkpoint has {value!r}, gptlib's GPT supports {ok}")
+    return GPTConfig(vocab_size=get("vocab_size"), block_size=get("n_positions"), n_layer=get("n_layer"),
+                     n_head=get("n_head"), n_embd=n_embd, dropout=float(get("resid_pdrop", 0.0)),
+                     layer_norm_eps=get("layer_norm_epsilon", 1e-5), **_GPT2_ARCH)
+
+
+def hf_config_from(config: GPTConfig):
+    """The ``transformers.GPT2Config`` for a GPT-2-shaped ``GPTConfig``."""
+    from transformers import GPT2Config
+
+    _check_gpt2_arch(config)
+    last = config.vocab_size - 1   # GPT-2's <|endoftext|> is its last token, 50256
+    return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
+                      n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
+                      resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+                      layer_norm_epsilon=config.layer_norm_eps, bos_token_id=last, eos_token_id=last,
+                      tie_word_embeddings=True)
+
+
+def _check_gpt2_arch(config: GPTConfig) -> None:
+    wrong = {k: getattr(config, k) for k, v in _GPT2_ARCH.items() if getattr(config, k) != v}
+    if wrong:
+        raise ValueError(f"GPT-2 has {_GPT2_ARCH}; this config differs in {wrong}")
+
+
+def _strip(sd: dict) -> dict:
+    """HF keys without the ``transformer.`` prefix, minus old checkpoints' causal-mask buffers."""
+    out = {}
+    for key, value in sd.items():
+        key = key.removeprefix("transformer.")
+        if not (key.endswith(".attn.bias") or key.endswith(".attn.masked_bias")):
+            out[key] = value
+    return out
+
+
+def _check_shapes(sd: dict, config: GPTConfig) -> None:
+    """Compare the sizes a state dict implies with ``config``; name the first field that differs."""
+    for key in ("wte.weight", "wpe.weight"):
+        if key not in sd:
+            raise ValueError(f"the state dict has no {key!r}; is this a GPT-2 checkpoint? "
+                             f"keys start with {sorted(sd)[:4]}")
+    layers = {int(k.split(".")[1]) for k in sd if k.startswith("h.")}
+    found = {"vocab_size": sd["wte.weight"].shape[0], "n_embd": sd["wte.weight"].shape[1],
+             "block_size": sd["wpe.weight"].shape[0], "n_layer": max(layers) + 1 if layers else 0}
+    for field, value in found.items():
+        if value != getattr(config, field):
+            raise ValueError(f"{field}: checkpoint has {value}, config says {getattr(config, field)}")
+
+
+def from_hf_state_dict(sd: dict, config: GPTConfig) -> GPT:
+    """A ``GPT`` holding the weights of a Hugging Face GPT-2 state dict (``GPT2LMHeadModel`` or
+    ``GPT2Model`` keys). Conv1D weights are transposed; a mismatch with ``config`` raises."""
+    _check_gpt2_arch(config)
+    sd = _strip(sd)
+    _check_shapes(sd, config)
+    if "lm_head.weight" in sd and not torch.equal(sd.pop("lm_head.weight"), sd["wte.weight"]):
+        raise ValueError("lm_head.weight differs from wte.weight; gptlib's GPT ties them, as GPT-2 does")
+    ours = {}
+    for key, value in sd.items():
+        ours["pos.wpe.weight" if key == "wpe.weight" else key] = value.t() if key.endswith(_TRANSPOSED) else value
+    ours["lm_head.weight"] = ours["wte.weight"]
+    model = GPT(config)
+    missing, unexpected = model.load_state_dict(ours, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"state dict does not match GPT-2's layout: missing {missing}, "
+                         f"unexpected {unexpected}")
+    return model
+
+
+def to_hf_state_dict(model: GPT) -> dict:
+    """The model's weights under ``GPT2LMHeadModel``'s names, Conv1D weights transposed back."""
+    _check_gpt2_arch(model.config)
+    out = {}
+    for key, value in model.state_dict().items():
+        hf_key = "lm_head.weight" if key == "lm_head.weight" else \
+            "transformer." + ("wpe.weight" if key == "pos.wpe.weight" else key)
+        out[hf_key] = value.t().contiguous() if key.endswith(_TRANSPOSED) else value
+    return out
+
+
+def from_hf(hf_model) -> GPT:
+    """A ``GPT`` equal to a ``transformers`` ``GPT2LMHeadModel`` (same train/eval mode)."""
+    model = from_hf_state_dict(hf_model.state_dict(), config_from_hf(hf_model.config))
+    return model.train(hf_model.training)
+
+
+def to_hf(model: GPT):
+    """A ``transformers.GPT2LMHeadModel`` equal to ``model`` (same device, dtype, train/eval mode)."""
+    from transformers import GPT2LMHeadModel
+
+    hf_model = GPT2LMHeadModel(hf_config_from(model.config))
+    missing, unexpected = hf_model.load_state_dict(to_hf_state_dict(model), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"GPT2LMHeadModel expects other weights: missing {missing}, unexpected {unexpected}")
+    return hf_model.to(device=model.wte.weight.device, dtype=model.wte.weight.dtype).train(model.training)
+
+
+def load_hf_checkpoint(directory) -> GPT:
+    """A ``GPT`` (in eval mode) from a directory written by ``save_pretrained``: ``config.json``
+    plus ``model.safetensors`` (or shards listed in ``model.safetensors.index.json``).
+
+    Reads tensors with ``safetensors`` only — never pickles (``pytorch_model.bin``), which can
+    run arbitrary code when loaded. Does not need ``transformers``.
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"no config.json in {directory}; expected a directory written by "
+                                f"save_pretrained")
+    config = config_from_hf(json.loads((directory / "config.json").read_text()))
+    index = directory / "model.safetensors.index.json"
+    if (directory / "model.safetensors").is_file():
+        files = [directory / "model.safetensors"]
+    elif index.is_file():
+        files = [directory / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    else:
+        raise FileNotFoundError(f"no model.safetensors in {directory}; gptlib reads only safetensors "
+                                f"(not pickled .bin files): re-save with save_pretrained(...)")
+    sd = {}
+    for file in files:
+        sd.update(load_file(str(file)))
+    return from_hf_state_dict(sd, config).eval()
+
+
+def from_pretrained(name: str = "gpt2", **kwargs) -> GPT:
+    """GPT-2 from the Hugging Face Hub (``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"``,
+    ``"gpt2-xl"``), in eval mode. Needs ``transformers`` and, the first time, the network;
+    ``kwargs`` go to ``GPT2LMHeadModel.from_pretrained`` (e.g. ``cache_dir``)."""
+    from transformers import GPT2LMHeadModel
+
+    return from_hf(GPT2LMHeadModel.from_pretrained(name, **kwargs)).eval()
