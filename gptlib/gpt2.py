@@ -116,7 +116,8 @@ def from_hf_state_dict(sd: dict, config: GPTConfig) -> GPT:
         raise ValueError("lm_head.weight differs from wte.weight; gptlib's GPT ties them, as GPT-2 does")
     ours = {}
     for key, value in sd.items():
-        ours["pos.wpe.weight" if key == "wpe.weight" else key] = value.t() if key.endswith(_TRANSPOSED) else value
+        value = value.t() if key.endswith(_TRANSPOSED) else value        # Conv1D (in, out) -> (out, in)
+        ours["pos.wpe.weight" if key == "wpe.weight" else key] = value
     ours["lm_head.weight"] = ours["wte.weight"]
     model = GPT(config)
     missing, unexpected = model.load_state_dict(ours, strict=False)
@@ -172,7 +173,8 @@ def load_hf_checkpoint(directory) -> GPT:
     if (directory / "model.safetensors").is_file():
         files = [directory / "model.safetensors"]
     elif index.is_file():
-        files = [directory / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+        shards = set(json.loads(index.read_text())["weight_map"].values())
+        files = [directory / name for name in sorted(shards)]
     else:
         raise FileNotFoundError(f"no model.safetensors in {directory}; gptlib reads only safetensors "
                                 f"(not pickled .bin files): re-save with save_pretrained(...)")

@@ -64,7 +64,8 @@ class GPTConfig:
         for name, valid in (("pos_encoding", POS_ENCODINGS), ("norm_position", NORM_POSITIONS),
                             ("norm", NORMS)):
             if getattr(self, name) not in valid:
-                raise ValueError(f"GPTConfig.{name}={getattr(self, name)!r} is unknown; choose one of {valid}")
+                raise ValueError(f"GPTConfig.{name}={getattr(self, name)!r} is unknown; "
+                                 f"choose one of {valid}")
         if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"GPTConfig: rope needs an even head size, but n_embd / n_head = "
                              f"{self.n_embd // self.n_head}")
@@ -104,6 +105,8 @@ class GPT(nn.Module):
         self.h = nn.ModuleList(
             Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_position=c.norm_position,
                   norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps) for _ in range(c.n_layer))
+        # (with post-LN the last block already ends in a norm; ln_f is kept so that both
+        # variants share one layout)
         self.ln_f = build_norm(c.norm, c.n_embd, c.layer_norm_eps, bias=c.bias)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight                      # tied: one (V, C) matrix

@@ -71,7 +71,8 @@ class LayerNorm(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return f"{self.n_embd}, eps={self.eps}, affine={self.weight is not None}, bias={self.bias is not None}"
+        return (f"{self.n_embd}, eps={self.eps}, affine={self.weight is not None}, "
+                f"bias={self.bias is not None}")
 
 
 class RMSNorm(nn.Module):
