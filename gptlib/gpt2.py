@@ -30,7 +30,8 @@ __all__ = ["config_from_hf", "hf_config_from", "from_hf_state_dict", "to_hf_stat
 # Weights that GPT-2's Conv1D stores as (in, out): transposed to nn.Linear's (out, in).
 _TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # What GPT-2 is, in GPTConfig's terms.
-_GPT2_ARCH = {"pos_encoding": "learned", "norm": "layernorm", "norm_position": "pre", "bias": True}
+_GPT2_ARCH = {"pos_encoding": "learned", "norm": "layernorm", "norm_position": "pre", "bias": True,
+              "causal": True}
 
 
 def config_from_hf(hf_config) -> GPTConfig:

@@ -35,7 +35,8 @@ class GPTConfig:
     dropout (embeddings, attention weights, residual branches), bias (in Linear layers and
     LayerNorms), pos_encoding (one of ``POS_ENCODINGS``), norm_position ("pre": GPT-2; "post":
     original Transformer), norm ("layernorm" or "rmsnorm"), fused_attention (use PyTorch's fused
-    kernel instead of the written-out attention), layer_norm_eps.
+    kernel instead of the written-out attention), layer_norm_eps, causal (False removes the causal
+    mask: the model then sees the tokens it predicts — only for chapter 3's demonstration).
     """
 
     vocab_size: int = 50257
@@ -50,6 +51,7 @@ class GPTConfig:
     norm: str = "layernorm"
     fused_attention: bool = False
     layer_norm_eps: float = 1e-5
+    causal: bool = True
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -69,6 +71,8 @@ class GPTConfig:
         if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"GPTConfig: rope needs an even head size, but n_embd / n_head = "
                              f"{self.n_embd // self.n_head}")
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"GPTConfig.causal must be True or False, got {self.causal!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
 
@@ -104,7 +108,8 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.h = nn.ModuleList(
             Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_position=c.norm_position,
-                  norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps) for _ in range(c.n_layer))
+                  norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps, causal=c.causal)
+            for _ in range(c.n_layer))
         # (with post-LN the last block already ends in a norm; ln_f is kept so that both
         # variants share one layout)
         self.ln_f = build_norm(c.norm, c.n_embd, c.layer_norm_eps, bias=c.bias)

@@ -158,7 +158,11 @@ class Block(nn.Module):
     ``residual=False`` drops the two skip connections (``x + ...``) and keeps everything else;
     it exists for the gradient-flow experiment of chapter 4, not for training.
 
-    forward: x (B, T, C) -> (B, T, C). Attention is always causal; ``mask`` (bool, True = may
+    ``causal=False`` drops the causal mask, so every position attends to every key (a padding
+    ``mask`` and ``bias`` still apply). A language model must not do this — it would read the
+    tokens it is asked to predict; the switch exists for chapter 3's no-mask experiment.
+
+    forward: x (B, T, C) -> (B, T, C). Attention is causal unless ``causal=False``; ``mask`` (bool, True = may
     attend, broadcastable to (B, H, T, T_k), e.g. a padding mask (B, 1, 1, T_k)) is combined with
     the causal mask; ``bias`` (float, e.g. ALiBi) is added to the scores; ``rope`` rotates q and k;
     ``kv_cache`` (a ``gptlib.attention.KVCache``) holds this layer's earlier keys and values.
@@ -166,13 +170,16 @@ class Block(nn.Module):
 
     def __init__(self, n_embd: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True,
                  norm_position: str = "pre", norm: str = "layernorm", residual: bool = True,
-                 fused: bool = False, eps: float = 1e-5):
+                 fused: bool = False, eps: float = 1e-5, causal: bool = True):
         super().__init__()
         if norm_position not in NORM_POSITIONS:
             raise ValueError(f"unknown norm_position {norm_position!r}; choose one of {NORM_POSITIONS}")
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal must be True or False, got {causal!r}")
         self.n_embd, self.norm_position, self.residual = n_embd, norm_position, residual
+        self.causal = causal
         self.ln_1 = build_norm(norm, n_embd, eps, bias=bias)
         self.attn = MultiHeadAttention(n_embd, n_heads, bias=bias, dropout=dropout, fused=fused)
         self.ln_2 = build_norm(norm, n_embd, eps, bias=bias)
@@ -186,7 +193,8 @@ class Block(nn.Module):
         _check_features(x, self.n_embd, "Block")
 
         def attn(h):
-            return self.attn(h, mask=mask, bias=bias, rope=rope, kv_cache=kv_cache, causal=True)
+            return self.attn(h, mask=mask, bias=bias, rope=rope, kv_cache=kv_cache,
+                             causal=self.causal)
 
         r = self.residual
         if self.norm_position == "pre":

@@ -166,6 +166,8 @@ def test_mismatched_config_names_the_field():
             from_hf_state_dict(sd, bad)
     with pytest.raises(ValueError, match="differs in {'norm': 'rmsnorm'}"):
         from_hf_state_dict(sd, GPTConfig(**{**good.to_dict(), "norm": "rmsnorm"}))
+    with pytest.raises(ValueError, match="differs in {'causal': False}"):
+        from_hf_state_dict(sd, GPTConfig(**{**good.to_dict(), "causal": False}))
     untied = dict(sd)
     untied["lm_head.weight"] = sd["lm_head.weight"] + 1
     with pytest.raises(ValueError, match="lm_head.weight differs from wte.weight"):

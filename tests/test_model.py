@@ -133,6 +133,24 @@ def test_gpt_is_causal_for_every_positional_encoding(pos_encoding, norm_position
     assert not torch.allclose(logits[:, -1], logits2[:, -1], atol=1e-5)
 
 
+def test_without_the_causal_mask_earlier_logits_see_later_tokens():
+    """causal=False (chapter 3's demonstration) really removes the mask; the default keeps it."""
+    assert GPTConfig().causal is True
+    g = torch.Generator().manual_seed(3)
+    idx = torch.randint(0, 97, (2, 10), generator=g)
+    idx2 = _perturbed(idx, 4, g)
+    idx2[:, -1] = (idx[:, -1] + 1) % 97
+    for causal in (True, False):
+        m = model(0, causal=causal)
+        moved = not torch.allclose(m(idx)[0][:, :5], m(idx2)[0][:, :5], atol=1e-5)
+        assert moved is (not causal)
+
+
+def test_causal_must_be_a_bool():
+    with pytest.raises(ValueError, match="causal must be True or False"):
+        GPTConfig(causal="no")
+
+
 @pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
 def test_kv_cache_gives_the_full_forward_logits(pos_encoding):
     m = model(pos_encoding=pos_encoding)
