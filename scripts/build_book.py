@@ -95,13 +95,16 @@ def fetch_assets() -> None:
 
 
 def place_fonts() -> None:
-    """The widget CSS (inlined by embed-amd.js) requests its fonts relative to the page."""
+    """The widget CSS (inlined by embed-amd.js) requests its fonts relative to the page, at
+    ``@jupyter-widgets/html-manager/dist/<font>``: put a copy there for every page folder."""
     fonts = sorted((ASSETS / "fonts").iterdir())
     page_dirs = {p.parent for p in HTML.rglob("*.html")
                  if "_static" not in p.parts and "_sources" not in p.parts}
     for d in page_dirs:
+        dest = d / "@jupyter-widgets" / "html-manager" / "dist"
+        dest.mkdir(parents=True, exist_ok=True)
         for font in fonts:
-            shutil.copyfile(font, d / font.name)
+            shutil.copyfile(font, dest / font.name)
 
 
 def main(argv=None) -> int:
