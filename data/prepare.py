@@ -106,6 +106,10 @@ def markdown_to_text(markdown: str, slug: str) -> tuple[str, str]:
             flush()
             speaker = " ".join(m.group(1).split())
             continue
+        if INLINE_DIRECTION.search(s):
+            s = INLINE_DIRECTION.sub("", s).strip()
+            if not s:  # the line was only a direction, such as "_\\[Aside]_"
+                continue
         if is_direction(s):
             closed = len(s) > 1 and (s.endswith("_") or s.endswith("*"))
             in_direction = not closed
