@@ -1,0 +1,332 @@
+"""Chapter 7: pretraining — the loop that turns a randomly initialised GPT into a language model.
+
+One step of the loop (``train``)::
+
+    for each of grad_accum micro-batches:   x, y = get_batch(train_data)    (B, T) each
+        loss = model(x, y) / grad_accum;     loss.backward()                gradients add up
+    clip the gradient's global norm to grad_clip                (Pascanu et al. 2013)
+    lr = lr_at(step): linear warm-up, then cosine decay         (Loshchilov & Hutter 2017)
+    AdamW update, weight decay only on matrices                 (Loshchilov & Hutter 2019)
+
+Batches come from ``gptlib.data.get_batch`` with a ``torch.Generator`` seeded from
+``TrainConfig.seed``: two runs with the same seed see the same batches, so two models can be
+compared on identical data. Checkpoints (``gptlib.checkpoint``) hold the optimizer and RNG states,
+so a resumed run continues exactly as if it had never stopped. The command line
+``python -m gptlib.pretrain --config configs/X.json`` lives in ``gptlib.pretrain_cli``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from gptlib.data import get_batch
+
+__all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "make_optimizer", "estimate_loss",
+           "train"]
+
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """The hyper-parameters of a training run (the model's live in ``GPTConfig``).
+
+    steps optimizer updates, each on ``grad_accum`` micro-batches of ``batch_size`` windows of
+    ``block_size`` tokens (so ``batch_size * grad_accum * block_size`` tokens per step). The
+    learning rate warms up linearly from ``lr / warmup_steps`` to ``lr`` over ``warmup_steps``
+    steps, then follows ``schedule`` down to ``min_lr`` at the last step. ``grad_clip=None``
+    turns clipping off. Validation loss every ``eval_every`` steps (0: only at the end), each an
+    average over ``eval_batches`` batches; a checkpoint every ``checkpoint_every`` steps (0: only
+    at the end) when ``train`` is given a ``checkpoint_dir``.
+    """
+
+    steps: int
+    batch_size: int
+    block_size: int
+    lr: float = 1e-3
+    min_lr: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    weight_decay: float = 0.1
+    betas: tuple = (0.9, 0.95)
+    grad_clip: float | None = 1.0
+    grad_accum: int = 1
+    eval_every: int = 0
+    eval_batches: int = 20
+    checkpoint_every: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        for name in ("steps", "batch_size", "block_size", "grad_accum", "eval_batches"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"TrainConfig.warmup_steps={self.warmup_steps} is more than "
+                             f"steps={self.steps}; the warm-up must fit in the run")
+        if not is_num(self.lr) or self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be a number > 0, got {self.lr!r}")
+        if not is_num(self.min_lr) or not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"TrainConfig.min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule={self.schedule!r} is unknown; choose one of {SCHEDULES}")
+        if not is_num(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"TrainConfig.weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else None
+        if betas is None or len(betas) != 2 or not all(is_num(b) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1) (Adam's beta1, "
+                             f"beta2), got {self.betas!r}")
+        self.betas = betas                                    # JSON gives a list
+        if self.grad_clip is not None and (not is_num(self.grad_clip) or self.grad_clip <= 0):
+            raise ValueError(f"TrainConfig.grad_clip must be a number > 0 or None (no clipping), "
+                             f"got {self.grad_clip!r}")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.grad_accum * self.block_size
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Build from a dict (e.g. a config file's ``train`` section); unknown keys are an error."""
+        if not isinstance(d, dict):
+            raise TypeError(f"TrainConfig.from_dict needs a dict, got {type(d).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {unknown}; valid keys are {known}")
+        missing = [k for k in ("steps", "batch_size", "block_size") if k not in d]
+        if missing:
+            raise ValueError(f"TrainConfig needs {missing}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns. ``history``: one dict per optimizer step (see ``train``)."""
+
+    history: list[dict] = field(default_factory=list)
+    final_val_loss: float | None = None
+    final_train_loss: float | None = None
+    steps: int = 0
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    stopped_early: bool = False
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """The learning rate of optimizer step ``step`` (0-based, ``0 .. cfg.steps - 1``).
+
+    Warm-up: ``lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` steps (Goyal et al.
+    2017), so the first update is already small but not zero. Then, with ``p`` going from 0 at
+    the first step after warm-up to 1 at the last step: cosine ``min_lr + (lr - min_lr) *
+    (1 + cos(pi p)) / 2`` (Loshchilov & Hutter 2017, SGDR, without restarts), linear
+    ``lr - (lr - min_lr) p``, or constant ``lr``. Steps past the end keep the last value.
+    """
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    decay_steps = cfg.steps - cfg.warmup_steps - 1
+    p = 1.0 if decay_steps <= 0 else min(1.0, (step - cfg.warmup_steps) / decay_steps)
+    if cfg.schedule == "linear":
+        return cfg.lr - (cfg.lr - cfg.min_lr) * p
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two parameter groups: matrices decay, vectors do not.
+
+    Decayed: every parameter with 2 or more dimensions — the Linear weights and the embedding
+    tables (the token embedding *is* the output layer's weight matrix through weight tying, so it
+    is a matmul weight like the others; as in GPT-2 and nanoGPT). Not decayed: biases and the
+    gains/biases of LayerNorm/RMSNorm. Weight decay pulls weights towards 0, which limits the size
+    of the products a matrix computes; for a norm's gain 0 is not "simple" but "switched off",
+    and biases are too few to overfit with. ``named_parameters`` lists a tied matrix once.
+    """
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW (Loshchilov & Hutter 2019) over ``param_groups``; ``train`` sets its lr every step."""
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr_at(0, cfg),
+                             betas=cfg.betas)
+
+
+def _batch_shape(cfg) -> tuple[int, int]:
+    if isinstance(cfg, TrainConfig):
+        return cfg.batch_size, cfg.block_size
+    if isinstance(cfg, (tuple, list)) and len(cfg) == 2:
+        return int(cfg[0]), int(cfg[1])
+    raise TypeError(f"expected a TrainConfig or (batch_size, block_size), got {cfg!r}")
+
+
+@torch.no_grad()
+def estimate_loss(model: nn.Module, data: torch.Tensor, cfg, n_batches: int = 20,
+                  generator: torch.Generator | None = None) -> float:
+    """Mean cross-entropy (nats per token) over ``n_batches`` random batches of ``data``.
+
+    ``cfg``: a ``TrainConfig`` or a ``(batch_size, block_size)`` pair. The model runs in eval mode
+    (no dropout) without gradients and is put back in the mode it was in. Pass a freshly seeded
+    ``generator`` to score every checkpoint on the same batches.
+    """
+    batch_size, block_size = _batch_shape(cfg)
+    if not isinstance(n_batches, int) or n_batches < 1:
+        raise ValueError(f"n_batches must be a positive int, got {n_batches!r}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        losses = []
+        for _ in range(n_batches):
+            x, y = get_batch(data, batch_size, block_size, generator)
+            losses.append(model(x.to(device), y.to(device))[1].item())
+    finally:
+        model.train(was_training)
+    return sum(losses) / len(losses)
+
+
+def _check_data(name: str, data, cfg: TrainConfig, model: nn.Module) -> None:
+    if not isinstance(data, torch.Tensor) or data.ndim != 1 or data.dtype != torch.long:
+        raise ValueError(f"{name} must be a 1-D int64 tensor of token ids (gptlib.data.encode_text), "
+                         f"got {getattr(data, 'dtype', type(data).__name__)} "
+                         f"{tuple(getattr(data, 'shape', ()))}")
+    if len(data) <= cfg.block_size:
+        raise ValueError(f"block_size {cfg.block_size} is larger than {name} allows: a window needs "
+                         f"block_size + 1 = {cfg.block_size + 1} tokens (inputs plus one target) but "
+                         f"{name} has {len(data)}; use a smaller block_size or more text")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and len(data) and int(data.max()) >= vocab:
+        raise ValueError(f"{name} holds token id {int(data.max())} but the model's vocabulary has "
+                         f"{vocab} entries; was it encoded with another tokenizer?")
+
+
+def _check_model(model: nn.Module, cfg: TrainConfig) -> None:
+    context = getattr(getattr(model, "pos", None), "max_positions", None)
+    if context is not None and cfg.block_size > context:
+        raise ValueError(f"TrainConfig.block_size={cfg.block_size} exceeds the model's context of "
+                         f"{context}; lower block_size or build the model with a larger block_size")
+
+
+def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
+          val_data: torch.Tensor | None = None, *, progress: bool = False, callback=None,
+          checkpoint_dir=None, resume_from=None, tokenizer=None) -> TrainResult:
+    """Train ``model`` in place on ``train_data`` ((N,) int64 token ids); return a ``TrainResult``.
+
+    ``history`` gets one dict per optimizer step: ``step`` (1-based count of updates done),
+    ``lr`` (used in this update), ``train_loss`` (mean loss of this step's micro-batches, before
+    the update), ``grad_norm`` (global gradient norm before clipping), ``tokens`` (seen so far)
+    and ``time_s`` (since the start of this call); at evaluation steps also ``val_loss`` and
+    ``eval_train_loss`` (both ``estimate_loss``, eval mode, the same batches every time, so the
+    two curves are comparable). ``callback(record)`` is called after every step; if it returns
+    ``True`` training stops there (no extra evaluation). ``checkpoint_dir``: save checkpoints
+    (``gptlib.checkpoint``) there, with ``tokenizer`` if given; ``resume_from``: a checkpoint
+    directory to continue from exactly.
+    """
+    if checkpoint_dir is not None or resume_from is not None:
+        from gptlib import checkpoint as ckpt                  # (it imports this module)
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    _check_model(model, cfg)
+    _check_data("train_data", train_data, cfg, model)
+    if val_data is not None:
+        _check_data("val_data", val_data, cfg, model)
+    device = next(model.parameters()).device
+    optimizer = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)             # the training batches
+    history, start = [], 0
+    if resume_from is not None:
+        state = ckpt.load_checkpoint(resume_from, model, optimizer, cfg)
+        gen.set_state(state["rng"]["batches"])
+        ckpt.set_global_rng_state(state["rng"])
+        history, start = state["history"], state["step"]
+
+    def evaluate(record):
+        eval_gen = lambda: torch.Generator().manual_seed(cfg.seed + 1)   # noqa: E731
+        record["eval_train_loss"] = estimate_loss(model, train_data, cfg, cfg.eval_batches, eval_gen())
+        if val_data is not None:
+            record["val_loss"] = estimate_loss(model, val_data, cfg, cfg.eval_batches, eval_gen())
+
+    def save(step):
+        if checkpoint_dir is not None:
+            ckpt.save_checkpoint(checkpoint_dir, model, optimizer, cfg, step=step, history=history,
+                                 rng={"batches": gen.get_state()}, tokenizer=tokenizer)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step")
+    t0, stopped, step = time.perf_counter(), False, start
+    model.train()
+    try:
+        for step in range(start + 1, cfg.steps + 1):
+            lr = lr_at(step - 1, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for _ in range(cfg.grad_accum):
+                x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, gen)
+                _, loss = model(x.to(device), y.to(device))
+                (loss / cfg.grad_accum).backward()
+                loss_sum += loss.item()
+            # the global norm of all gradients; clipping rescales them all by one factor
+            norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            record = {"step": step, "lr": lr, "train_loss": loss_sum / cfg.grad_accum,
+                      "grad_norm": norm.item(), "tokens": step * cfg.tokens_per_step,
+                      "time_s": time.perf_counter() - t0}
+            if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+                evaluate(record)
+            history.append(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{record[k]:.4f}" for k in ("train_loss", "val_loss")
+                                 if k in record})
+            stopped = bool(callback is not None and callback(record)) and step < cfg.steps
+            if step == cfg.steps or stopped or (cfg.checkpoint_every
+                                                and step % cfg.checkpoint_every == 0):
+                save(step)
+            if stopped:
+                break
+    except KeyboardInterrupt:
+        if history and history[-1]["step"] == step:             # the step finished: keep it
+            save(step)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        model.eval()
+    evaluated = [r for r in history if "eval_train_loss" in r]
+    return TrainResult(history=history,
+                       final_val_loss=next((r["val_loss"] for r in reversed(evaluated)
+                                            if "val_loss" in r), None),
+                       final_train_loss=evaluated[-1]["eval_train_loss"] if evaluated else None,
+                       steps=history[-1]["step"] if history else 0,
+                       tokens=history[-1]["tokens"] if history else 0,
+                       elapsed_s=time.perf_counter() - t0, stopped_early=stopped)
