@@ -1,0 +1,129 @@
+"""Chapter 8: labelled passages of the corpus — the genre-classification task.
+
+From a passage of a play, predict the play's genre. Every play of ``gptlib.data`` carries one of
+six genres (the folders of the source corpus), and the splits hold whole plays: the validation
+and test splits each hold one play per genre, so a classifier is always scored on plays it has
+never seen — it has to learn the genre, not the play's characters.
+
+Which classes to use is the chapter's choice, stated there: with one held-out play per genre, a
+six-way score rests on one play per class, and problem plays, romances and Roman plays are close
+to the comedies and tragedies; ``THREE_CLASSES`` merges them into comedy / history / tragedy.
+
+    data = genre_dataset("train", tokenizer, THREE_CLASSES, n_per_class=256, passage_chars=192)
+    data.idx (N, T), data.padding_mask (N, T), data.labels (N,), data.classes ('comedy', ...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gptlib.data import load_plays
+
+__all__ = ["GENRES", "THREE_CLASSES", "ClassificationData", "pad_batch", "genre_dataset"]
+
+GENRES = ("comedies", "histories", "problems", "roman", "romances", "tragedies")
+# One choice of fewer classes (chapter 8 explains it): problem plays and romances are comedies in
+# form, ending in marriage or reconciliation; the Roman plays are tragedies of ancient Rome.
+THREE_CLASSES = {"comedy": ("comedies", "problems", "romances"), "history": ("histories",),
+                 "tragedy": ("tragedies", "roman")}
+
+
+@dataclass
+class ClassificationData:
+    """Labelled sequences, padded on the right: ``idx`` (N, T) int64, ``padding_mask`` (N, T)
+    bool (True at real tokens), ``labels`` (N,) int64 in ``[0, len(classes))``; ``classes`` the
+    class names; ``texts`` and ``sources`` (e.g. the play) of each example, for inspection."""
+
+    idx: torch.Tensor
+    padding_mask: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple
+    texts: list
+    sources: list
+
+    def __len__(self) -> int:
+        return self.labels.numel()
+
+    def batch(self, ix: torch.Tensor, device="cpu"):
+        """``(idx, padding_mask, labels)`` of the examples ``ix``, on ``device``."""
+        return tuple(t[ix].to(device) for t in (self.idx, self.padding_mask, self.labels))
+
+
+def pad_batch(seqs, pad_id: int = 0, side: str = "right"):
+    """Token-id sequences of different lengths -> ``(idx (B, T) int64, padding_mask (B, T) bool)``,
+    T the longest length, padded with ``pad_id`` on the ``side`` ("right" or "left")."""
+    if side not in ("right", "left"):
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    seqs = [torch.as_tensor(s, dtype=torch.long) for s in seqs]
+    if not seqs or any(s.ndim != 1 or s.numel() == 0 for s in seqs):
+        raise ValueError("pad_batch needs a non-empty list of non-empty 1-D token-id sequences")
+    t = max(s.numel() for s in seqs)
+    idx = torch.full((len(seqs), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), t), dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        cols = slice(0, s.numel()) if side == "right" else slice(t - s.numel(), t)
+        idx[i, cols], mask[i, cols] = s, True
+    return idx, mask
+
+
+def _class_map(classes) -> dict:
+    classes = {g: (g,) for g in GENRES} if classes is None else classes
+    if not isinstance(classes, dict) or len(classes) < 2:
+        raise ValueError(f"classes must map >= 2 class names to lists of genres, got {classes!r}")
+    seen = {}
+    for name, genres in classes.items():
+        for g in (genres,) if isinstance(genres, str) else genres:
+            if g not in GENRES:
+                raise ValueError(f"class {name!r}: unknown genre {g!r}; the corpus's genres are {GENRES}")
+            if g in seen:
+                raise ValueError(f"genre {g!r} is in both class {seen[g]!r} and class {name!r}")
+            seen[g] = name
+    return seen                                                   # genre -> class name
+
+
+def genre_dataset(split: str, tokenizer, classes: dict | None = None, n_per_class: int = 64,
+                  passage_chars: int = 192, seed: int = 0, plays=None) -> ClassificationData:
+    """Passages of the plays of one split, labelled with their play's genre (or merged class).
+
+    ``classes``: class name -> genres (default: the six genres, one class each; e.g.
+    ``THREE_CLASSES``); genres in no class are left out. Each class gets ``n_per_class``
+    passages, spread evenly over its plays, so the classes are balanced (chance = 1 / K).
+    A passage is ``passage_chars`` characters starting at a line start, at positions drawn with
+    a ``torch.Generator`` seeded with ``seed``: the same arguments give the same examples.
+    Splits hold whole plays (``gptlib.data``), so no play is in two splits. ``plays``: a list of
+    ``Play`` to use instead of ``load_plays(split)``.
+    """
+    genre_to_class = _class_map(classes)
+    names = tuple(dict.fromkeys(genre_to_class.values()))
+    if not isinstance(n_per_class, int) or n_per_class < 1 or not isinstance(passage_chars, int) \
+            or passage_chars < 1:
+        raise ValueError(f"n_per_class and passage_chars must be positive ints, got "
+                         f"{n_per_class!r}, {passage_chars!r}")
+    plays = load_plays(split) if plays is None else [p for p in plays if p.split == split]
+    gen = torch.Generator().manual_seed(seed)
+    texts, labels, sources = [], [], []
+    for label, name in enumerate(names):
+        members = [p for p in plays if genre_to_class.get(p.genre) == name]
+        if not members:
+            raise ValueError(f"class {name!r} has no play in split {split!r}; merge its genres "
+                             f"into another class")
+        for j, play in enumerate(members):
+            room = len(play.text) - passage_chars
+            if room < 0:
+                raise ValueError(f"{play.slug} has {len(play.text)} characters, fewer than "
+                                 f"passage_chars={passage_chars}")
+            for start in torch.randint(room + 1, (n_per_class // len(members)
+                                                  + (j < n_per_class % len(members)),),
+                                       generator=gen).tolist():
+                if start and play.text[start - 1] != "\n":          # begin at a line if near
+                    line = play.text.find("\n", start, start + passage_chars // 2) + 1
+                    start = line if 0 < line <= room else start
+                texts.append(play.text[start:start + passage_chars])
+                labels.append(label)
+                sources.append(play.slug)
+    idx, mask = pad_batch([tokenizer.encode(t) for t in texts])
+    return ClassificationData(idx, mask, torch.tensor(labels), names, texts, sources)
+
+
