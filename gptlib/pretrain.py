@@ -28,7 +28,7 @@ from torch import nn
 from gptlib.data import get_batch
 
 __all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "make_optimizer", "estimate_loss",
-           "train"]
+           "dataset_loss", "train", "main"]
 
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -211,6 +211,32 @@ def estimate_loss(model: nn.Module, data: torch.Tensor, cfg, n_batches: int = 20
     return sum(losses) / len(losses)
 
 
+@torch.no_grad()
+def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int, batch_size: int = 64) -> float:
+    """Mean cross-entropy over *all* of ``data``, cut into consecutive windows of ``block_size``.
+
+    Unlike ``estimate_loss`` (random windows) this is a fixed number for a given model and text:
+    every token after the first of each window is predicted once (a token at the start of a
+    window gets no context and no score), so it is the number to report for a held-out split.
+    """
+    if len(data) <= block_size:
+        raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = {block_size + 1}")
+    device = next(model.parameters()).device
+    n = (len(data) - 1) // block_size
+    x = data[:n * block_size].view(n, block_size)
+    y = data[1:n * block_size + 1].view(n, block_size)
+    was_training = model.training
+    model.eval()
+    try:
+        total = 0.0
+        for i in range(0, n, batch_size):
+            _, loss = model(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device))
+            total += loss.item() * len(x[i:i + batch_size])
+    finally:
+        model.train(was_training)
+    return total / n
+
+
 def _check_data(name: str, data, cfg: TrainConfig, model: nn.Module) -> None:
     if not isinstance(data, torch.Tensor) or data.ndim != 1 or data.dtype != torch.long:
         raise ValueError(f"{name} must be a 1-D int64 tensor of token ids (gptlib.data.encode_text), "
@@ -330,3 +356,36 @@ def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
                        steps=history[-1]["step"] if history else 0,
                        tokens=history[-1]["tokens"] if history else 0,
                        elapsed_s=time.perf_counter() - t0, stopped_early=stopped)
+
+
+def main(argv=None) -> None:
+    """``python -m gptlib.pretrain --config configs/X.json``: train, log, export (see
+    ``gptlib.checkpoint.run`` for the config file and what is written)."""
+    import argparse
+    import shlex
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m gptlib.pretrain", description=main.__doc__)
+    p.add_argument("--config", required=True, help="run config (JSON), e.g. configs/smoke.json")
+    p.add_argument("--out", help="export directory (default: the config's out_dir)")
+    p.add_argument("--stop-after", type=int, help="stop after this many steps (same schedule)")
+    p.add_argument("--checkpoint-dir", help="write resumable checkpoints here")
+    p.add_argument("--resume", help="resume from this checkpoint directory")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads(N)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from gptlib.checkpoint import run
+    argv = sys.argv[1:] if argv is None else argv
+    result = run(args.config, out_dir=args.out, stop_after=args.stop_after,
+                 checkpoint_dir=args.checkpoint_dir, resume_from=args.resume,
+                 progress=not args.no_progress,
+                 command=shlex.join(["python", "-m", "gptlib.pretrain", *argv]))
+    val = "n/a" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
+    print(f"{result.steps} steps, {result.tokens} tokens in {result.elapsed_s:.0f} s; "
+          f"validation loss {val}")
+
+
+if __name__ == "__main__":
+    main()
