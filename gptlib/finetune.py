@@ -181,8 +181,9 @@ def freeze(model: nn.Module, mode: str, k: int | None = None) -> nn.Module:
     ``model`` is a ``GPTClassifier`` (head = ``head``) or a ``GPT`` (head = ``lm_head``, which
     is tied to ``wte``: training it trains the token embeddings too). Modes: ``"all"``
     everything; ``"last_k"`` the last ``k`` blocks, ``ln_f`` and the head; ``"head"`` the head
-    only; ``"lora"`` the LoRA factors (``gptlib.lora``) and the head. Frozen parameters get no
-    gradient, so ``make_optimizer`` leaves them out and no update or weight decay touches them.
+    only; ``"lora"`` the LoRA factors (``gptlib.lora``), plus the head of a classifier (a new
+    head must learn; a GPT's ``lm_head`` is already trained, as in Hu et al. 2021). Frozen
+    parameters get no gradient, so ``make_optimizer`` leaves them out: no update, no weight decay.
     """
     if mode not in FREEZE_MODES:
         raise ValueError(f"unknown freeze mode {mode!r}; choose one of {FREEZE_MODES}")
@@ -204,7 +205,8 @@ def freeze(model: nn.Module, mode: str, k: int | None = None) -> nn.Module:
             if isinstance(m, LoRALinear):
                 m.lora_A.requires_grad_(True)
                 m.lora_B.requires_grad_(True)
-    head.requires_grad_(True)
+    if mode != "lora" or isinstance(model, GPTClassifier):   # a new head must learn; an LM's
+        head.requires_grad_(True)                              # head is already trained
     return model
 
 

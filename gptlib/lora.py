@@ -57,6 +57,14 @@ class LoRALinear(nn.Module):
         for p in base.parameters():
             p.requires_grad_(False)
 
+    @property
+    def in_features(self) -> int:          # read like an nn.Linear's (e.g. by input checks)
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update = self.dropout(x) @ self.lora_A.t() @ self.lora_B.t()                # (..., out)
         return self.base(x) + self.scale * update
