@@ -41,7 +41,7 @@ __all__ = ["load_backbone", "GPTClassifier", "freeze", "count_trainable", "FREEZ
 FREEZE_MODES = ("all", "last_k", "head", "lora")
 
 
-def load_backbone(source, device="cpu"):
+def load_backbone(source, device=None):
     """A pretrained GPT to fine-tune, and its tokenizer: returns ``(model, tokenizer or None)``.
 
     ``source`` is a ``GPT`` (a deep copy is returned, so several fine-tunings can start from the
@@ -50,10 +50,11 @@ def load_backbone(source, device="cpu"):
     (``checkpoint.json``, ``gptlib.checkpoint.save_checkpoint``), or a Hugging Face GPT-2
     ``save_pretrained`` directory (``config.json`` with ``model_type``; ``gptlib.gpt2``, no
     tokenizer: GPT-2's own BPE files are not read here). Tensors are read with safetensors only.
+    ``device``: where to put the model (default: the GPT's own device, or the CPU).
     """
     if isinstance(source, GPT):
-        return copy.deepcopy(source).to(device), None
-    root = Path(source)
+        return copy.deepcopy(source).to(device or source.wte.weight.device), None
+    root, device = Path(source), device or "cpu"
     if (root / "checkpoint.json").is_file():
         from gptlib.checkpoint import load_checkpoint
         from gptlib.model import GPTConfig
@@ -105,9 +106,9 @@ class GPTClassifier(nn.Module):
         elif not isinstance(head, nn.Linear) or head.in_features != width \
                 or head.out_features != n_classes:
             shape = (head.in_features, head.out_features) if isinstance(head, nn.Linear) else head
-            raise ValueError(f"the head must be an nn.Linear from the backbone's width n_embd={width} "
-                             f"to n_classes={n_classes}, got (in, out) = {shape}; a head trained "
-                             f"on another backbone does not fit this one")
+            raise ValueError(f"the head must be an nn.Linear from the backbone's width "
+                             f"n_embd={width} to n_classes={n_classes}, got (in, out) = {shape}; "
+                             f"a head trained on another backbone does not fit this one")
         self.backbone, self.head, self.n_classes = backbone, head, n_classes
         self.dropout = nn.Dropout(dropout)
 
@@ -133,15 +134,16 @@ class GPTClassifier(nn.Module):
             return torch.ones(shape, dtype=torch.bool, device=idx.device)
         if not isinstance(padding_mask, torch.Tensor) or padding_mask.dtype != torch.bool \
                 or tuple(padding_mask.shape) != shape:
-            raise ValueError(f"padding_mask must be a bool tensor of idx's shape (B, T) = {shape}, "
-                             f"True at real tokens, got "
+            raise ValueError(f"padding_mask must be a bool tensor of idx's shape (B, T) = "
+                             f"{shape}, True at real tokens, got "
                              f"{getattr(padding_mask, 'dtype', type(padding_mask).__name__)} "
                              f"{tuple(getattr(padding_mask, 'shape', ()))}"
                              + ("; convert a 0/1 mask with mask.bool()"
                                 if isinstance(padding_mask, torch.Tensor) else ""))
         empty = (~padding_mask.any(1)).nonzero().flatten().tolist()
         if empty:
-            raise ValueError(f"padding_mask rows {empty} have no real token; every sequence needs one")
+            raise ValueError(f"padding_mask rows {empty} have no real token; every sequence "
+                             f"needs one")
         return padding_mask
 
     def features(self, idx: torch.Tensor, padding_mask: torch.Tensor | None = None,
@@ -169,8 +171,9 @@ class GPTClassifier(nn.Module):
                                  f"{tuple(getattr(labels, 'shape', ()))}")
             bad = labels[(labels < 0) | (labels >= self.n_classes)]
             if bad.numel():
-                raise ValueError(f"label {int(bad[0])} is outside the classes [0, {self.n_classes}); "
-                                 f"labels are class indices 0..{self.n_classes - 1}")
+                raise ValueError(f"label {int(bad[0])} is outside the classes [0, "
+                                 f"{self.n_classes}); labels are class indices "
+                                 f"0..{self.n_classes - 1}")
             loss = F.cross_entropy(logits, labels.long())
         return logits, loss
 
@@ -192,7 +195,8 @@ def freeze(model: nn.Module, mode: str, k: int | None = None) -> nn.Module:
     if not isinstance(backbone, GPT):
         raise TypeError(f"freeze needs a GPTClassifier or a GPT, got {type(model).__name__}")
     n_layer = len(backbone.h)
-    if mode == "last_k" and (not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= n_layer):
+    if mode == "last_k" and (not isinstance(k, int) or isinstance(k, bool)
+                             or not 0 <= k <= n_layer):
         raise ValueError(f"mode 'last_k' needs k in 0..{n_layer} (the number of blocks to train), "
                          f"got {k!r}")
     model.requires_grad_(mode == "all")
@@ -216,7 +220,8 @@ def count_trainable(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def evaluate_classifier(model: GPTClassifier, data: ClassificationData, batch_size: int = 64) -> dict:
+def evaluate_classifier(model: GPTClassifier, data: ClassificationData,
+                        batch_size: int = 64) -> dict:
     """``{"loss", "accuracy", "confusion"}`` over all of ``data``, in eval mode (the mode is put
     back); ``confusion[i, j]`` counts examples of class i predicted as j, (K, K) int64."""
     device, was_training = next(model.parameters()).device, model.training

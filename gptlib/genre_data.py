@@ -76,7 +76,8 @@ def _class_map(classes) -> dict:
     for name, genres in classes.items():
         for g in (genres,) if isinstance(genres, str) else genres:
             if g not in GENRES:
-                raise ValueError(f"class {name!r}: unknown genre {g!r}; the corpus's genres are {GENRES}")
+                raise ValueError(f"class {name!r}: unknown genre {g!r}; the corpus's genres "
+                                 f"are {GENRES}")
             if g in seen:
                 raise ValueError(f"genre {g!r} is in both class {seen[g]!r} and class {name!r}")
             seen[g] = name

@@ -117,7 +117,7 @@ def linear_layer_names(model: nn.Module) -> list[str]:
 
 
 def _linear_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) of every nn.Linear and LoRALinear, leaving out the bases inside LoRALinears."""
+    """(name, module) of every nn.Linear and LoRALinear, except the bases inside LoRALinears."""
     bases = {id(m.base) for m in model.modules() if isinstance(m, LoRALinear)}
     return [(n, m) for n, m in model.named_modules()
             if isinstance(m, (nn.Linear, LoRALinear)) and id(m) not in bases]

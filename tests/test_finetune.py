@@ -4,10 +4,13 @@ Every model here is tiny and random (no download); the fine-tuning runs are one 
 """
 
 import copy
+import functools
 import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from gptlib.finetune import (THREE_CLASSES, ClassificationData, GPTClassifier, count_trainable,
@@ -174,8 +177,27 @@ def test_classifier_reads_the_last_real_token_under_left_and_right_padding(pos_e
         lengths = torch.tensor([3, 7, 12])
         torch.testing.assert_close(clf(idx, lengths=lengths)[0], alone, rtol=0, atol=1e-5)
         # what the test guards against: reading the last *position* of a padded row
-        last_position = clf.head(clf.backbone.ln_f(clf.backbone.hidden_states(idx, None, mask)[-1][:, -1]))
+        states = clf.backbone.hidden_states(idx, padding_mask=mask)[-1]          # (B, T, C)
+        last_position = clf.head(clf.backbone.ln_f(states[:, -1]))
     assert (last_position[0] - alone[0]).abs().max() > 1e-3
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.booleans(), min_size=10, max_size=10).filter(any), min_size=1,
+                max_size=4), st.integers(0, 2**16))
+def test_classifier_logits_depend_only_on_the_real_tokens(rows, seed):
+    """Any mask — left, right, or holes — gives each row the logits of its real tokens alone."""
+    clf = shared_classifier()
+    mask = torch.tensor(rows)
+    idx = ids(mask.shape, seed=seed)
+    with torch.no_grad():
+        alone = torch.cat([clf(idx[b][mask[b]][None])[0] for b in range(len(rows))])
+        torch.testing.assert_close(clf(idx, mask)[0], alone, rtol=0, atol=1e-5)
+
+
+@functools.cache
+def shared_classifier():                       # built once: hypothesis calls the test many times
+    return GPTClassifier(tiny_gpt(), K).eval()
 
 
 def test_classifier_loss_is_cross_entropy_of_its_logits():
@@ -323,16 +345,19 @@ def test_genre_dataset_is_balanced_deterministic_and_labelled_by_genre():
 
 def test_pad_batch_pads_left_and_right():
     idx, mask = pad_batch([[1, 2, 3], [4]], pad_id=9)
-    assert idx.tolist() == [[1, 2, 3], [4, 9, 9]] and mask.tolist() == [[True] * 3, [True, False, False]]
+    assert idx.tolist() == [[1, 2, 3], [4, 9, 9]]
+    assert mask.tolist() == [[True] * 3, [True, False, False]]
     idx, mask = pad_batch([[1, 2, 3], [4]], pad_id=9, side="left")
-    assert idx.tolist() == [[1, 2, 3], [9, 9, 4]] and mask.tolist() == [[True] * 3, [False, False, True]]
+    assert idx.tolist() == [[1, 2, 3], [9, 9, 4]]
+    assert mask.tolist() == [[True] * 3, [False, False, True]]
 
 
 # ---- clear errors -------------------------------------------------------------------------------
 
 def test_lora_errors_name_the_problem():
     model = tiny_gpt()
-    with pytest.raises(ValueError, match=r"'attn\.c_atn' matches no nn.Linear.*h\.<i>\.attn\.c_attn"):
+    with pytest.raises(ValueError,
+                       match=r"'attn\.c_atn' matches no nn.Linear.*h\.<i>\.attn\.c_attn"):
         apply_lora(model, ("attn.c_atn",))
     with pytest.raises(ValueError, match="rank r must be an int >= 1"):
         apply_lora(model, ("attn.c_attn",), r=0)
@@ -357,7 +382,7 @@ def test_classifier_errors_name_the_problem():
         clf(x, labels=torch.tensor([-1, 0]))
     with pytest.raises(ValueError, match=r"labels must be an integer tensor of shape \(B,\)"):
         clf(x, labels=torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"padding_mask must be a bool tensor of idx's shape .*\(2, 4\)"):
+    with pytest.raises(ValueError, match=r"bool tensor of idx's shape .*\(2, 5\).*\(2, 4\)"):
         clf(x, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"torch.int64.*mask\.bool\(\)"):
         clf(x, torch.ones(2, 5, dtype=torch.long))
