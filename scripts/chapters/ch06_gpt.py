@@ -65,8 +65,10 @@ computes, for a batch of $B$ sequences:
    H^{(0)}_t = W_E[x_t] + W_P[t], \qquad H^{(0)} \in \mathbb{R}^{T \times C} \text{ per sequence, } (B, T, C) \text{ per batch.}
    $$
 
-   $H^{(0)}$ is the start of the *residual stream*: a $C$-vector per position that every later
-   layer reads from and adds to.
+   (In code, positions count from 0.) $H^{(0)}$ is the start of the *residual stream*: a
+   $C$-vector per position that every later layer reads from and adds to. During training,
+   dropout is applied here and to the output of every sub-layer; in evaluation, and everywhere in
+   this chapter, it is off.
 
 2. **Blocks.** For $\ell = 1, \dots, L$, a pre-LayerNorm block (chapter 4) adds the output of
    causal multi-head self-attention (chapters 2 and 3), then the output of a position-wise MLP:
@@ -241,7 +243,8 @@ show(count_gpt_parameters)
 """),
 md(r"""
 For GPT-2 small, $V = 50{,}257$, $T_{\max} = 1{,}024$, $L = 12$, $C = 768$. We check the formula
-three ways: against our own `GPT` and against Hugging Face's `GPT2LMHeadModel`, both built from
+term by term against `count_gpt_parameters`, our own `GPT` and Hugging Face's `GPT2LMHeadModel`,
+the last two built from
 GPT-2 small's configuration on PyTorch's `meta` device — parameters with shapes but no memory and
 no values, so nothing is allocated, initialised or downloaded.
 """),
@@ -265,9 +268,9 @@ md(r"""
 ### See it: where the parameters are
 
 `gptlib.viz.parameter_groups` sorts a model's parameters into embeddings, attention, MLP and norms
-by their names; `gpt_parameter_groups` gives the same four numbers in closed form. Both are shown
-for this chapter's character model, GPT-2 small and GPT-3 175B (next section), all built on the
-meta device.
+by their names; `gpt_parameter_groups` gives the same four numbers in closed form, and the cell
+below asserts that the two agree. They are shown for this chapter's character model and for GPT-2
+small and GPT-3 175B (next section), the last two built on the meta device.
 """),
 code(r"""
 gpt3_config = GPTConfig(vocab_size=50257, block_size=2048, n_layer=96, n_head=96, n_embd=12288)
@@ -305,11 +308,11 @@ ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
 plt.show()
 """),
 md(r"""
-Two facts the formula predicts are visible. Inside the blocks the MLP always holds twice what
-attention holds ($8C^2$ against $4C^2$). And the embeddings' share falls as the model grows: they
+Two facts the formula predicts are visible. Inside the blocks the MLP always holds almost exactly
+twice what attention holds ($8C^2$ against $4C^2$, up to the biases). And the embeddings' share falls as the model grows: they
 grow like $VC$, the blocks like $12LC^2$. In the character model the blocks dominate because $V$
 is tiny; in GPT-2 small the 50,257-row token table is still almost a third of the model; in GPT-3
-it is 0.4%. The norms are a rounding error everywhere. This is why the scaling-law literature counts
+it is 0.4%. The norms hold under 1% everywhere. This is why the scaling-law literature counts
 *non-embedding* parameters, which for large models are close to $12LC^2$
 {cite:p}`kaplan2020scaling`.
 
@@ -380,8 +383,8 @@ print(f"loss at initialisation {loss.item():.4f}   ln V = ln {V} = {math.log(V):
 assert abs(loss.item() - math.log(V)) < 0.05
 """),
 md(r"""
-With GPT-2's vocabulary the same holds at $\ln 50257 \approx 10.82$ nats — the number a GPT-2
-training run starts from. Small random logits do not average out exactly, though: for $V$
+With GPT-2's vocabulary the same holds at $\ln 50257 \approx 10.82$ nats, close to where a GPT-2
+training run starts. Small random logits do not average out exactly, though: for $V$
 independent logits of spread $\sigma$, $\ln \sum_v e^{z_v} \approx \ln V + \sigma^2/2$, so the
 expected loss starts slightly *above* $\ln V$, by $\sigma^2/2 = 0.0002\,C$ (0.026 nats at the width
 128 used here; exercise 4 checks GPT-2's width, 768). One block is enough for the check: `ln_f`
@@ -484,8 +487,8 @@ print(f"round trip: same {len(hf_sd)} keys: {same_keys}, bit-equal tensors: {bit
 assert same_keys and bit_equal and back_equal
 """),
 md(r"""
-Released checkpoints are directories written by `save_pretrained`: a `config.json` and the weights
-in `safetensors` files. `load_hf_checkpoint` reads such a directory with `safetensors` alone (never
+Checkpoints on the Hugging Face Hub are laid out as `save_pretrained` writes them: a
+`config.json` and the weights in `safetensors` files. `load_hf_checkpoint` reads such a directory with `safetensors` alone (never
 a pickled `.bin`, which can run code when loaded). Saving our random GPT-2 and loading it back
 exercises the same path a downloaded checkpoint takes:
 """),
@@ -499,7 +502,7 @@ with torch.no_grad():
     assert max_diff(loaded(xb)[0], out.logits) < 1e-5
 """),
 md(r"""
-**Online?** The real GPT-2 is one call away. This book runs offline, so the cell below is not
+**Online?** The real GPT-2 is one call away. This book runs offline, so the code below is not
 executed here; `from_pretrained` downloads the checkpoint (about half a gigabyte for GPT-2 small)
 into the Hugging Face cache once, then converts it with the functions tested above.
 
@@ -559,8 +562,8 @@ Three things went wrong, and only the last one raised an error:
 2. **`past=` and `head_mask=` are silently ignored.** The forward method takes `**kwargs`, so
    unknown keyword arguments vanish without a word. With `None` that is harmless; with a real cache
    it is a silent bug, as shown below.
-3. **Hidden states are only returned when asked for:** `output_hidden_states=True`. Without it the
-   output has no `hidden_states` at all. (The zero tensor on the first line is dead code: a
+3. **Hidden states are only returned when asked for:** `output_hidden_states=True`. Without it
+   `out.hidden_states` is `None`. (The zero tensor on the first line is dead code: a
    transformer has no recurrent state to initialise.)
 
 The corrected call, with attribute access:
@@ -647,10 +650,9 @@ explorer was saved in, and the figure below it shows the same numbers across a w
 The explorer's closed-form numbers must agree with a model built from the same configuration:
 """),
 code(r"""
-for c in (config, GPTConfig(), gpt3_config):
+for m in (model, ours_small, ours_gpt3):
+    c = m.config
     args = (c.vocab_size, c.block_size, c.n_layer, c.n_embd)
-    with torch.device("meta"):
-        m = GPT(c)
     assert gpt_parameter_groups(*args) == parameter_groups(m)
     assert gpt_flops_per_token(*args) == m.flops_per_token()
     assert gpt_flops_per_token(*args, seq_len=100) == m.flops_per_token(100)
@@ -683,7 +685,7 @@ for group in PARAMETER_GROUPS:
     bottom = [b + s for b, s in zip(bottom, shares)]
 for i, n in enumerate(names):
     total = sum(family_groups[n].values())
-    size = f"{total / 1e9:.3g}B" if total >= 1e9 else f"{total / 1e6:.0f}M"
+    size = f"{total / 1e9:.4g}B" if total >= 1e9 else f"{total / 1e6:.4g}M"
     ax.text(i, 1.01, size, ha="center", fontsize=8)
 ax.set_ylim(0, 1.1)
 ax.set_ylabel("share of the parameters")
