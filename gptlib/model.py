@@ -281,5 +281,5 @@ def count_gpt_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd:
 
 def training_flops(n_params: float, n_tokens: float) -> float:
     """Training compute ≈ 6·N·D FLOPs for N parameters and D tokens (Kaplan et al. 2020):
-    GPT-3 175B on 300B tokens ≈ 3.15e23 (Brown et al. 2020 report 3.14e23)."""
+    GPT-3 (174.6B parameters by the formula) on 300B tokens ≈ 3.14e23, as Brown et al. 2020 report."""
     return 6 * n_params * n_tokens
