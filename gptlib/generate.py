@@ -1,0 +1,217 @@
+"""Chapter 7: generation — turning next-token distributions into text, one token at a time.
+
+A GPT only ever predicts the distribution of the *next* token. Generating is a loop: score the
+sequence, pick a token from the last position's distribution, append it, repeat. How the token is
+picked is the *decoding strategy* (``sample_next``)::
+
+    greedy        the most likely token (temperature = 0)
+    temperature   sample from softmax(logits / t): t < 1 sharpens, t > 1 flattens
+    top-k         sample among the k most likely tokens only (Fan et al. 2018)
+    top-p         sample among the smallest set of tokens whose probability reaches p
+                  (nucleus sampling, Holtzman et al. 2020)
+
+Incremental decoding with a key/value cache (``use_cache=True``): the prompt is run once and every
+layer keeps its keys and values (``model.new_kv_cache()``); each later step feeds only the new
+token, whose query attends to the cached keys. Step t then costs O(t) instead of re-running all t
+positions, and the result is the same (a test checks the logits at every step). A model with a
+position table (learned/one-hot positions) cannot see beyond its context: when the sequence
+outgrows it, both paths keep only the last ``context`` tokens, and the cached path must rebuild
+its cache every step, since every token's position changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["top_k_filter", "top_p_filter", "sample_next", "generate", "generate_text", "stream"]
+
+
+def _check_sampling(temperature, top_k, top_p) -> None:
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) \
+            or not temperature >= 0 or temperature == float("inf"):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got "
+                         f"{temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"top_k must be an int >= 1 (or None for no limit), got {top_k!r}")
+    if top_p is not None and (not isinstance(top_p, (int, float)) or isinstance(top_p, bool)
+                              or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token; None for no limit), "
+                         f"got {top_p!r}")
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest logits of each row; set the others to -inf. logits: (..., V).
+
+    Ties with the k-th largest value are all kept, so a row may keep more than k tokens.
+    """
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]            # (..., 1) the k-th largest
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter (Holtzman et al. 2020): keep the smallest set of most likely tokens whose
+    total probability is at least ``p``; set the other logits to -inf. logits: (..., V).
+
+    Sorted by probability, token i is kept when the tokens before it hold less than p — so the
+    most likely token is always kept, and the token that crosses p is kept too.
+    """
+    probs, order = torch.sort(F.softmax(logits, dim=-1), dim=-1, descending=True)
+    mass_before = torch.cumsum(probs, dim=-1) - probs                # (..., V) sorted
+    drop_sorted = mass_before >= p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)   # back to vocab order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick the next token of each row: logits (B, V) -> token ids (B,).
+
+    ``temperature=0`` is greedy decoding (argmax; ``top_k``/``top_p`` then change nothing).
+    Otherwise the logits are divided by the temperature, filtered by top-k, then by top-p (on
+    the tempered distribution), and a token is drawn with ``generator``.
+    """
+    _check_sampling(temperature, top_k, top_p)
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None and top_p < 1:
+        logits = top_p_filter(logits, top_p)
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _check_idx(idx) -> None:
+    if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.size(1) == 0 \
+            or idx.is_floating_point() or idx.dtype == torch.bool:
+        raise ValueError(f"idx must be a (B, T) integer tensor with T >= 1, got "
+                         f"{getattr(idx, 'dtype', type(idx).__name__)} "
+                         f"{tuple(getattr(idx, 'shape', ()))}"
+                         + ("; for one sequence use idx[None]" if getattr(idx, "ndim", 0) == 1 else ""))
+
+
+def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
+    if stop_tokens is None:
+        return []
+    ids = [stop_tokens] if isinstance(stop_tokens, int) else list(stop_tokens)
+    for t in ids:
+        if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size:
+            raise ValueError(f"stop token {t!r} is not a token id of the vocabulary (0..{vocab_size - 1})")
+    return ids
+
+
+def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
+           generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(next_tokens (B,), logits (B, V))`` for each of ``max_new_tokens`` steps.
+
+    idx (B, T): the prompt. ``logits`` are the model's raw next-token logits (before
+    temperature and filtering). The model runs in eval mode without gradients; its mode is
+    restored when the stream ends. See ``generate`` for the arguments.
+    """
+    _check_sampling(temperature, top_k, top_p)
+    _check_idx(idx)
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    context = model.pos.max_positions                     # None: no position table, no limit
+    if context is not None and idx.size(1) > context:
+        raise ValueError(f"the prompt has {idx.size(1)} tokens but the model's context is "
+                         f"{context} ({model.config.pos_encoding!r} positions); crop it to its "
+                         f"last {context} tokens: idx[:, -{context}:]")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            seq, cache = idx, None
+            for _ in range(max_new_tokens):
+                window = seq if context is None else seq[:, -context:]
+                if not use_cache:
+                    logits = model(window)[0][:, -1]                     # all positions again
+                elif cache is None or cache[0].length + 1 > (context or float("inf")) \
+                        or cache[0].length + 1 != seq.size(1):
+                    cache = model.new_kv_cache()                         # (re)fill the cache
+                    logits = model(window, kv_cache=cache)[0][:, -1]
+                else:
+                    logits = model(seq[:, -1:], kv_cache=cache)[0][:, -1]   # only the new token
+                nxt = sample_next(logits, temperature, top_k, top_p, generator)
+                seq = torch.cat([seq, nxt[:, None]], dim=1)
+                yield nxt, logits
+    finally:
+        model.train(was_training)
+
+
+def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, stop_tokens=None,
+             use_cache: bool = True, generator: torch.Generator | None = None,
+             return_logits: bool = False):
+    """Continue ``idx`` (B, T) by up to ``max_new_tokens`` tokens: returns (B, T + n).
+
+    temperature: 0 for greedy, else the softmax temperature; top_k / top_p: sample only among
+    the k most likely tokens / the nucleus of mass p (both may be combined). stop_tokens: a token
+    id or ids; a row is finished once it emits one, later positions of that row repeat its
+    stop token, and generation ends when every row is finished. use_cache: incremental decoding
+    with the KV cache (False re-runs the whole window each step; same result, slower).
+    generator: a ``torch.Generator`` for reproducible sampling. With ``return_logits=True``
+    also returns the raw next-token logits of every step, (B, n, V).
+    """
+    _check_idx(idx)
+    stops = _stop_ids(stop_tokens, model.config.vocab_size)
+    stop_t = torch.tensor(stops, dtype=torch.long, device=idx.device) if stops else None
+    finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    first_stop = torch.zeros(idx.size(0), dtype=torch.long, device=idx.device)
+    new, logits_all = [], []
+    steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   use_cache=use_cache, generator=generator)
+    with closing(steps):                     # leaving early restores the model's mode at once
+        for nxt, logits in steps:
+            if stop_t is not None:
+                nxt = torch.where(finished, first_stop, nxt)    # a finished row repeats its stop
+                hit = torch.isin(nxt, stop_t) & ~finished
+                first_stop = torch.where(hit, nxt, first_stop)
+                finished |= hit
+            new.append(nxt)
+            logits_all.append(logits)
+            if stop_t is not None and bool(finished.all()):
+                break
+    out = torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx.clone()
+    if return_logits:
+        v = model.config.vocab_size
+        return out, (torch.stack(logits_all, dim=1) if logits_all
+                     else torch.empty(idx.size(0), 0, v))
+    return out
+
+
+def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, *, stop=None,
+                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  use_cache: bool = True, generator: torch.Generator | None = None) -> str:
+    """Continue the text ``prompt``; return only the continuation (a ``str``).
+
+    stop: a string or list of strings; generation ends at the first occurrence of any of them in
+    the continuation, which is cut just before it (the stop string is not returned).
+    """
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if any(not isinstance(s, str) or not s for s in stops):
+        raise ValueError(f"stop must be a non-empty string or a list of them, got {stop!r}")
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError("prompt must be a non-empty string; a GPT needs at least one token to "
+                         "condition on")
+    device = next(model.parameters()).device
+    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    ids: list[int] = []
+    text = ""
+    steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   use_cache=use_cache, generator=generator)
+    with closing(steps):
+        for nxt, _ in steps:
+            ids.append(int(nxt[0]))
+            text = tokenizer.decode(ids)
+            cuts = [text.find(s) for s in stops if s in text]
+            if cuts:
+                return text[:min(cuts)]
+    return text

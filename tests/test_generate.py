@@ -1,0 +1,239 @@
+"""Tests for gptlib.generate: the KV-cache path equals the plain path, the sampling filters keep
+exactly their sets, temperature -> 0 is greedy, stop conditions, and input errors."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gptlib.generate import generate, generate_text, sample_next, stream, top_k_filter, top_p_filter
+from gptlib.model import GPT, GPTConfig
+from gptlib.tokenizer import CharTokenizer
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny, so their time goes to dispatch, not arithmetic: a second thread
+    only adds synchronisation, which on a shared CPU costs more than it saves."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(seed=0, **overrides) -> GPT:
+    cfg = dict(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    cfg.update(overrides)
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(**cfg))
+    with torch.no_grad():                 # sharper logits than at init, so argmax ties cannot occur
+        model.wte.weight.mul_(3.0)
+    return model.eval()
+
+
+def prompt(b=2, t=5, vocab=23, seed=1):
+    return torch.randint(vocab, (b, t), generator=torch.Generator().manual_seed(seed))
+
+
+# ---- the KV cache ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope", "alibi", "sinusoidal"])
+def test_cached_and_uncached_paths_give_the_same_logits_at_every_step(pos_encoding):
+    model = tiny(pos_encoding=pos_encoding)
+    idx = prompt()
+    # 14 new tokens after 5: a 16-position table overflows, so the sliding window is tested too
+    a, la = generate(model, idx, 14, temperature=0, use_cache=True, return_logits=True)
+    b, lb = generate(model, idx, 14, temperature=0, use_cache=False, return_logits=True)
+    assert la.shape == lb.shape == (2, 14, 23)
+    torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-5)
+    assert torch.equal(a, b)
+    assert torch.equal(a[:, :5], idx)
+
+
+def test_sampled_tokens_agree_between_paths_with_the_same_generator():
+    model = tiny()
+    kw = dict(temperature=0.8, top_k=10, top_p=0.9)
+    a = generate(model, prompt(), 12, use_cache=True, generator=torch.Generator().manual_seed(3), **kw)
+    b = generate(model, prompt(), 12, use_cache=False, generator=torch.Generator().manual_seed(3), **kw)
+    assert torch.equal(a, b)
+
+
+def test_the_cache_runs_each_position_through_the_model_once():
+    """Positions the first block processes: prompt + one per later step with the cache, the
+    whole sequence every step without (within the context) — n vs ~n^2/2."""
+    model = tiny(block_size=64)
+    seen = []
+    hook = model.h[0].register_forward_hook(lambda m, inp, out: seen.append(inp[0].size(1)))
+    try:
+        generate(model, prompt(b=1, t=4), 10, temperature=0, use_cache=True)
+        cached, seen[:] = sum(seen), []
+        generate(model, prompt(b=1, t=4), 10, temperature=0, use_cache=False)
+        uncached = sum(seen)
+    finally:
+        hook.remove()
+    assert cached == 4 + 9                              # the last token is sampled, never fed
+    assert uncached == sum(range(4, 14))
+
+
+# ---- sampling -------------------------------------------------------------------------------------
+
+logit_rows = st.lists(st.floats(-8, 8, allow_nan=False), min_size=2, max_size=30)
+
+
+@SETTINGS
+@given(logit_rows, st.data(), st.floats(0.2, 3.0), st.integers(0, 2**31 - 1))
+def test_top_k_never_samples_outside_the_k_largest(row, data, temperature, seed):
+    logits = torch.tensor(row)
+    row = logits.tolist()                               # the float32 values the sampler sees
+    k = data.draw(st.integers(1, len(row)))
+    kth = sorted(row, reverse=True)[k - 1]
+    allowed = {i for i, v in enumerate(row) if v >= kth}
+    gen = torch.Generator().manual_seed(seed)
+    draws = sample_next(logits.repeat(64, 1), temperature, top_k=k, generator=gen)
+    assert set(draws.tolist()) <= allowed
+
+
+def nucleus(probs: list[float], p: float) -> set[int]:
+    """Independent reference: walk the tokens from most to least likely until the mass reaches p."""
+    order = sorted(range(len(probs)), key=lambda i: -probs[i])
+    kept, mass = set(), 0.0
+    for i in order:
+        kept.add(i)
+        mass += probs[i]
+        if mass >= p:
+            break
+    return kept
+
+
+@SETTINGS
+@given(logit_rows, st.floats(0.01, 1.0), st.floats(0.2, 3.0), st.integers(0, 2**31 - 1))
+def test_top_p_never_samples_outside_the_nucleus(row, p, temperature, seed):
+    logits = torch.tensor(row, dtype=torch.float64) / temperature
+    probs = torch.softmax(logits, -1).tolist()
+    # near-ties at the edge of the nucleus make the set ambiguous in floating point: skip them
+    boundary = sorted(probs, reverse=True)
+    cums = [sum(boundary[:i + 1]) for i in range(len(boundary))]
+    if any(abs(c - p) < 1e-6 for c in cums) or len(set(round(q, 9) for q in probs)) < len(probs):
+        return
+    allowed = nucleus(probs, p)
+    kept = torch.isfinite(top_p_filter(logits, p)).nonzero().flatten().tolist()
+    assert set(kept) == allowed
+    gen = torch.Generator().manual_seed(seed)
+    draws = sample_next(torch.tensor(row).repeat(64, 1), temperature, top_p=p, generator=gen)
+    assert set(draws.tolist()) <= allowed
+
+
+def test_top_p_keeps_the_token_that_crosses_p_and_the_top_token_always():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    assert torch.isfinite(top_p_filter(logits, 0.6)).tolist() == [True, True, False, False]
+    assert torch.isfinite(top_p_filter(logits, 0.01)).tolist() == [True, False, False, False]
+    assert torch.isfinite(top_p_filter(logits, 1.0)).all()
+    assert torch.isfinite(top_k_filter(logits, 2)).tolist() == [True, True, False, False]
+
+
+def test_temperature_going_to_zero_is_greedy():
+    logits = torch.randn(200, 50, generator=torch.Generator().manual_seed(0))
+    greedy = logits.argmax(-1)
+    top2 = logits.topk(2, -1).values
+    assert (top2[:, 0] - top2[:, 1]).min() > 1e-5      # gap / t > 100: the runner-up has p < e^-100
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(sample_next(logits, 1e-7, generator=gen), greedy)
+    assert not torch.equal(sample_next(logits, 1.0, generator=gen), greedy)   # t=1 really samples
+    model = tiny()
+    g = generate(model, prompt(), 15, temperature=0)
+    assert torch.equal(generate(model, prompt(), 15, temperature=1e-6,
+                                generator=torch.Generator().manual_seed(5)), g)
+
+
+def test_the_same_generator_seed_reproduces_the_sample():
+    model = tiny()
+    runs = [generate(model, prompt(), 20, temperature=1.0, generator=torch.Generator().manual_seed(s))
+            for s in (7, 7, 8)]
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+def test_sampling_frequencies_follow_the_tempered_distribution():
+    logits = torch.tensor([1.0, 0.0, -1.0])
+    gen = torch.Generator().manual_seed(0)
+    draws = sample_next(logits.repeat(20000, 1), 2.0, generator=gen)
+    freq = torch.bincount(draws, minlength=3).double() / 20000
+    expected = torch.softmax(logits.double() / 2.0, -1)
+    torch.testing.assert_close(freq, expected, atol=0.015, rtol=0)
+
+
+# ---- stopping, text, model state ------------------------------------------------------------------
+
+def test_stop_token_ends_each_row_and_pads_it_with_its_stop():
+    model = tiny()
+    full = generate(model, prompt(), 12, temperature=0)
+    row0 = full[0, 5:].tolist()
+    stop = row0[3]
+    k = row0.index(stop)
+    out = generate(model, prompt(), 12, temperature=0, stop_tokens=[stop])
+    assert out[0, 5:5 + k + 1].tolist() == row0[:k + 1]
+    assert (out[0, 5 + k:] == stop).all()
+    row1 = full[1, 5:].tolist()
+    if stop in row1:                                    # row 1 stops too: generation ends there
+        assert out.size(1) == 5 + max(k, row1.index(stop)) + 1
+    else:                                               # row 1 never stops: all 12 tokens
+        assert out.size(1) == 5 + 12 and out[1].tolist() == full[1].tolist()
+
+
+def test_generate_text_stops_before_the_stop_string():
+    text = "to be or not to be, that is the question"
+    tok = CharTokenizer.train(text)
+    model = tiny(vocab_size=tok.vocab_size)
+    cont = generate_text(model, tok, "to be", 30, temperature=0)
+    assert len(cont) == 30
+    stop = cont[4:6]
+    expected = cont[:cont.find(stop)]
+    assert generate_text(model, tok, "to be", 30, temperature=0, stop=[stop, "never-there"]) == expected
+
+
+def test_generation_runs_in_eval_mode_and_restores_the_mode():
+    model = tiny(dropout=0.5).train()
+    a = generate(model, prompt(), 8, temperature=0)
+    b = generate(model, prompt(), 8, temperature=0)
+    assert torch.equal(a, b)                            # no dropout while generating
+    assert model.training
+    steps = stream(model, prompt(), 8, temperature=0)
+    next(steps)
+    assert not model.training
+    steps.close()
+    assert model.training
+
+
+# ---- input errors ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(temperature=-0.5), "temperature must be"),
+    (dict(temperature=math.nan), "temperature must be"),
+    (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
+    (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
+    (dict(top_k=0), "top_k must be an int >= 1"),
+    (dict(top_k=2.5), "top_k must be an int >= 1"),
+    (dict(stop_tokens=[99]), "stop token 99 is not a token id"),
+])
+def test_bad_sampling_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate(tiny(), prompt(), 3, **kwargs)
+
+
+def test_prompt_longer_than_a_position_table_is_an_error_with_the_fix():
+    with pytest.raises(ValueError, match=r"prompt has 20 tokens but the model's context is 16.*"
+                                         r"idx\[:, -16:\]"):
+        generate(tiny(), prompt(t=20), 3)
+    out = generate(tiny(pos_encoding="rope"), prompt(t=20), 3, temperature=0)   # no table: fine
+    assert out.shape == (2, 23)
+
+
+def test_a_one_dimensional_prompt_is_an_error_that_says_how_to_fix_it():
+    with pytest.raises(ValueError, match=r"idx\[None\]"):
+        generate(tiny(), torch.tensor([1, 2, 3]), 3)
+    with pytest.raises(ValueError, match="non-empty string"):
+        generate_text(tiny(), CharTokenizer.train("ab"), "", 3)
