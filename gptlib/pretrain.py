@@ -12,7 +12,8 @@ Batches come from ``gptlib.data.get_batch`` with a ``torch.Generator`` seeded fr
 ``TrainConfig.seed``: two runs with the same seed see the same batches, so two models can be
 compared on identical data. Checkpoints (``gptlib.checkpoint``) hold the optimizer and RNG states,
 so a resumed run continues exactly as if it had never stopped. The command line
-``python -m gptlib.pretrain --config configs/X.json`` lives in ``gptlib.pretrain_cli``.
+``python -m gptlib.pretrain --config configs/X.json`` and its config files live in
+``gptlib.runconfig``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 from gptlib.data import get_batch
 
 __all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "make_optimizer", "estimate_loss",
-           "dataset_loss", "train", "main"]
+           "dataset_loss", "train"]
 
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -148,7 +149,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "constant":
         return cfg.lr
     decay_steps = cfg.steps - cfg.warmup_steps - 1
-    p = 1.0 if decay_steps <= 0 else min(1.0, (step - cfg.warmup_steps) / decay_steps)
+    p = 0.0 if decay_steps <= 0 else min(1.0, (step - cfg.warmup_steps) / decay_steps)
     if cfg.schedule == "linear":
         return cfg.lr - (cfg.lr - cfg.min_lr) * p
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
@@ -358,34 +359,7 @@ def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
                        elapsed_s=time.perf_counter() - t0, stopped_early=stopped)
 
 
-def main(argv=None) -> None:
-    """``python -m gptlib.pretrain --config configs/X.json``: train, log, export (see
-    ``gptlib.checkpoint.run`` for the config file and what is written)."""
-    import argparse
-    import shlex
-    import sys
 
-    p = argparse.ArgumentParser(prog="python -m gptlib.pretrain", description=main.__doc__)
-    p.add_argument("--config", required=True, help="run config (JSON), e.g. configs/smoke.json")
-    p.add_argument("--out", help="export directory (default: the config's out_dir)")
-    p.add_argument("--stop-after", type=int, help="stop after this many steps (same schedule)")
-    p.add_argument("--checkpoint-dir", help="write resumable checkpoints here")
-    p.add_argument("--resume", help="resume from this checkpoint directory")
-    p.add_argument("--threads", type=int, help="torch.set_num_threads(N)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from gptlib.checkpoint import run
-    argv = sys.argv[1:] if argv is None else argv
-    result = run(args.config, out_dir=args.out, stop_after=args.stop_after,
-                 checkpoint_dir=args.checkpoint_dir, resume_from=args.resume,
-                 progress=not args.no_progress,
-                 command=shlex.join(["python", "-m", "gptlib.pretrain", *argv]))
-    val = "n/a" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
-    print(f"{result.steps} steps, {result.tokens} tokens in {result.elapsed_s:.0f} s; "
-          f"validation loss {val}")
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":          # python -m gptlib.pretrain --config configs/X.json
+    from gptlib.runconfig import main
     main()
