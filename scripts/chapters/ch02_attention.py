@@ -19,8 +19,10 @@ parameters that reads a context of any length and decides, from the content of t
 themselves, which earlier tokens matter for the current one. Attention is that layer: each
 position asks a question (a *query*), every position it may see advertises what it holds (a
 *key*) and what it will hand over (a *value*), and the answer is an average of the values,
-weighted by how well each key matches the query. It is the one genuinely new component of a
-transformer; the rest (embeddings, MLPs, normalisation, residual connections) was known before.
+weighted by how well each key matches the query. Attention is older than the transformer (we
+meet its first form below), but the transformer was the first model built on attention alone,
+with no recurrence or convolution; its other parts (embeddings, MLPs, normalisation, residual
+connections) were standard before it.
 By the end of this chapter you should be able to write attention from memory, say why each
 piece is there, and trust that the readable version computes what PyTorch's fast kernel computes.
 """),
@@ -209,7 +211,7 @@ md(r"""
 **Prove it.** On random inputs with a causal mask, the weights are non-negative, every row sums
 to 1, masked keys get exactly zero weight, and the output equals PyTorch's fused
 `torch.nn.functional.scaled_dot_product_attention` (the library's `fused_attention` calls it).
-In float64 the two agree to about 15 digits:
+In float64 the two agree to at least 12 significant digits:
 """),
 code(r"""
 g = torch.Generator().manual_seed(0)
@@ -488,7 +490,8 @@ md(r"""
 the layer's fused path (PyTorch's kernel) gives the same output; and so does PyTorch's own
 `torch.nn.MultiheadAttention` given the same weights. Its `in_proj_weight` stacks $W_Q, W_K, W_V$
 in the same order as `c_attn`, and its boolean `attn_mask` means the opposite of ours (`True` =
-*not* allowed). In float32 "the same" means equal to about six significant digits:
+*not* allowed). In float32 "the same" means equal to within $10^{-5}$ (rounding differs
+between the paths):
 """),
 code(r"""
 with torch.no_grad():
