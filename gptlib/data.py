@@ -112,8 +112,9 @@ def get_batch(data: torch.Tensor, batch_size: int, block_size: int,
         generator: a ``torch.Generator`` that makes the draw reproducible.
 
     Returns:
-        ``x, y``, both ``(B, T)`` int64, with ``y[b, t] == x[b, t + 1]`` — each position's
-        target is the token that follows it — and ``y[b, T-1]`` the token after the window.
+        ``x, y``, both ``(B, T)`` int64, with ``y[b, t] == x[b, t + 1]`` for ``t < T - 1`` —
+        each position's target is the token that follows it — and ``y[b, T-1]`` the token just
+        after the window.
     """
     if not isinstance(data, torch.Tensor) or data.ndim != 1 or data.dtype != torch.long:
         raise ValueError("data must be a 1-D int64 tensor of token ids, got "

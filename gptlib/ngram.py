@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["count_bigrams", "bigram_probs", "bigram_loss", "ngram_loss",
+__all__ = ["count_bigrams", "bigram_probs", "bigram_loss", "ngram_loss", "NgramResult",
            "BigramLanguageModel", "sample_from_probs"]
 
 
@@ -55,12 +56,24 @@ def bigram_loss(probs: torch.Tensor, ids: torch.Tensor) -> float:
     return float(-probs[ids[:-1], ids[1:]].log().mean())
 
 
-def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: int,
-               alpha: float = 0.01) -> tuple[float, int]:
-    """Validation loss of a counted n-gram model (add-``alpha`` smoothing), and its table size.
+@dataclass(frozen=True)
+class NgramResult:
+    """What :func:`ngram_loss` measured for one ``n``."""
+    loss: float            # validation loss, nats per token
+    contexts: int          # distinct (n-1)-token contexts seen in training
+    seen_fraction: float   # share of evaluated positions whose context occurs in training
+    median_count: float    # median number of training occurrences of an evaluated context
 
-    The model conditions on the previous ``n - 1`` tokens. Returns ``(loss in nats per token,
-    number of distinct contexts seen in training)``; a full table would have ``V**(n-1)`` rows.
+
+def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: int,
+               alpha: float = 0.1) -> NgramResult:
+    """Evaluate a counted n-gram model with add-``alpha`` smoothing on ``eval_ids``.
+
+    The model conditions on the previous ``n - 1`` tokens:
+    ``p(b | ctx) = (N[ctx, b] + alpha) / (N[ctx] + alpha * V)``. There is no back-off: a context
+    never seen in training gets exactly the uniform ``1 / V``, and a context seen only a few times
+    is dominated by the ``alpha * V`` pseudo-counts. Both get more common as ``n`` grows, which is
+    why the loss eventually rises again. (A full table would have ``V**(n-1)`` rows.)
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -69,11 +82,16 @@ def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: in
     contexts = Counter()
     for g, c in grams.items():
         contexts[g[:-1]] += c
-    total = 0.0
+    total, seen, counts = 0.0, 0, []
     for i in range(k, len(eval_ids)):
         g = tuple(eval_ids[i - k:i + 1])
-        total -= math.log((grams.get(g, 0) + alpha) / (contexts.get(g[:-1], 0) + alpha * vocab_size))
-    return total / (len(eval_ids) - k), len(contexts)
+        context_count = contexts.get(g[:-1], 0)
+        seen += context_count > 0
+        counts.append(context_count)
+        total -= math.log((grams.get(g, 0) + alpha) / (context_count + alpha * vocab_size))
+    positions = len(eval_ids) - k
+    return NgramResult(total / positions, len(contexts), seen / positions,
+                       float(torch.tensor(counts, dtype=torch.float64).median()))
 
 
 class BigramLanguageModel(nn.Module):

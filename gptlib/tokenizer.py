@@ -20,9 +20,10 @@ from pathlib import Path
 
 __all__ = ["CharTokenizer", "BPETokenizer", "load_tokenizer", "PRETOKENIZE_PATTERN"]
 
-# GPT-2 splits text into "words" before BPE, so merges never cross a word boundary: common
-# English contractions, a run of letters, a run of digits, a run of other symbols (each may
-# carry one leading space), or whitespace. `[^\W\d_]` is "a letter" in any script.
+# Like GPT-2, split text into "words" before BPE, so merges never cross a word boundary: common
+# English contractions, a run of letters, a run of digits or a run of other symbols (each of
+# these three may carry one leading space), a run of underscores, or whitespace. GPT-2-like, not
+# identical: `[^\W\d_]` ("a letter") stands in for the `regex` module's `\p{L}`.
 PRETOKENIZE_PATTERN = (r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|_+"
                        r"|\s+(?!\S)|\s+")
 
