@@ -18,22 +18,21 @@ possible continuation, one small piece — a *token* — at a time. Everything e
 machinery for doing that one thing well. This chapter builds the two ends of that machinery:
 how text becomes a sequence of integers (and back), and how we *score* a model that predicts
 the next integer. We then build the simplest model that can be scored — one that looks only at
-the current token — and measure exactly what it is missing. What it is missing is what attention,
-the subject of chapter 2, provides.
+the current token — and measure exactly what it is missing: context. Chapter 2's self-attention
+is how a GPT supplies it.
 """),
 code(r"""
 import math
-import time
+import re
 
 import matplotlib.pyplot as plt
 import torch
 
-import gptlib
 from gptlib import set_seed, show
 from gptlib.data import encode_text, get_batch, load_plays, load_text
 from gptlib.ngram import (BigramLanguageModel, bigram_loss, bigram_probs, count_bigrams,
                           ngram_loss, sample_from_probs)
-from gptlib.tokenizer import BPETokenizer, CharTokenizer
+from gptlib.tokenizer import PRETOKENIZE_PATTERN, BPETokenizer, CharTokenizer
 
 plt.rcParams["figure.dpi"] = 90
 torch.set_printoptions(precision=4)
@@ -64,7 +63,8 @@ $$
 \mathcal{L}(\theta) \;=\; -\frac{1}{N} \sum_{t=1}^{N} \ln p_\theta(x_t \mid x_{<t}).
 $$
 
-Lower is better, and $e^{\mathcal{L}}$ (the *perplexity*) reads as "the model is as unsure as if
+(The first token of a text has nothing before it to be predicted from, so in practice the sum
+runs over the $N$ tokens that do have a predecessor.) Lower is better, and $e^{\mathcal{L}}$ (the *perplexity*) reads as "the model is as unsure as if
 it chose uniformly among this many tokens". A model that knows nothing gives every one of the
 $V$ tokens probability $1/V$, so its loss is exactly $\ln V$: the **uniform baseline** every
 model must beat.
@@ -99,8 +99,9 @@ md(r"""
 A neural network works on numbers, so text must become a sequence of integer ids from a fixed
 vocabulary of size $V$. There are three natural choices of unit.
 
-**Characters.** The vocabulary is the set of characters in the corpus. The tokenizer is two
-dictionaries:
+**Characters.** The vocabulary is the set of characters in the corpus. We build it from all three
+splits, so that validation text never contains a character the tokenizer cannot encode. The
+tokenizer is two dictionaries:
 """),
 code(r"""
 show(CharTokenizer.encode)
@@ -122,21 +123,34 @@ char_tok.encode("Où est le café ?")
 """, "raises-exception"),
 md(r"""
 **Bytes.** Every string is a sequence of UTF-8 bytes, so a vocabulary of the 256 byte values
-encodes *any* text — English, French, Chinese, emoji — with no unknown symbols. For English, one
-character is one byte, so sequences are as long as with characters.
+encodes *any* text — English, French, Chinese, emoji — with no unknown symbols. An ASCII character
+is one byte (accented letters, curly quotes and Chinese characters take two to four), and this
+corpus is pure ASCII, so here bytes give exactly as many tokens as characters.
 
-**Byte-pair encoding (BPE).** Start from the 256 bytes and repeatedly *merge* the most frequent
-adjacent pair of tokens into a new token {cite:p}`sennrich2016neural`. Frequent words and word
-pieces become single tokens, so sequences get shorter as the vocabulary grows. GPT-2 and GPT-3 use
-byte-level BPE with $V = 50{,}257$ {cite:p}`radford2019language`. The training loop is short:
-count adjacent pairs inside each word, merge the most frequent, update the counts, repeat.
+**Byte-pair encoding (BPE).** Start from a small alphabet and repeatedly *merge* the most frequent
+adjacent pair of tokens into a new token. The idea began as a compression algorithm
+{cite:p}`gage1994new`; {cite:t}`sennrich2016neural` used it, starting from characters, to split
+rare words into subword units. GPT-2 starts from the 256 bytes instead — *byte-level* BPE — and
+uses $V = 50{,}257$ tokens {cite:p}`radford2019language`; GPT-3 reuses that tokenizer. Frequent
+words and word pieces become single tokens, so sequences get shorter as the vocabulary grows.
+
+Merges never cross a word boundary: the text is first split into "words" by a regular
+expression (GPT-2-like: a run of letters with its leading space, a run of digits, a run of
+punctuation, whitespace), and pairs are counted inside each word:
+"""),
+code(r"""
+print(re.findall(PRETOKENIZE_PATTERN, "Friends, Romans, countrymen; I'll lend 2 ears."))
+"""),
+md(r"""
+The training loop is short: count adjacent pairs inside each word (weighted by how often the word
+occurs), merge the most frequent pair everywhere, update the counts, repeat.
 """),
 code(r"""
 show(BPETokenizer.train)
 """),
 md(r"""
 A hand-checkable example, with the whole string as one "word". In `"aaabdaaabac"` the pair
-`a a` occurs four times — more than any other — so the first merge creates token 256 = `aa`,
+`a a` occurs four times (counting overlaps: each `aaa` holds two) — more than any other — so the first merge creates token 256 = `aa`,
 and the text becomes `aa a b d aa a b a c`. Now `aa a` and `a b` both occur twice; ties go to the
 pair with the smaller ids, so `a b` (bytes 97, 98) becomes token 257. Then `aa ab` occurs twice and
 becomes token 258 = `aaab`, leaving five tokens where there were eleven bytes:
@@ -161,7 +175,9 @@ print(len(sample), "characters ->", len(pieces), "tokens:", pieces)
 md(r"""
 Because BPE starts from bytes, it can encode text it has never seen — any script, any symbol —
 and decoding gives back exactly the input. (The unit tests check `decode(encode(s)) == s` on
-thousands of random strings.)
+random Unicode strings generated by Hypothesis.) The price shows below: a script the tokenizer
+never trained on gets no merges, so it costs one token per byte — three for each Chinese
+character.
 """),
 code(r"""
 for s in ["语言模型", "naïve café ☕", "\x00\t\n"]:
@@ -204,20 +220,20 @@ ax.legend()
 plt.show()
 """),
 md(r"""
-**Prove it.** More merges can only shorten a sequence (each merge replaces two tokens by one),
-so the measured lengths must fall strictly as $V$ grows; and for this almost-ASCII text, bytes
-and characters must give (nearly) the same length:
+**Prove it.** A merge replaces two tokens by one, so more merges can never lengthen a sequence;
+here, where every added merge is used, the measured lengths fall strictly as $V$ grows. And for
+this pure-ASCII text, bytes and characters give exactly the same length:
 """),
 code(r"""
 bpe_lengths = [n for _, _, n in rows[1:]]
 assert all(a > b for a, b in zip(bpe_lengths, bpe_lengths[1:])), bpe_lengths
-assert abs(rows[0][2] - rows[1][2]) / rows[0][2] < 0.01
+assert rows[0][2] == rows[1][2] == len(measure_text)
 print(f"BPE {rows[-1][1]} makes sequences {rows[1][2] / rows[-1][2]:.2f}x shorter than bytes")
 """),
 md(r"""
 For the rest of the early chapters we use **characters**: $V = 70$ keeps every model small enough
-to train on a laptop in seconds, and every prediction is easy to read. Chapter 6 loads GPT-2, with
-its 50,257 BPE tokens.
+to train on a laptop CPU, and every prediction is easy to read. Chapter 6 builds GPT-2's
+architecture and counts the parameters of its 50,257-token models.
 
 ## Batches for next-token prediction
 
@@ -229,7 +245,7 @@ each with its own amount of context — a point chapter 3 (masking) builds on.
 code(r"""
 train_ids = encode_text(train_text, char_tok)
 val_ids = encode_text(val_text, char_tok)
-print(train_ids.shape, val_ids.shape, train_ids.dtype)
+print(train_ids.shape, val_ids.shape, train_ids.dtype)  # one id per character of each split's file
 show(get_batch)
 """),
 code(r"""
@@ -239,7 +255,9 @@ print(x)
 print(y)
 for t in range(4):
     print(f"context {char_tok.decode(x[0, :t + 1])!r:>8} -> target {char_tok.decode(y[0, t:t + 1])!r}")
-assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
+assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one ...
+start = int(torch.nonzero((train_ids[:-12].unfold(0, 12, 1) == x[0]).all(dim=1))[0])
+assert y[0, -1] == train_ids[start + 12]  # ... and its last target is the token after the window
 """),
 md(r"""
 ## The simplest model: the bigram
@@ -249,7 +267,7 @@ $p(x_t \mid x_{<t}) \approx p(x_t \mid x_{t-1})$. Its parameters are a $V \times
 two ways to fill it.
 
 **Count.** The maximum-likelihood table is the relative frequency of each pair in the training
-text: $P[a, b] = N[a, b] / \sum_{b'} N[a, b']$, where $N[a,b]$ counts how often $b$ follows $a$.
+text: $P[a, b] = n_{ab} / \sum_{b'} n_{ab'}$, where $n_{ab}$ counts how often $b$ follows $a$.
 """),
 code(r"""
 V = char_tok.vocab_size
@@ -260,10 +278,22 @@ print("counted bigram, train  :", f"{bigram_loss(P_mle, train_ids):.4f}")
 print("counted bigram, val    :", f"{bigram_loss(P_mle, val_ids):.4f}")
 """),
 md(r"""
-The validation loss is infinite. Somewhere in the validation plays a pair of characters occurs
-that never occurs in training, the counted model gives it probability exactly zero, and
-$-\ln 0 = \infty$. A model must never be *certain* something cannot happen. The classic fix is
-*add-α smoothing*: pretend every pair was seen α extra times.
+The validation loss is infinite. Some pairs of characters in the validation plays never occur
+in the training plays, the counted model gives them probability exactly zero, and
+$-\ln 0 = \infty$. Which pairs? Mostly the insides of names in capitals that only the held-out
+plays use:
+"""),
+code(r"""
+val_counts = count_bigrams(val_ids, V)
+unseen = (val_counts > 0) & (counts == 0)
+print(f"{int(unseen.sum())} distinct pairs, {int(val_counts[unseen].sum())} occurrences in the validation plays")
+pairs = sorted(zip(*torch.nonzero(unseen, as_tuple=True)), key=lambda ab: -int(val_counts[ab]))
+for a, b in pairs[:4]:
+    print(f"  {char_tok.decode([int(a), int(b)])!r}: {int(val_counts[a, b])} times")
+"""),
+md(r"""
+A model must never be *certain* something cannot happen. The classic fix is *add-α smoothing*:
+pretend every pair was seen α extra times. We use α = 0.1 below; exercise 2 asks which α is best.
 """),
 code(r"""
 for alpha in (0.01, 0.1, 1.0):
@@ -275,8 +305,9 @@ md(r"""
 ### See it: the bigram table
 
 Each row is a probability distribution over the next character. A few rows tell the story of
-English spelling: after `q` comes `u`; after a newline comes a capital (the next speaker's name
-or a line of verse); after `:` comes a newline.
+English spelling and of the corpus's layout: after `q` comes `u`; after `:` (the end of a
+speaker's name) usually a newline; after a newline a capital (a speaker's name or a line of
+verse) or another newline (the blank line between speeches).
 """),
 code(r"""
 shown = list("\n :,.aehinoqrstuTHI")
@@ -291,6 +322,16 @@ ax.set_ylabel("current character a")
 ax.set_title("p(b | a) for a few characters (counted bigram)")
 fig.colorbar(im, ax=ax, shrink=0.8)
 plt.show()
+"""),
+code(r"""
+def p(a, b):
+    return float(P_counted[char_tok.stoi[a], char_tok.stoi[b]])
+
+capital_after_newline = sum(p("\n", c) for c in char_tok.itos if c.isupper())
+print(f"p(u | q) = {p('q', 'u'):.3f}   p(newline | :) = {p(':', chr(10)):.2f}   "
+      f"p(capital | newline) = {capital_after_newline:.2f}   p(newline | newline) = {p(chr(10), chr(10)):.2f}")
+assert p("q", "u") > 0.99 and p(":", "\n") > 0.7
+assert capital_after_newline + p("\n", "\n") > 0.85
 """),
 md(r"""
 **Train.** The same table can be *learned*. Make it a table of logits $W \in \mathbb{R}^{V \times V}$,
@@ -318,7 +359,7 @@ for step in range(steps):
     optimizer.step()
     schedule.step()
     losses.append(loss.item())
-print(f"first batch loss {losses[0]:.4f} (ln V = {math.log(V):.4f}), last batch loss {losses[-1]:.3f}")
+print(f"first batch loss {losses[0]:.4f} (ln V = {math.log(V):.4f}), last batch loss {losses[-1]:.2f}")
 """),
 code(r"""
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -332,13 +373,14 @@ plt.show()
 """),
 md(r"""
 **Prove it.** The model starts at the uniform distribution (all logits zero), so its first loss is
-$\ln V$; after training, its loss on the *whole* training text matches the counted table's:
+exactly $\ln V$ (a check of the setup, not evidence of anything). After training, its loss on the
+*whole* training text matches the counted table's:
 """),
 code(r"""
 trained_train = bigram_loss(model.probs(), train_ids)
 counted_train = bigram_loss(P_mle, train_ids)
-print(f"trained: {trained_train:.3f}   counted: {counted_train:.3f}   "
-      f"val (trained): {bigram_loss(model.probs(), val_ids):.3f}")
+print(f"trained: {trained_train:.2f}   counted: {counted_train:.2f}   "
+      f"val (trained): {bigram_loss(model.probs(), val_ids):.2f}")
 assert abs(losses[0] - math.log(V)) < 1e-4
 assert abs(trained_train - counted_train) < 0.01
 """),
@@ -372,51 +414,63 @@ md(r"""
 
 The bigram sees one character. The obvious fix is to count longer contexts: an *n-gram* model
 conditions on the previous $n-1$ tokens {cite:p}`shannon1948mathematical`. Let us measure how far
-that goes on the validation plays (first 100,000 characters), with add-0.1 smoothing.
+that goes on the validation plays (the first 100,000 characters, so the $n = 2$ row differs
+slightly from the full-split bigram above), with add-0.1 smoothing. For each $n$ we also record
+how often the context is one the training plays contain at all, and how many times, typically.
 """),
 code(r"""
 train_list, val_list = train_ids.tolist(), val_ids[:100_000].tolist()
 ngram = {}
 for n in range(1, 8):
-    loss, contexts = ngram_loss(train_list, val_list, n, V, alpha=0.1)
-    ngram[n] = (loss, contexts)
-    print(f"n={n}: val loss {loss:.3f} nats/token   contexts seen {contexts:>7,}   (possible: V^{n - 1} = {V ** (n - 1):.1e})")
+    r = ngram[n] = ngram_loss(train_list, val_list, n, V, alpha=0.1)
+    print(f"n={n}: val loss {r.loss:.3f}   contexts in training {r.contexts:>7,} (of V^{n - 1} = {V ** (n - 1):.0e})"
+          f"   val contexts seen {r.seen_fraction:4.0%}, median count {r.median_count:>9,.0f}")
 """),
 code(r"""
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
 ns = list(ngram)
-ax1.plot(ns, [ngram[n][0] for n in ns], "o-")
+ax1.plot(ns, [ngram[n].loss for n in ns], "o-")
 ax1.axhline(math.log(V), color="C3", ls="--", label="uniform ln V")
 ax1.set_xlabel("n (context = n-1 characters)")
 ax1.set_ylabel("validation loss")
 ax1.legend()
-ax2.semilogy(ns, [ngram[n][1] for n in ns], "o-", label="contexts seen in training")
-ax2.semilogy(ns, [V ** (n - 1) for n in ns], "--", label="possible contexts V^(n-1)")
+ax2.semilogy(ns, [ngram[n].median_count for n in ns], "o-", label="median training count of a val context")
+ax2.semilogy(ns, [ngram[n].contexts for n in ns], "s--", label="distinct contexts in training")
 ax2.set_xlabel("n")
-ax2.legend()
-fig.suptitle("Counting longer contexts helps, then fails: most long contexts are never seen")
+ax2.legend(fontsize=8)
+fig.suptitle("Longer contexts help, then hurt: each context is seen fewer and fewer times")
 plt.tight_layout()
 plt.show()
 """),
 md(r"""
-**Prove it.** More context helps at first, then *hurts*: beyond a handful of characters nearly
-every context in the validation plays is one the training plays never contained, and the model
-falls back on its smoothing.
+**Prove it.** More context helps at first, then *hurts*. The long contexts are not mostly
+unseen — the table shows that most 6-character contexts of the validation plays do occur in
+training — but each is seen far less often: the median count falls from thousands to a few dozen.
+Add-α smoothing's α·V = 7 pseudo-counts, spread uniformly over all 70 characters, then take a
+large share of the probability away from what was actually observed (and a context never seen
+falls back to the uniform $1/V$). Every extra character of context divides the data per context
+by roughly the number of ways to continue it.
 """),
 code(r"""
-losses_n = [ngram[n][0] for n in ns]
-best_n = min(ngram, key=lambda n: ngram[n][0])
-assert losses_n[0] > losses_n[1] > losses_n[2] > losses_n[3]  # context helps ...
-assert ngram[7][0] > ngram[best_n][0] + 0.05                  # ... until the table is too sparse
-print(f"best n = {best_n}: {ngram[best_n][0]:.3f} nats/token; n = 7: {ngram[7][0]:.3f}")
+losses_n = [ngram[n].loss for n in ns]
+best_n = min(ngram, key=lambda n: ngram[n].loss)
+assert losses_n[0] > losses_n[1] > losses_n[2] > losses_n[3]   # context helps ...
+assert ngram[7].loss > ngram[best_n].loss + 0.05              # ... until the counts get thin,
+assert ngram[7].seen_fraction > 0.5                           # although most contexts were seen,
+assert ngram[7].median_count < 0.01 * ngram[3].median_count   # just far less often
+print(f"best n = {best_n}: {ngram[best_n].loss:.3f} nats/token; n = 7: {ngram[7].loss:.3f}")
 """),
 md(r"""
-Counting treats every context as an unrelated row of a table: having seen "thou art" teaches it
-nothing about "thou wert". What we want instead is a model with a *fixed* number of parameters
-that reads a context of any length, and learns which earlier tokens matter for the next one and
-how. That is what self-attention does (chapter 2): each position computes, from the content of
-the tokens themselves, how much to draw on every earlier position. A GPT's context is thousands
-of tokens (2,048 for GPT-3), far beyond what any table could count.
+Better smoothing helps (back-off and Kneser–Ney smoothing fall back to shorter contexts instead of
+to uniform {cite:p}`kneser1995improved`), but it cannot remove the root cause: counting treats
+every context as an unrelated row of a table, so having seen "thou art" teaches it nothing about
+"thou wert". What we want is a model whose parameter count does not grow with the length of the
+context it reads, that shares what it learns across similar contexts, and that learns which
+earlier tokens matter for the next one. Neural language models share parameters across contexts
+{cite:p}`bengio2003neural,mikolov2010recurrent`; self-attention (chapter 2) adds the last part:
+each position computes, from the content of the tokens themselves, how much to draw on every
+earlier position. A GPT's context is thousands of tokens (2,048 for GPT-3), far beyond what any
+table could count.
 
 ```{admonition} Common misconception: "a traditional language model only considers the current word"
 :class: warning
@@ -427,10 +481,11 @@ that contrast.
 
 1. **Conditioning on the past is what every language model does.** The chain rule above is the
    definition of an autoregressive language model, classical or neural. An n-gram model uses the
-   previous $n-1$ tokens — we just measured 1- to 6-token contexts — and neural language models
-   have conditioned on longer histories since {cite:t}`bengio2003neural`. What GPT changes is *how*
-   it uses the context: a fixed set of learned weights that reads thousands of tokens and weighs
-   each by its content, instead of a table that needs to have seen each exact context.
+   previous $n-1$ tokens — we just measured 1- to 6-token contexts; the neural model of
+   {cite:t}`bengio2003neural` used a fixed window of previous words too, and recurrent networks
+   read unbounded histories {cite:p}`mikolov2010recurrent`. What GPT changes is *how* it uses the
+   context: one set of learned weights that reads thousands of tokens and weighs each by its
+   content, instead of a table that needs to have seen each exact context.
 2. **GPT predicts tokens, not words.** Its unit is a byte-level BPE token: a common word is one
    token, a rare word several pieces, and a space is usually part of the token that follows it.
    The figure above shows how much the unit matters for sequence length.
@@ -446,11 +501,11 @@ number of tokens, divided by the number of characters).
 """),
 code(r"""
 # Solution
-val_bits_per_char = bigram_loss(model.probs(), val_ids) / math.log(2)
+val_bits_per_char = bigram_loss(model.probs(), val_ids) / math.log(2)  # nats -> bits
 n_bpe_tokens = len(bpe.encode(measure_text))
 uniform_bpe_bits_per_char = math.log2(bpe.vocab_size) * n_bpe_tokens / len(measure_text)
-print(f"bigram: {val_bits_per_char:.3f} bits/char; uniform over 1024 BPE tokens: "
-      f"{uniform_bpe_bits_per_char:.3f} bits/char; uniform over 70 characters: {math.log2(V):.3f} bits/char")
+print(f"bigram: {val_bits_per_char:.2f} bits/char; uniform over 1024 BPE tokens: "
+      f"{uniform_bpe_bits_per_char:.2f} bits/char; uniform over 70 characters: {math.log2(V):.2f} bits/char")
 assert 3.4 < val_bits_per_char < 3.7
 assert uniform_bpe_bits_per_char < math.log2(V)  # fewer, bigger guesses cost fewer bits per char
 """, "hide-cell"),
@@ -468,15 +523,16 @@ assert val_by_alpha[10] > val_by_alpha[best_alpha]
 """, "hide-cell"),
 md(r"""
 **Exercise 3.** Train a BPE tokenizer with $V = 300$ on `"low lower lowest newer newest "` repeated
-50 times, and check by hand that its first merges build the shared pieces (`lo`, ` l`, `ne`, …);
-then show that it still round-trips a sentence full of characters it never saw.
+50 times. Predict its first merges by counting pairs by hand (inside the words `low`, ` lower`,
+` lowest`, ` newer`, ` newest`, each about 50 times: `w e` occurs in four of them), then check; and show
+that it still round-trips a sentence full of characters it never saw.
 """),
 code(r"""
 # Solution
 toy = BPETokenizer.train("low lower lowest newer newest " * 50, vocab_size=300)
 first = [toy.token_bytes(256 + r).decode() for r in range(6)]
 print(first)
-assert "lo" in first or " l" in first
+assert first[0] == "we"  # 'w e' is in ' lower', ' newer', ' newest' (150 times): the most frequent pair
 s = "Ünïcödé — 完全没见过的字符!"
 assert toy.decode(toy.encode(s)) == s
 print(len(s), "characters ->", len(toy.encode(s)), "tokens")
@@ -490,12 +546,14 @@ md(r"""
   sequences, and byte-level BPE can encode any text at all.
 - A window of $T$ tokens and its one-shifted copy give $T$ next-token training examples at once.
 - A bigram model can be counted or trained; both reach the same loss. Counting longer contexts
-  helps, then fails as the table of contexts explodes — the motivation for attention.
+  helps, then hurts: each extra token of context spreads the data over more rows of the table.
+  Models that share parameters across contexts — and, in a GPT, attention — are the way out.
 
 ## References
 
-Shannon's n-gram experiments {cite:p}`shannon1948mathematical`; the first neural language model
-{cite:p}`bengio2003neural`; BPE for subword units {cite:p}`sennrich2016neural`; GPT, GPT-2 and GPT-3
+Shannon's n-gram experiments {cite:p}`shannon1948mathematical`; smoothing by back-off
+{cite:p}`kneser1995improved`; neural language models {cite:p}`bengio2003neural,mikolov2010recurrent`;
+BPE as compression {cite:p}`gage1994new` and for subword units {cite:p}`sennrich2016neural`; GPT, GPT-2 and GPT-3
 {cite:p}`radford2018improving,radford2019language,brown2020language`. Full entries are on the
 [References](../references.md) page.
 """),
