@@ -38,7 +38,9 @@ def config_from_hf(hf_config) -> GPTConfig:
     """A ``GPTConfig`` from a ``transformers.GPT2Config`` (or the dict of its ``config.json``).
 
     Rejects GPT-2 variants that ``GPT`` does not implement (another activation or MLP width,
-    unscaled attention, untied output layer, cross-attention), naming the field.
+    unscaled attention, untied output layer, cross-attention), naming the field. ``GPT`` has one
+    dropout rate, so ``embd_pdrop``, ``attn_pdrop`` and ``resid_pdrop`` must agree (fields the
+    config leaves out are not compared; with none given the rate is 0).
     """
     if isinstance(hf_config, dict):
         get = hf_config.get
@@ -59,8 +61,13 @@ def config_from_hf(hf_config) -> GPTConfig:
     for field, (value, ok) in unsupported.items():
         if value not in ok:
             raise ValueError(f"{field}: checkpoint has {value!r}, gptlib's GPT supports {ok}")
+    rates = {f: float(get(f)) for f in ("embd_pdrop", "attn_pdrop", "resid_pdrop") if get(f) is not None}
+    if len(set(rates.values())) > 1:
+        raise ValueError(f"{', '.join(rates)}: checkpoint has {rates}, but gptlib's GPT has one dropout "
+                         f"rate for embeddings, attention weights and residual branches; set them equal "
+                         f"(dropout only acts in training)")
     return GPTConfig(vocab_size=get("vocab_size"), block_size=get("n_positions"), n_layer=get("n_layer"),
-                     n_head=get("n_head"), n_embd=n_embd, dropout=float(get("resid_pdrop", 0.0)),
+                     n_head=get("n_head"), n_embd=n_embd, dropout=next(iter(rates.values()), 0.0),
                      layer_norm_eps=get("layer_norm_epsilon", 1e-5), **_GPT2_ARCH)
 
 

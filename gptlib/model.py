@@ -117,15 +117,17 @@ class GPT(nn.Module):
         self.lm_head.weight = self.wte.weight                      # tied: one (V, C) matrix
         self.apply(self._init_weights)
         # GPT-2 (Radford et al. 2019, sec. 2.3): scale the weights of the layers that write into
-        # the residual stream by 1/sqrt(N), N = 2 * n_layer residual additions, so the stream's
-        # variance does not grow with depth.
+        # the residual stream by 1/sqrt(2 * n_layer), one over the root of the number of residual
+        # additions. The stream's variance still grows with each addition, but its total at
+        # initialisation (embeddings plus 2 * n_layer branch outputs) no longer grows with depth.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
-        """GPT-2's initialisation: weights ~ N(0, 0.02), biases 0 (norms keep weight 1, bias 0)."""
+        """GPT-2's initialisation as Hugging Face and nanoGPT implement it: weights normal with
+        standard deviation 0.02 (embeddings too), biases 0; norms keep weight 1, bias 0."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
@@ -241,12 +243,16 @@ class GPT(nn.Module):
     def flops_per_token(self, seq_len: int | None = None) -> int:
         """Training FLOPs per token (forward + backward) at context ``seq_len`` (default block_size).
 
-        A matmul with an (n x m) weight costs 2nm FLOPs per token forward and twice that backward:
-        ``6 N`` for the N non-embedding parameters (Kaplan et al. 2020, sec. 2.1). Attention adds
-        the score and weighted-sum matmuls, ``QK^T`` and ``AV``: 2 x 2TC forward per layer, x3
-        for training, ``12 n_layer T C`` (Chowdhery et al. 2022, PaLM, app. B), as the
-        written-out attention computes the full T x T square. Kaplan et al. count half of it
-        (``6 n_layer T C``): with a causal mask a token attends to ~T/2 positions on average.
+        A matmul with an (n x m) weight costs 2nm FLOPs per token forward and twice that backward
+        (Kaplan et al. 2020, sec. 2.1): 6 per parameter, counted here for every parameter except
+        the position table (a look-up costs no arithmetic), i.e. ``num_parameters(non_embedding=
+        True)``. That keeps the tied token table, which is also the output layer's (C x V)
+        matmul; Kaplan et al.'s non-embedding N leaves it out. Attention adds the score and
+        weighted-sum matmuls, ``QK^T`` and ``AV``: 2 x 2TC forward per layer, x3 for training,
+        ``12 n_layer T C`` (Chowdhery et al. 2022, PaLM, app. B), as the written-out attention
+        computes the full T x T square. Kaplan et al.'s Table 1 lists ``2 n_layer n_ctx d_attn``
+        forward, half of that square's count (presumably because with a causal mask a token
+        attends to about T/2 positions on average).
         """
         t = self.config.block_size if seq_len is None else seq_len
         return 6 * self.num_parameters(non_embedding=True) + 12 * self.config.n_layer * t * self.config.n_embd

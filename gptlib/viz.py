@@ -142,7 +142,7 @@ def attention_explorer(scores: dict, labels, mask: torch.Tensor | None = None,
 # --- Chapter 6: the assembled GPT ----------------------------------------------------------------
 
 __all__ += ["PARAMETER_GROUPS", "parameter_groups", "gpt_parameter_groups", "gpt_flops_per_token",
-            "parameter_table", "parameter_explorer"]
+            "parameter_table", "GPT_PRESETS", "parameter_explorer"]
 
 PARAMETER_GROUPS = ("embeddings", "attention", "MLP", "norms")
 
@@ -207,10 +207,13 @@ def _si(x: float) -> str:
 
 def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
                     n_tokens: float | None = None) -> str:
-    """An HTML table: the four parameter groups (count, share, bar), the total, the training
-    FLOPs per token at full context and, given ``n_tokens``, the training compute ≈ 6·N·D."""
+    """An HTML table: the four parameter groups (count, share, bar) and the total N; then, with
+    one count for compute throughout, N' = N minus the position table (as ``GPT.flops_per_token``
+    counts): N', the training FLOPs per token at full context, 6·N' + 12·L·T·C, and, given
+    ``n_tokens`` D, the training compute ≈ 6·N'·D."""
     groups = gpt_parameter_groups(vocab_size, block_size, n_layer, n_embd)
     total = sum(groups.values())
+    n_compute = total - block_size * n_embd            # N': the position table costs no FLOPs
     colours = {"embeddings": "#4c72b0", "attention": "#dd8452", "MLP": "#55a868", "norms": "#c44e52"}
     rows = []
     for name, n in groups.items():
@@ -222,33 +225,37 @@ def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
     flops = gpt_flops_per_token(vocab_size, block_size, n_layer, n_embd)
     rows.append(f"<tr><th>total N</th><th style='text-align:right'>{total:,}</th>"
                 f"<th style='text-align:right'>{_si(total)}</th><th></th></tr>")
-    rows.append(f"<tr><td>training FLOPs per token (T = {block_size:,})</td>"
+    rows.append(f"<tr><td>N' = N − position table (counted for compute)</td>"
+                f"<td style='text-align:right'>{n_compute:,}</td>"
+                f"<td style='text-align:right'>{_si(n_compute)}</td><td></td></tr>")
+    rows.append(f"<tr><td>training FLOPs per token, 6·N' + 12·L·T·C (T = {block_size:,})</td>"
                 f"<td style='text-align:right'>{flops:.3e}</td><td></td><td></td></tr>")
     if n_tokens is not None:
-        rows.append(f"<tr><td>training compute 6·N·D, D = {_si(n_tokens)} tokens</td>"
-                    f"<td style='text-align:right'>{6 * total * n_tokens:.2e}</td><td>FLOPs</td>"
+        rows.append(f"<tr><td>training compute 6·N'·D, D = {_si(n_tokens)} tokens</td>"
+                    f"<td style='text-align:right'>{6 * n_compute * n_tokens:.2e}</td><td>FLOPs</td>"
                     f"<td></td></tr>")
     return ("<table><tr><th>group</th><th>parameters</th><th>share</th><th></th></tr>"
             + "".join(rows) + "</table>")
 
 
-_PRESETS = {  # (vocab_size, block_size, n_layer, n_embd)
+GPT_PRESETS = {  # (vocab_size, block_size, n_layer, n_embd); chapter 6 checks its models against these
     "GPT-2 small": (50257, 1024, 12, 768),
     "GPT-2 XL": (50257, 1024, 48, 1600),
     "GPT-3 175B": (50257, 2048, 96, 12288),
-    "character model (chapter 6)": (70, 64, 2, 48),
+    "character model (chapter 6)": (70, 64, 3, 48),
 }
 
 
 def parameter_explorer(preset: str = "GPT-2 small", n_tokens: float = 300e9):
     """Sliders for depth, width, vocabulary and context; a table of the parameter groups, the
-    FLOPs per token and the training compute for ``n_tokens`` tokens. Returns an
-    ``ipywidgets.VBox`` whose HTML part holds the table, so the saved state shows it."""
+    FLOPs per token and the training compute for ``n_tokens`` tokens (default 300B, the budget
+    of every GPT-3 model). Returns an ``ipywidgets.VBox`` whose HTML part holds the table, so the
+    saved state shows it."""
     import ipywidgets as widgets
 
-    V, T, L, C = _PRESETS[preset]
+    V, T, L, C = GPT_PRESETS[preset]
     style = {"description_width": "initial"}
-    choose = widgets.Dropdown(options=list(_PRESETS), value=preset, description="preset:")
+    choose = widgets.Dropdown(options=list(GPT_PRESETS), value=preset, description="preset:")
     layers = widgets.IntSlider(value=L, min=1, max=128, description="n_layer:", style=style)
     width = widgets.IntSlider(value=C, min=16, max=16384, step=16, description="n_embd:", style=style)
     vocab = widgets.IntSlider(value=V, min=2, max=256000, description="vocab_size:", style=style)
@@ -261,7 +268,7 @@ def parameter_explorer(preset: str = "GPT-2 small", n_tokens: float = 300e9):
         out.value = parameter_table(vocab.value, context.value, layers.value, width.value, tokens.value)
 
     def load_preset(change):
-        vocab.value, context.value, layers.value, width.value = _PRESETS[choose.value]
+        vocab.value, context.value, layers.value, width.value = GPT_PRESETS[choose.value]
 
     choose.observe(load_preset, names="value")
     for w in (layers, width, vocab, context, tokens):

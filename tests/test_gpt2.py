@@ -183,3 +183,24 @@ def test_unsupported_gpt2_variants_are_named():
                          ("scale_attn_by_inverse_layer_idx", True), ("tie_word_embeddings", False)]:
         with pytest.raises(ValueError, match=f"{field}: checkpoint has {value!r}"):
             config_from_hf({**base, field: value})
+
+
+def test_differing_dropout_rates_are_refused_naming_the_fields():
+    kw = CONFIGS["2x32"]
+    same = transformers.GPT2Config(**kw, embd_pdrop=0.2, attn_pdrop=0.2, resid_pdrop=0.2)
+    assert config_from_hf(same).dropout == 0.2
+    assert config_from_hf({**json.loads(same.to_json_string(use_diff=False)), "model_type": "gpt2"}).dropout == 0.2
+    assert config_from_hf(transformers.GPT2Config(**kw)).dropout == 0.1       # GPT-2's default, all three
+    for field in ("embd_pdrop", "attn_pdrop", "resid_pdrop"):
+        rates = {"embd_pdrop": 0.1, "attn_pdrop": 0.1, "resid_pdrop": 0.1, field: 0.0}
+        with pytest.raises(ValueError, match=rf"embd_pdrop, attn_pdrop, resid_pdrop: checkpoint has .*"
+                                             rf"'{field}': 0\.0.*one dropout rate"):
+            config_from_hf(transformers.GPT2Config(**kw, **rates))
+        with pytest.raises(ValueError, match="one dropout rate"):
+            config_from_hf({"model_type": "gpt2", "vocab_size": 97, "n_positions": 64, "n_layer": 2,
+                            "n_head": 2, "n_embd": 32, **rates})
+    # a field the config leaves out is not compared
+    partial = {"model_type": "gpt2", "vocab_size": 97, "n_positions": 64, "n_layer": 2, "n_head": 2,
+               "n_embd": 32, "resid_pdrop": 0.3}
+    assert config_from_hf(partial).dropout == 0.3
+    assert config_from_hf({k: v for k, v in partial.items() if k != "resid_pdrop"}).dropout == 0.0

@@ -19,8 +19,9 @@ an MLP (chapter 4), and positions (chapter 5). This chapter claims that a GPT is
 than those parts stacked, and then tests the claim as hard as it can be tested: it gives the
 assembled model GPT-2's weight layout and checks, number for number, that it computes what Hugging
 Face's implementation of GPT-2 computes. Once the model is on the table we can also count it: where
-its parameters sit, why GPT-2 small has exactly 124,439,808 of them, and how four numbers from a
-paper fix GPT-3's 175 billion and the compute it took to train.
+its parameters sit, why GPT-2 small has exactly 124,439,808 of them, and how three numbers from the
+GPT-3 paper, with the size of GPT-2's vocabulary, fix GPT-3's 175 billion and the compute it took to
+train.
 """),
 code(r"""
 import math
@@ -40,7 +41,7 @@ from gptlib.gpt2 import config_from_hf, from_hf, load_hf_checkpoint, to_hf, to_h
 from gptlib.masking import causal_mask
 from gptlib.model import GPT, GPTConfig, count_gpt_parameters, training_flops
 from gptlib.tokenizer import CharTokenizer
-from gptlib.viz import (PARAMETER_GROUPS, gpt_flops_per_token, gpt_parameter_groups,
+from gptlib.viz import (GPT_PRESETS, PARAMETER_GROUPS, gpt_flops_per_token, gpt_parameter_groups,
                         parameter_explorer, parameter_groups)
 
 plt.rcParams["figure.dpi"] = 90
@@ -54,39 +55,46 @@ md(r"""
 ## The idea: one stream of vectors, written to by every block
 
 The input is a sequence of $T$ token ids $x_1, \dots, x_T$, with $T$ at most the context length
-$T_{\max}$ (`block_size`). Name the sizes once: $V$ tokens in the vocabulary, width $C$
-(`n_embd`), $L$ blocks (`n_layer`), $H$ attention heads of width $d = C/H$. A GPT-2-style model
-computes, for a batch of $B$ sequences:
+$T_{\max}$ (`block_size`). Name the sizes once, in the book's notation: $V$ tokens in the
+vocabulary, width $C$ (`n_embd`), $H$ attention heads of width $d = C/H$; and two symbols this
+chapter adds to it, $T_{\max}$ for the context length and $L$ for the number of blocks
+(`n_layer`). A GPT-2-style model computes, for a batch of $B$ sequences:
 
 1. **Embed.** Look up each token's row of the token table $W_E \in \mathbb{R}^{V \times C}$ and
    add the row of the position table $W_P \in \mathbb{R}^{T_{\max} \times C}$ for its position:
 
    $$
-   H^{(0)}_t = W_E[x_t] + W_P[t], \qquad H^{(0)} \in \mathbb{R}^{T \times C} \text{ per sequence, } (B, T, C) \text{ per batch.}
+   X^{(0)}_t = W_E[x_t] + W_P[t], \qquad X^{(0)} \in \mathbb{R}^{T \times C} \text{ per sequence, } (B, T, C) \text{ per batch.}
    $$
 
-   (In code, positions count from 0.) $H^{(0)}$ is the start of the *residual stream*: a
+   (In code, positions count from 0.) $X^{(0)}$ is the start of the *residual stream*: a
    $C$-vector per position that every later layer reads from and adds to. During training,
-   dropout is applied here and to the output of every sub-layer; in evaluation, and everywhere in
-   this chapter, it is off.
+   dropout is applied here, to the attention weights after the softmax, and to the output of
+   every sub-layer (GPT-2 and `gptlib` alike); in evaluation, and everywhere in this chapter, it
+   is off.
 
 2. **Blocks.** For $\ell = 1, \dots, L$, a pre-LayerNorm block (chapter 4) adds the output of
    causal multi-head self-attention (chapters 2 and 3), then the output of a position-wise MLP:
 
    $$
-   A^{(\ell)} = H^{(\ell-1)} + \mathrm{MHA}_\ell\!\left(\mathrm{LN}_{\ell,1}(H^{(\ell-1)})\right), \qquad
-   H^{(\ell)} = A^{(\ell)} + \mathrm{MLP}_\ell\!\left(\mathrm{LN}_{\ell,2}(A^{(\ell)})\right),
+   A^{(\ell)} = X^{(\ell-1)} + \mathrm{MHA}_\ell\!\left(\mathrm{LN}_{\ell,1}(X^{(\ell-1)})\right), \qquad
+   X^{(\ell)} = A^{(\ell)} + \mathrm{MLP}_\ell\!\left(\mathrm{LN}_{\ell,2}(A^{(\ell)})\right),
    $$
 
    with $\mathrm{MLP}(u) = \mathrm{GELU}(u W_1 + b_1)\, W_2 + b_2$, $W_1 \in \mathbb{R}^{C \times 4C}$,
-   $W_2 \in \mathbb{R}^{4C \times C}$ {cite:p}`hendrycks2016gaussian`. Attention is the only place
+   $W_2 \in \mathbb{R}^{4C \times C}$. GPT-2 uses GELU's tanh approximation
+   {cite:p}`hendrycks2016gaussian`,
+   $\mathrm{GELU}(z) \approx \tfrac12 z\,\bigl(1 + \tanh\bigl(\sqrt{2/\pi}\,(z + 0.044715\,z^3)\bigr)\bigr)$
+   (`gelu_new` in Hugging Face's configuration), and so does `gptlib`. The exact, erf-based GELU
+   differs from it by up to $5 \times 10^{-4}$ per activation, so a model meant to reproduce
+   GPT-2's numbers must use the same approximation. Attention is the only place
    where positions exchange information, and the causal mask lets position $t$ read positions
    $\le t$ only. Every block maps $(B, T, C)$ to $(B, T, C)$, which is why they can be stacked.
 
 3. **Read out.** A final LayerNorm, then a product with the *same* token table, transposed:
 
    $$
-   Z = \mathrm{LN}_f\!\left(H^{(L)}\right) W_E^{\top} \in \mathbb{R}^{T \times V}, \qquad
+   Z = \mathrm{LN}_f\!\left(X^{(L)}\right) W_E^{\top} \in \mathbb{R}^{T \times V}, \qquad
    p_\theta(x_{t+1} = v \mid x_{\le t}) = \mathrm{softmax}(Z_t)_v .
    $$
 
@@ -102,9 +110,13 @@ encoder, and nothing in a block reads anything but the sequence itself.
 
 `gptlib.model.GPT` builds exactly these pieces, with GPT-2's names for them — `wte` ($W_E$),
 `wpe` ($W_P$), `h` (the blocks), `ln_f`, `lm_head` — so that GPT-2's weights can later be loaded by
-name. The constructor also ties the output layer to `wte` and applies GPT-2's initialisation:
-weights drawn from $\mathcal{N}(0, 0.02^2)$, and the two projections in each block that write into
-the residual stream scaled down by $1/\sqrt{2L}$.
+name. The constructor also ties the output layer to `wte` and applies GPT-2's initialisation as
+Hugging Face and nanoGPT implement it: every weight matrix and embedding table drawn from a normal
+distribution with standard deviation 0.02, biases zero, and the weights of the two projections in
+each block that write into the residual stream drawn with a standard deviation smaller by
+$1/\sqrt{2L}$ — the scaling the GPT-2 paper describes, by one over the square root of the number
+of residual layers. (OpenAI's released GPT-2 code differs in details, e.g. it drew the position
+table with standard deviation 0.01.)
 """),
 code(r"""
 show(GPT.__init__)
@@ -312,14 +324,16 @@ Two facts the formula predicts are visible. Inside the blocks the MLP always hol
 twice what attention holds ($8C^2$ against $4C^2$, up to the biases). And the embeddings' share falls as the model grows: they
 grow like $VC$, the blocks like $12LC^2$. In the character model the blocks dominate because $V$
 is tiny; in GPT-2 small the 50,257-row token table is still almost a third of the model; in GPT-3
-it is 0.4%. The norms hold under 1% everywhere. This is why the scaling-law literature counts
-*non-embedding* parameters, which for large models are close to $12LC^2$
-{cite:p}`kaplan2020scaling`.
+it is 0.4%. The norms hold under 1% everywhere. The scaling-law study of {cite:t}`kaplan2020scaling`
+counts only the *non-embedding* parameters, which for large models are close to $12LC^2$; their
+reason is empirical: with the embeddings left out, the loss of models of different shapes follows
+one much cleaner power law in $N$.
 
-## GPT-3: 175 billion, from four numbers
+## GPT-3: 175 billion, from three numbers and a vocabulary
 
 {cite:t}`brown2020language` describe GPT-3 175B as $L = 96$ layers of width $C = 12{,}288$ with
-96 heads, a context of $T_{\max} = 2{,}048$, and GPT-2's vocabulary of $V = 50{,}257$. (Its
+96 heads and a context of $T_{\max} = 2{,}048$. The paper does not print a vocabulary size: it
+says GPT-3 reuses GPT-2's tokenization, whose vocabulary has $V = 50{,}257$ tokens. (Its
 attention alternates dense and locally banded sparse patterns; a pattern decides which positions
 are attended, not how many weights there are, so the count is unaffected.) The formula:
 
@@ -344,7 +358,7 @@ backward pass (gradients with respect to the input and to the weight): $6$ FLOPs
 token. Training on $D$ tokens therefore costs
 
 $$
-C_{\text{train}} \approx 6 N D
+F_{\text{train}} \approx 6 N D \quad \text{FLOPs}
 $$
 
 {cite:p}`kaplan2020scaling`. Every GPT-3 model was trained on $D = 300$ billion tokens, and
@@ -361,8 +375,9 @@ md(r"""
 `6ND` counts only the weights. The attention scores $QK^\top$ and the weighted sum of values are
 matrix products too, with no parameters: `GPT.flops_per_token` adds them ($12 L T C$ per token
 when the whole $T \times T$ square is computed). At GPT-3's context they add less than 3%, which is
-why $6ND$ is the standard estimate; exercise 3 finds the context length at which they would match
-the weights.
+why $6ND$ is the standard estimate; and GPT-3's locally banded sparse layers, which alternate with
+the dense ones, compute only part of the square, so its true share is smaller still. Exercise 3
+finds the context length at which attention would match the weights.
 
 ## The loss at initialisation
 
@@ -379,15 +394,18 @@ g = torch.Generator().manual_seed(0)
 xb, yb = get_batch(val_ids, batch_size=16, block_size=64, generator=g)
 with torch.no_grad():
     _, loss = model(xb, yb)
-print(f"loss at initialisation {loss.item():.4f}   ln V = ln {V} = {math.log(V):.4f}")
+print(f"loss at initialisation {loss.item():.2f}   ln V = ln {V} = {math.log(V):.2f}")
 assert abs(loss.item() - math.log(V)) < 0.05
 """),
 md(r"""
-With GPT-2's vocabulary the same holds at $\ln 50257 \approx 10.82$ nats, close to where a GPT-2
-training run starts. Small random logits do not average out exactly, though: for $V$
-independent logits of spread $\sigma$, $\ln \sum_v e^{z_v} \approx \ln V + \sigma^2/2$, so the
-expected loss starts slightly *above* $\ln V$, by $\sigma^2/2 = 0.0002\,C$ (0.026 nats at the width
-128 used here; exercise 4 checks GPT-2's width, 768). One block is enough for the check: `ln_f`
+With GPT-2's vocabulary the same reasoning gives $\ln 50257 \approx 10.82$ nats. Small random
+logits do not average out exactly, though: for $V$ independent logits of spread $\sigma$,
+$\ln \sum_v e^{z_v} \approx \ln V + \sigma^2/2$, so the expected loss starts slightly *above*
+$\ln V$, by $\sigma^2/2 = 0.0002\,C$. In the width-128 model below that is 0.026 nats, about the
+sampling noise of a loss measured on 128 random targets (a standard error near
+$\sigma/\sqrt{128} \approx 0.02$), so the cell checks only the logits' spread and that the loss is
+near $\ln V$; exercise 4 averages over every possible target and
+checks the $\sigma^2/2$ at GPT-2's width, 768. One block is enough for the check: `ln_f`
 normalises whatever the blocks produce.
 """),
 code(r"""
@@ -399,14 +417,13 @@ with torch.no_grad():
     wide_logits, wide_loss = wide(ids, targets)
 sigma = 0.02 * math.sqrt(128)
 print(f"logit spread {wide_logits.std().item():.3f} (0.02·√C = {sigma:.3f})")
-print(f"loss at initialisation {wide_loss.item():.3f}   ln V = {math.log(50257):.3f}   "
-      f"ln V + σ²/2 = {math.log(50257) + sigma**2 / 2:.3f}")
+print(f"loss at initialisation {wide_loss.item():.2f}   ln V = {math.log(50257):.2f}")
 assert abs(wide_logits.std().item() - sigma) < 0.05 * sigma
 assert abs(wide_loss.item() - math.log(50257)) < 0.1
 """),
 md(r"""
-A loss well above $\ln V$ at step 0 means the initialisation is wrong: the logits are too large, and
-the model starts out confidently wrong.
+A loss well above $\ln V$ at step 0 is usually a sign of a bug: in the initialisation (logits far
+larger than $\sigma$, so the model starts out confidently wrong), or in how the targets are built.
 
 ## GPT-2 compatibility, checked live
 
@@ -420,7 +437,8 @@ bias loaded into the wrong place would show.
 code(r"""
 set_seed(1)
 hf_config = GPT2Config(vocab_size=V, n_positions=64, n_layer=3, n_head=4, n_embd=48,
-                       bos_token_id=V - 1, eos_token_id=V - 1)   # keep <|endoftext|> inside the vocabulary
+                       bos_token_id=V - 1, eos_token_id=V - 1)
+# (GPT2Config's default bos/eos id, 50256, would lie outside a 70-token vocabulary)
 hf = GPT2LMHeadModel(hf_config).eval()
 with torch.no_grad():
     for name, p in hf.named_parameters():
@@ -534,11 +552,16 @@ with torch.no_grad():
 ```
 
 It was written for the `transformers` of before version 4, whose models returned plain tuples and
-whose cache argument was called `past`. (Even there it could not work as written: unpacking into
-two names requires an output of exactly two elements, so there was no third element `outputs[2]`
-to hold the per-layer hidden states.) Run against today's library — version 5.24 here — on our
-local GPT-2 (`hf.transformer` is a `GPT2Model`, GPT-2 without the output layer), it fails in a
-confusing place:
+whose cache argument was called `past`. Even there it could not have worked as written, though it
+would have failed differently. Judging by the source of the 2.x releases (we cannot run them
+here), `GPT2Model` returned the tuple `(last_hidden_state, presents)`, so `outputs, _ = ...`
+unpacked cleanly, `outputs` was the $(1, T, C)$ tensor, and `outputs[2]` indexed its batch
+dimension, of size 1: an `IndexError`. The per-layer hidden states came back, as a third element,
+only when `output_hidden_states` was switched on (then a configuration flag), and a three-element
+tuple does not unpack into two names. Today's `return_dict=False` still returns such a tuple, so
+both failures can be replayed below. Run as written against today's library — version 5.24 here —
+on our local GPT-2 (`hf.transformer` is a `GPT2Model`, GPT-2 without the output layer), the
+snippet fails in a confusing place:
 """),
 code(r"""
 model_hf = hf.transformer
@@ -552,13 +575,15 @@ print(repr(outputs[2]))
 hidden_states = outputs[2][-1].permute(1, 0, 2).squeeze().numpy()
 """, "raises-exception"),
 md(r"""
-Three things went wrong, and only the last one raised an error:
+Three things went wrong, and none raised an error where it happened: item 1 surfaced two lines
+later, as an `AttributeError` on a string.
 
 1. **A model output is a dictionary, not a tuple.** `model(...)` returns a `ModelOutput`, an
    ordered dictionary with attribute access. Unpacking a dictionary yields its *keys*; this one
    has exactly two (`last_hidden_state` and `cache`), so `outputs, _ = ...` "succeeded" and
-   `outputs` is the string `'last_hidden_state'`, whose character 2 is `'s'`. Read fields by name:
-   `out.last_hidden_state`, `out.hidden_states`.
+   `outputs` is the string `'last_hidden_state'`, whose character 2 is `'s'`; `'s'[-1]` is `'s'`
+   again, and a string has no `.permute`. Read fields by name: `out.last_hidden_state`,
+   `out.hidden_states`.
 2. **`past=` and `head_mask=` are silently ignored.** The forward method takes `**kwargs`, so
    unknown keyword arguments vanish without a word. With `None` that is harmless; with a real cache
    it is a silent bug, as shown below.
@@ -566,6 +591,27 @@ Three things went wrong, and only the last one raised an error:
    `out.hidden_states` is `None`. (The zero tensor on the first line is dead code: a
    transformer has no recurrent state to initialise.)
 
+With `return_dict=False` the model returns a plain tuple, as the old versions did, and the snippet
+fails as described above — an `IndexError` on the batch dimension, or, once the hidden states are
+asked for, a tuple too long to unpack:
+"""),
+code(r"""
+with torch.no_grad():
+    legacy = model_hf(tokens_tensor, return_dict=False)        # (last_hidden_state, cache)
+    print(type(legacy).__name__, "of", len(legacy), "elements:", tuple(legacy[0].shape),
+          type(legacy[1]).__name__)
+    outputs, _ = legacy                                         # unpacks cleanly: a (1, T, C) tensor
+    try:
+        outputs[2]
+    except IndexError as err:
+        print("outputs[2] -> IndexError:", err)
+    try:
+        outputs, _ = model_hf(tokens_tensor, return_dict=False, output_hidden_states=True)
+    except ValueError as err:
+        print("with hidden states -> ValueError:", err)
+assert isinstance(legacy, tuple) and len(legacy) == 2 and outputs.shape == (1, tokens_tensor.size(1), C)
+"""),
+md(r"""
 The corrected call, with attribute access:
 """),
 code(r"""
@@ -644,10 +690,14 @@ md(r"""
 ## Play with it
 
 Move the sliders to change depth, width, vocabulary and context, or pick a preset; the table shows
-the four parameter groups, the total, the training FLOPs per token at full context and the training
-compute $6ND$ for $D$ tokens. (The sliders need a running notebook; the HTML book shows the state the
-explorer was saved in, and the figure below it shows the same numbers across a whole model family.)
-The explorer's closed-form numbers must agree with a model built from the same configuration:
+the four parameter groups and the total $N$. Its compute rows use one count throughout,
+$N' = N - T_{\max}C$, the parameters less the position table (a table look-up costs no
+arithmetic), as `GPT.flops_per_token` does: the training FLOPs per token at full context,
+$6N' + 12LT_{\max}C$, and the training compute $6N'D$ for $D$ tokens. $D$ starts at 300B, the
+budget every GPT-3 model was trained on (next cell). (The sliders need a running notebook; the HTML
+book shows the state the explorer was saved in, and the figure below it shows the same numbers
+across a whole model family.) The explorer's closed-form numbers must agree with a model built from
+the same configuration, and its presets with the models of this chapter:
 """),
 code(r"""
 for m in (model, ours_small, ours_gpt3):
@@ -656,7 +706,9 @@ for m in (model, ours_small, ours_gpt3):
     assert gpt_parameter_groups(*args) == parameter_groups(m)
     assert gpt_flops_per_token(*args) == m.flops_per_token()
     assert gpt_flops_per_token(*args, seq_len=100) == m.flops_per_token(100)
-parameter_explorer("GPT-2 small", n_tokens=300e9)
+assert GPT_PRESETS["character model (chapter 6)"] == (V, config.block_size, config.n_layer, config.n_embd)
+assert GPT_PRESETS["GPT-2 small"] == (Vg, Tg, Lg, Cg)
+parameter_explorer("GPT-2 small", n_tokens=300e9)      # D: GPT-3's training budget
 """),
 md(r"""
 GPT-3 was not one model but eight, all trained on 300B tokens with the same vocabulary and context
@@ -670,6 +722,8 @@ gpt3_family = {  # name in Brown et al. (2020), table 2.1: (n_layer, n_embd, par
     "XL": (24, 2048, 1.3e9), "2.7B": (32, 2560, 2.7e9), "6.7B": (32, 4096, 6.7e9),
     "13B": (40, 5140, 13e9), "175B": (96, 12288, 175e9),
 }
+# 13B: the table gives d_model 5140, but also 40 heads of d_head 128, i.e. 5120; 5140 is likely a
+# typo. Kept as printed: either width gives a count within 2% of 13B.
 family_groups = {}
 for name, (L, C_, named) in gpt3_family.items():
     family_groups[name] = gpt_parameter_groups(50257, 2048, L, C_)
@@ -708,8 +762,9 @@ parameters). Both claims are wrong.
    researchers, as the successor of OpenAI's GPT {cite:p}`radford2018improving` and GPT-2
    {cite:p}`radford2019language`. Microsoft appears in the paper as the provider of the computing
    cluster the models were trained on, not as their author.
-2. **Its size is a definite number that anyone can compute.** Four numbers from the paper — 96
-   layers, width 12,288, context 2,048, vocabulary 50,257 — give $N$ = 174,604,259,328 parameters
+2. **Its size is a definite number that anyone can compute.** Three numbers from the paper — 96
+   layers, width 12,288, context 2,048 — and the size of GPT-2's vocabulary, which GPT-3 reuses,
+   50,257, give $N$ = 174,604,259,328 parameters
    by the formula of this chapter, asserted above to be the paper's "175B"; the
    same formula reproduces all eight GPT-3 sizes to within 2%. Finite, too, in the plainest sense:
    stored as 16-bit numbers, the weights take 349 GB. And the compute follows from the count:
@@ -745,8 +800,9 @@ except ValueError as err:
 md(r"""
 Hugging Face can bolt a cross-attention sub-layer (`crossattention`, `ln_cross_attn`) onto each
 block, for using GPT-2 as the decoder half of an encoder–decoder model; that is an add-on, off by
-default and absent from every GPT-2 checkpoint. And "decoder" means *causal*, nothing more: change
-the last token of a sequence, and the logits at every earlier position stay exactly as they were.
+default and absent from every GPT-2 checkpoint. So in "decoder-only", "decoder" means *causal*:
+change the last token of a sequence, and the logits at every earlier position stay exactly as they
+were.
 """),
 code(r"""
 changed = idx.clone()
@@ -776,6 +832,11 @@ with torch.device("meta"):
     xl = GPT2LMHeadModel(GPT2Config(n_layer=48, n_embd=1600, n_head=25))
 assert sum(p.numel() for p in xl.parameters()) == counts[48, 1600] == 1_557_611_200
 assert all(n > listed[shape] for shape, n in counts.items())   # every listed size is an undercount
+# OpenAI later relabelled the released models 124M, 355M, 774M and 1558M (in its gpt-2 repository):
+# exactly these counts, rounded to millions.
+relabelled = {(12, 768): 124, (24, 1024): 355, (36, 1280): 774, (48, 1600): 1558}
+print("relabelled:", ", ".join(f"{m}M" for m in relabelled.values()))
+assert all(round(counts[shape] / 1e6) == m for shape, m in relabelled.items())
 """, "hide-cell"),
 md(r"""
 **Exercise 2.** How many parameters would GPT-2 small have *without* weight tying, with a separate
@@ -799,8 +860,11 @@ except ValueError as err:
 md(r"""
 **Exercise 3.** Per token, training GPT-2 small costs about $6N'$ FLOPs in its weights ($N'$: all
 parameters but the position table, as `GPT.flops_per_token` counts) plus $12 L T C$ in attention,
-which grows with the context $T$. At what $T$ does the attention part equal the weights part? Check
-your answer with `GPT.flops_per_token` on the meta-device model, then do the same for GPT-3.
+which grows with the context $T$. ($N'$ is not Kaplan et al.'s non-embedding count, which also
+leaves out the token table: in a tied model that table is also the output layer, a $C \times V$
+matrix product at every position, so it costs compute like any weight matrix.) At what $T$ does
+the attention part equal the weights part? Check your answer with `GPT.flops_per_token` on the
+meta-device model, then do the same for GPT-3.
 """),
 code(r"""
 # Solution
@@ -832,7 +896,7 @@ with torch.no_grad():
     z, _ = width768(xb[:4])
 expected_loss = (torch.logsumexp(z, dim=-1) - z.mean(dim=-1)).mean().item()
 predicted = math.log(V) + (0.02 * math.sqrt(768)) ** 2 / 2
-print(f"expected loss {expected_loss:.3f}   ln V + σ²/2 = {predicted:.3f}   ln V = {math.log(V):.3f}")
+print(f"expected loss {expected_loss:.2f}   ln V + σ²/2 = {predicted:.2f}   ln V = {math.log(V):.2f}")
 assert abs(expected_loss - predicted) < 0.02
 assert expected_loss - math.log(V) > 0.1
 """, "hide-cell"),
@@ -849,8 +913,9 @@ md(r"""
   FLOPs: $3.14 \times 10^{23}$ for GPT-3's 300B tokens.
 - At initialisation the loss is $\ln V$ plus a small $\sigma^2/2$: a check worth running before any
   training.
-- `gptlib`'s GPT, given GPT-2's weights, computes Hugging Face's GPT-2: the same logits and hidden
-  states (Hugging Face's last one is after `ln_f`), and the conversion round-trips bit for bit.
+- `gptlib`'s GPT, given weights in GPT-2's layout (tested here on random GPT-2 models), computes
+  what Hugging Face's GPT-2 computes: the same logits and hidden states (Hugging Face's last one is
+  after `ln_f`), and the conversion round-trips bit for bit.
 - With `transformers`, read outputs by attribute (`out.hidden_states`, `out.last_hidden_state`),
   ask for hidden states with `output_hidden_states=True`, and pass the cache by its current name
   (`cache` in 5.24): a misspelled keyword argument is silently ignored.
