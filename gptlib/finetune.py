@@ -87,16 +87,19 @@ class GPTClassifier(nn.Module):
     first packed to the front (order kept), after which left, right or no padding all give the
     logits of the sequence alone. ``head``: an ``nn.Linear(C, n_classes)`` to reuse, else a new
     one with GPT-2's initialisation. ``backbone.lm_head`` stays but is not used.
+    ``pooling="mean"`` reads the mean of ``ln_f`` over the real tokens instead of the last one.
     """
 
     def __init__(self, backbone: GPT, n_classes: int, head: nn.Linear | None = None,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, pooling: str = "last"):
         super().__init__()
         if not isinstance(backbone, GPT):
             raise TypeError(f"the backbone must be a gptlib GPT, got {type(backbone).__name__}; "
                             f"load one with load_backbone(...)")
         if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
             raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
         width = backbone.config.n_embd
         w = backbone.wte.weight
         if head is None:
@@ -109,7 +112,7 @@ class GPTClassifier(nn.Module):
             raise ValueError(f"the head must be an nn.Linear from the backbone's width "
                              f"n_embd={width} to n_classes={n_classes}, got (in, out) = {shape}; "
                              f"a head trained on another backbone does not fit this one")
-        self.backbone, self.head, self.n_classes = backbone, head, n_classes
+        self.backbone, self.head, self.n_classes, self.pooling = backbone, head, n_classes, pooling
         self.dropout = nn.Dropout(dropout)
 
     def _real_tokens(self, idx, padding_mask, lengths) -> torch.Tensor:
@@ -148,11 +151,15 @@ class GPTClassifier(nn.Module):
 
     def features(self, idx: torch.Tensor, padding_mask: torch.Tensor | None = None,
                  lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """The last real token's final state after ``ln_f``: (B, C) — what the head reads."""
+        """The last real token's final state after ``ln_f`` (or the mean over the real tokens):
+        (B, C), what the head reads."""
         real = self._real_tokens(idx, padding_mask, lengths)
         order = torch.sort((~real).to(torch.uint8), dim=1, stable=True).indices  # real first
         idx, real = idx.gather(1, order), real.gather(1, order)                  # (B, T) each
         x = self.backbone.hidden_states(idx, padding_mask=real)[-1]              # (B, T, C)
+        if self.pooling == "mean":
+            x = self.backbone.ln_f(x) * real[..., None]
+            return x.sum(1) / real.sum(1, keepdim=True)
         last = real.sum(1) - 1                                                   # (B,)
         return self.backbone.ln_f(x[torch.arange(x.size(0), device=x.device), last])
 

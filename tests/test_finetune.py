@@ -200,6 +200,20 @@ def shared_classifier():                       # built once: hypothesis calls th
     return GPTClassifier(tiny_gpt(), K).eval()
 
 
+def test_mean_pooling_averages_the_real_tokens_only():
+    clf = GPTClassifier(tiny_gpt(), K, pooling="mean").eval()
+    seqs = [ids((n,), seed=n) for n in (4, 9)]
+    with torch.no_grad():
+        alone = torch.stack([clf.backbone.ln_f(clf.backbone.hidden_states(s[None])[-1][0]).mean(0)
+                             for s in seqs])
+        for side in ("right", "left"):
+            idx, mask = pad_batch(seqs, side=side)
+            torch.testing.assert_close(clf.features(idx, mask), alone, rtol=0, atol=1e-5)
+        assert (clf.features(idx) - alone).abs().max() > 1e-3       # padding would count
+    with pytest.raises(ValueError, match="pooling must be 'last' or 'mean'"):
+        GPTClassifier(tiny_gpt(), K, pooling="max")
+
+
 def test_classifier_loss_is_cross_entropy_of_its_logits():
     clf = GPTClassifier(tiny_gpt(), K)
     data = toy_data(n=6)
