@@ -178,7 +178,8 @@ def load_checkpoint(directory, model: GPT, optimizer: torch.optim.Optimizer | No
         load_model(model, root / "model.safetensors", device=str(device))
         tensors = load_file(root / "optimizer.safetensors")
     except (SafetensorError, OSError, RuntimeError) as err:
-        raise CheckpointError(f"cannot read the tensors of the checkpoint at {root}: {err}") from None
+        raise CheckpointError(f"cannot read the tensors of the checkpoint at {root}: "
+                              f"{err}") from None
     if optimizer is not None:
         state: dict = {}
         for key, value in tensors.items():

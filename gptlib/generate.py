@@ -68,7 +68,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                top_p: float | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
     """Pick the next token of each row: logits (B, V) -> token ids (B,).
 
     ``temperature=0`` is greedy decoding (argmax; ``top_k``/``top_p`` then change nothing).
@@ -93,7 +94,8 @@ def _check_idx(idx) -> None:
         raise ValueError(f"idx must be a (B, T) integer tensor with T >= 1, got "
                          f"{getattr(idx, 'dtype', type(idx).__name__)} "
                          f"{tuple(getattr(idx, 'shape', ()))}"
-                         + ("; for one sequence use idx[None]" if getattr(idx, "ndim", 0) == 1 else ""))
+                         + ("; for one sequence use idx[None]"
+                            if getattr(idx, "ndim", 0) == 1 else ""))
 
 
 def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
@@ -102,7 +104,8 @@ def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
     ids = [stop_tokens] if isinstance(stop_tokens, int) else list(stop_tokens)
     for t in ids:
         if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size:
-            raise ValueError(f"stop token {t!r} is not a token id of the vocabulary (0..{vocab_size - 1})")
+            raise ValueError(f"stop token {t!r} is not a token id of the vocabulary "
+                             f"(0..{vocab_size - 1})")
     return ids
 
 
@@ -117,7 +120,8 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
     """
     _check_sampling(temperature, top_k, top_p)
     _check_idx(idx)
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
+            or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     context = model.pos.max_positions                     # None: no position table, no limit
     if context is not None and idx.size(1) > context:

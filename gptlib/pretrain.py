@@ -72,21 +72,26 @@ class TrainConfig:
 
         for name in ("steps", "batch_size", "block_size", "grad_accum", "eval_batches"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+                raise ValueError(f"TrainConfig.{name} must be a positive int, "
+                                 f"got {getattr(self, name)!r}")
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
+                raise ValueError(f"TrainConfig.{name} must be an int >= 0, "
+                                 f"got {getattr(self, name)!r}")
         if self.warmup_steps > self.steps:
             raise ValueError(f"TrainConfig.warmup_steps={self.warmup_steps} is more than "
                              f"steps={self.steps}; the warm-up must fit in the run")
         if not is_num(self.lr) or self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be a number > 0, got {self.lr!r}")
         if not is_num(self.min_lr) or not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"TrainConfig.min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
+            raise ValueError(f"TrainConfig.min_lr must be in [0, lr={self.lr}], "
+                             f"got {self.min_lr!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig.schedule={self.schedule!r} is unknown; choose one of {SCHEDULES}")
+            raise ValueError(f"TrainConfig.schedule={self.schedule!r} is unknown; "
+                             f"choose one of {SCHEDULES}")
         if not is_num(self.weight_decay) or self.weight_decay < 0:
-            raise ValueError(f"TrainConfig.weight_decay must be a number >= 0, got {self.weight_decay!r}")
+            raise ValueError(f"TrainConfig.weight_decay must be a number >= 0, "
+                             f"got {self.weight_decay!r}")
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else None
         if betas is None or len(betas) != 2 or not all(is_num(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1) (Adam's beta1, "
@@ -213,7 +218,8 @@ def estimate_loss(model: nn.Module, data: torch.Tensor, cfg, n_batches: int = 20
 
 
 @torch.no_grad()
-def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int, batch_size: int = 64) -> float:
+def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int,
+                 batch_size: int = 64) -> float:
     """Mean cross-entropy over *all* of ``data``, cut into consecutive windows of ``block_size``.
 
     Unlike ``estimate_loss`` (random windows) this is a fixed number for a given model and text:
@@ -221,7 +227,8 @@ def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int, batch_si
     window gets no context and no score), so it is the number to report for a held-out split.
     """
     if len(data) <= block_size:
-        raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = {block_size + 1}")
+        raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = "
+                         f"{block_size + 1}")
     device = next(model.parameters()).device
     n = (len(data) - 1) // block_size
     x = data[:n * block_size].view(n, block_size)
@@ -240,13 +247,15 @@ def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int, batch_si
 
 def _check_data(name: str, data, cfg: TrainConfig, model: nn.Module) -> None:
     if not isinstance(data, torch.Tensor) or data.ndim != 1 or data.dtype != torch.long:
-        raise ValueError(f"{name} must be a 1-D int64 tensor of token ids (gptlib.data.encode_text), "
-                         f"got {getattr(data, 'dtype', type(data).__name__)} "
+        raise ValueError(f"{name} must be a 1-D int64 tensor of token ids "
+                         f"(gptlib.data.encode_text), got "
+                         f"{getattr(data, 'dtype', type(data).__name__)} "
                          f"{tuple(getattr(data, 'shape', ()))}")
     if len(data) <= cfg.block_size:
-        raise ValueError(f"block_size {cfg.block_size} is larger than {name} allows: a window needs "
-                         f"block_size + 1 = {cfg.block_size + 1} tokens (inputs plus one target) but "
-                         f"{name} has {len(data)}; use a smaller block_size or more text")
+        raise ValueError(f"block_size {cfg.block_size} is larger than {name} allows: a window "
+                         f"needs block_size + 1 = {cfg.block_size + 1} tokens (inputs plus one "
+                         f"target) but {name} has {len(data)}; use a smaller block_size or more "
+                         f"text")
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab is not None and len(data) and int(data.max()) >= vocab:
         raise ValueError(f"{name} holds token id {int(data.max())} but the model's vocabulary has "
@@ -293,11 +302,11 @@ def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
         ckpt.set_global_rng_state(state["rng"])
         history, start = state["history"], state["step"]
 
-    def evaluate(record):
-        eval_gen = lambda: torch.Generator().manual_seed(cfg.seed + 1)   # noqa: E731
-        record["eval_train_loss"] = estimate_loss(model, train_data, cfg, cfg.eval_batches, eval_gen())
-        if val_data is not None:
-            record["val_loss"] = estimate_loss(model, val_data, cfg, cfg.eval_batches, eval_gen())
+    def evaluate(record):                # the same batches at every evaluation: seed + 1
+        for key, data in (("eval_train_loss", train_data), ("val_loss", val_data)):
+            if data is not None:
+                record[key] = estimate_loss(model, data, cfg, cfg.eval_batches,
+                                            torch.Generator().manual_seed(cfg.seed + 1))
 
     def save(step):
         if checkpoint_dir is not None:
@@ -357,7 +366,6 @@ def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
                        steps=history[-1]["step"] if history else 0,
                        tokens=history[-1]["tokens"] if history else 0,
                        elapsed_s=time.perf_counter() - t0, stopped_early=stopped)
-
 
 
 if __name__ == "__main__":          # python -m gptlib.pretrain --config configs/X.json
