@@ -61,7 +61,7 @@ def toy_data(n=64, t=8, seed=0) -> ClassificationData:
 
 
 def cfg(**kw) -> TrainConfig:
-    # "constant": a one-step cosine run would take its only step at min_lr = 0
+    # a constant rate: these runs test the mechanics of a step, not the schedule
     return TrainConfig(**{"steps": 1, "batch_size": 8, "block_size": 8, "lr": 1e-2,
                           "weight_decay": 0.1, "schedule": "constant", **kw})
 
@@ -163,9 +163,10 @@ def test_freeze_lora_mode_trains_only_adapters_and_head():
 
 # ---- the classifier -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pos_encoding", ["learned", "rope", "alibi"])
-def test_classifier_reads_the_last_real_token_under_left_and_right_padding(pos_encoding):
-    clf = GPTClassifier(tiny_gpt(pos_encoding=pos_encoding), K).eval()
+@pytest.mark.parametrize("pos_encoding, fused", [("learned", False), ("learned", True),
+                                                 ("rope", False), ("alibi", False)])
+def test_classifier_reads_the_last_real_token_under_left_and_right_padding(pos_encoding, fused):
+    clf = GPTClassifier(tiny_gpt(pos_encoding=pos_encoding, fused_attention=fused), K).eval()
     seqs = [ids((n,), seed=n) for n in (3, 7, 12)]
     with torch.no_grad():
         alone = torch.cat([clf(s[None])[0] for s in seqs])
