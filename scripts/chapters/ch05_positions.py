@@ -1,0 +1,880 @@
+"""Source of chapters/05_positions.ipynb. Edit here, then:
+
+    python scripts/chapters/ch05_positions.py && python scripts/run_notebooks.py chapters/05_positions.ipynb
+
+The training experiment is too slow for the chapter's time budget; it runs in
+scripts/experiments/positional.py, which writes data/results/positional.json (loaded below).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nbbuild import code, md, write  # noqa: E402
+
+CELLS = [
+md(r"""
+# 5. Positional encodings: one-hot, learned, sinusoidal — and RoPE, ALiBi
+
+**Why.** Self-attention (chapter 2) compares every token with every other by *content*: a query
+meets a key and a dot product says how well they match. Nothing in that computation says where a
+token sits. Left alone, attention cannot tell "dog bites man" from "man bites dog" — the same
+three words, the same pairwise dot products, opposite meanings. A language model has to be told
+the order of its input, and there are two places to tell it: add a *position vector* to each
+token's embedding before the first layer (an **absolute** encoding — one-hot, learned,
+sinusoidal), or change the attention scores themselves so that they depend on how far apart two
+tokens are (a **relative** encoding — RoPE, ALiBi). This chapter builds all of them, shows the
+property that defines each, and trains the same small GPT with each one to see what the choice
+changes — at the training length and beyond it.
+"""),
+code(r"""
+import json
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from gptlib import set_seed, show
+from gptlib.model import GPT, GPTConfig
+from gptlib.positional import (POS_ENCODINGS, LearnedPositional, OneHotPositional,
+                               RotaryEmbedding, alibi_bias, alibi_slopes, build_positional,
+                               sinusoidal_shift_matrix, sinusoidal_table)
+from gptlib.viz import cosine_similarity_matrix, position_explorer
+
+plt.rcParams["figure.dpi"] = 90
+torch.set_printoptions(precision=4, sci_mode=False)
+"""),
+md(r"""
+## The problem: attention sees a set
+
+Write the $T$ token vectors of a sequence as the rows of $X \in \mathbb{R}^{T \times C}$. One head
+of attention computes $Q = XW_Q$, $K = XW_K$, $V = XW_V$ and
+
+$$
+\mathrm{Attn}(X) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}\right) V \qquad (T \times d).
+$$
+
+Reorder the tokens with a permutation matrix $P$ ($T \times T$, one 1 in every row and column,
+$P^\top P = I$). The queries, keys and values are reordered the same way, $PQ$, $PK$, $PV$, so
+
+$$
+\mathrm{Attn}(PX) = \mathrm{softmax}\!\left(\frac{P\,QK^\top P^\top}{\sqrt{d}}\right) P V
+= P\,\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}\right) P^\top P V = P\,\mathrm{Attn}(X).
+$$
+
+(The softmax acts on each row separately, so permuting the rows and columns of its input permutes
+the rows and columns of its output.) The token embedding, the MLP and LayerNorm act on each
+token on its own, so they commute with $P$ too. The whole network is **permutation-equivariant**:
+shuffle the input and you get the same outputs, shuffled. Each token's output depends on *which*
+tokens are present, never on their order.
+
+Let us check it on a whole GPT from `gptlib`, with no positional encoding and — for the moment —
+without the causal mask (`causal=False`), on two sentences over a vocabulary of three words
+(and a full stop, needed later):
+"""),
+code(r"""
+vocab = {"dog": 0, "bites": 1, "man": 2, ".": 3}
+def ids(sentence):
+    return torch.tensor([[vocab[w] for w in sentence.split()]])
+
+def tiny_gpt(pos_encoding, causal=False, n_layer=2, seed=0):
+    set_seed(seed)
+    cfg = GPTConfig(vocab_size=len(vocab), block_size=8, n_layer=n_layer, n_head=2, n_embd=16,
+                    pos_encoding=pos_encoding, causal=causal)
+    return GPT(cfg).eval()
+
+a, b = ids("dog bites man"), ids("man bites dog")
+swap = [2, 1, 0]                        # b is a with the first and last word exchanged
+model = tiny_gpt("none")
+with torch.no_grad():
+    out_a, out_b = model(a)[0][0], model(b)[0][0]     # next-token logits, (3, V)
+for i, word in enumerate("dog bites man".split()):
+    j = swap[i]
+    print(f"{word!r:>8}: position {i} in a, {j} in b; same output: {torch.allclose(out_a[i], out_b[j], atol=1e-6)}")
+assert torch.allclose(out_b, out_a[swap], atol=1e-6)   # outputs of b = outputs of a, reordered
+"""),
+md(r"""
+The model computes exactly the same thing for "dog" whether it bites or is bitten. Add a position
+to each token — here a learned table, GPT-2's choice, with its random initial values — and the
+symmetry is gone:
+"""),
+code(r"""
+model = tiny_gpt("learned")
+with torch.no_grad():
+    out_a, out_b = model(a)[0][0], model(b)[0][0]
+print("same output for 'dog' in both sentences:", torch.allclose(out_a[0], out_b[2], atol=1e-6))
+assert not torch.allclose(out_b, out_a[swap], atol=1e-3)
+"""),
+md(r"""
+**What about the causal mask?** A GPT masks attention so that position $t$ sees only positions
+$\le t$ (chapter 3). That mask is not symmetric under permutations, so a causal GPT without any
+positional encoding is *not* fully blind to order — but it learns order only indirectly. In one
+layer, the last token attends to the *set* of tokens before it, so its output cannot depend on
+their order. From the second layer on, it reads the first layer's outputs, and those did see
+different prefixes: order leaks in through depth. (Trained causal models without positions do
+learn to exploit this, as Haviv et al. (2022) found; the experiment below measures how well.)
+"""),
+code(r"""
+a, b = ids("dog bites man ."), ids("man bites dog .")
+for n_layer in (1, 2):
+    model = tiny_gpt("none", causal=True, n_layer=n_layer)
+    with torch.no_grad():
+        last_a, last_b = model(a)[0][0, -1], model(b)[0][0, -1]
+    print(f"causal, no positions, {n_layer} layer(s): prediction after '.' identical: "
+          f"{torch.allclose(last_a, last_b, atol=1e-6)}")
+    assert torch.allclose(last_a, last_b, atol=1e-6) == (n_layer == 1)
+"""),
+md(r"""
+## Two ways to put position in
+
+`gptlib.positional` implements every option behind one interface, chosen by
+`GPTConfig(pos_encoding=...)`. An encoding can act in three places, and each uses one of them:
+
+- `embed(x, offset)` — **absolute**: add a vector $p_t$ to the token embedding at position $t$,
+  once, below the first layer: `onehot`, `learned`, `sinusoidal`;
+- `rope(q, k, offset)` — **relative**: rotate every query and key inside every attention layer:
+  `rope`;
+- `attn_bias(...)` — **relative**: add a distance penalty to every attention score: `alibi`.
+
+Here is what each costs in the small model this chapter trains later (context $T = 32$, width
+$C = 64$, 4 heads):
+"""),
+code(r"""
+print(f"{'encoding':>10}  {'acts on':<22} {'parameters':>10}  {'longest input':>13}")
+for kind in POS_ENCODINGS:
+    enc = build_positional(kind, block_size=32, n_embd=64, n_heads=4)
+    where = ("token embeddings" if kind in ("onehot", "learned", "sinusoidal")
+             else "queries and keys" if enc.rope is not None
+             else "attention scores" if kind == "alibi" else "nothing")
+    n_params = sum(p.numel() for p in enc.parameters())
+    longest = enc.max_positions or "any"
+    print(f"{kind:>10}  {where:<22} {n_params:>10,}  {longest!s:>13}")
+"""),
+md(r"""
+## One-hot positions
+
+The most literal encoding: position $t$ is the vector $e_t \in \{0, 1\}^{N}$ with a single 1 at
+index $t$, where $N$ is the longest sequence allowed. There are two ways to combine it with the
+token embedding $E[x_t] \in \mathbb{R}^{C}$:
+
+- **Concatenate**: $[E[x_t];\, e_t] \in \mathbb{R}^{C + N}$. Every layer above now works at width
+  $C + N$ instead of $C$ — with GPT-2's $N = 1024$ and $C = 768$, more than twice as wide. This
+  is the real "dimension explosion" of one-hot positions.
+- **Project** with a matrix $W \in \mathbb{R}^{C \times N}$ and add: $E[x_t] + W e_t$. The width
+  stays $C$. But $W e_t$ just picks column $t$ of $W$:
+
+$$
+W e_t = W_{:,t} \qquad\Longrightarrow\qquad E[x_t] + W e_t = E[x_t] + P[t] \quad\text{with}\quad P = W^\top \in \mathbb{R}^{N \times C}.
+$$
+
+A projected one-hot vector *is* a row of a learned table. `gptlib` projects (its docstring says
+why):
+"""),
+code(r"""
+show(OneHotPositional)
+"""),
+md(r"""
+**Prove it.** Give a `LearnedPositional` table the transposed projection matrix as its rows, and
+the two encodings give identical outputs, at any offset:
+"""),
+code(r"""
+set_seed(0)
+onehot, learned = OneHotPositional(32, 64), LearnedPositional(32, 64)
+with torch.no_grad():
+    learned.wpe.weight.copy_(onehot.proj.weight.T)        # P = W^T
+x = torch.randn(2, 10, 64)
+same = torch.allclose(onehot.embed(x, offset=5), learned.embed(x, offset=5), rtol=0, atol=1e-7)
+print("one-hot x W == table lookup:", same)
+assert same
+"""),
+md(r"""
+The two differ only in cost: the projection multiplies a $T \times N$ matrix of zeros and ones
+by $W^\top$, the lookup copies $T$ rows. And as raw vectors, one-hot positions know nothing about
+*nearness*: $e_s \cdot e_t = 0$ for every $s \neq t$, so position 5 is as unlike position 6 as it
+is unlike position 500. Whatever structure the projected table ends up with is learned from data.
+
+## Learned absolute positions (GPT-2)
+
+GPT-2 {cite:p}`radford2019language` — like GPT {cite:p}`radford2018improving` before it and BERT
+{cite:p}`devlin2019bert` — keeps a table $P \in \mathbb{R}^{N \times C}$ of trainable position
+vectors (`wpe` in GPT-2's code) and adds row $t$ to the token embedding:
+
+$$
+h^{(0)}_t = E[x_t] + P[t], \qquad t = 0, 1, \dots, N - 1.
+$$
+
+It is initialised randomly like every other weight and trained with them. The price is in the
+subscript: a table has $N$ rows, and position $N$ has none.
+"""),
+code(r"""
+show(LearnedPositional)
+"""),
+code(r"""
+gpt2_wpe = LearnedPositional(1024, 768)                   # GPT-2 small's table
+print(f"GPT-2's wpe: {tuple(gpt2_wpe.wpe.weight.shape)}, {gpt2_wpe.wpe.weight.numel():,} parameters, "
+      f"longest input {gpt2_wpe.max_positions} tokens")
+"""),
+md(r"""
+## Sinusoidal positions (Vaswani et al., 2017)
+
+The original Transformer {cite:p}`vaswani2017attention` adds a *fixed* vector instead, built
+from sines and cosines. For position $t$ and $i = 0, \dots, C/2 - 1$:
+
+$$
+\mathrm{PE}[t, 2i] = \sin(\omega_i t), \qquad \mathrm{PE}[t, 2i+1] = \cos(\omega_i t),
+\qquad \omega_i = 10000^{-2i/C}.
+$$
+
+Each pair of coordinates is a point going round a circle, one turn every $2\pi/\omega_i$
+positions: from $2\pi \approx 6.3$ positions for the first pair to $2\pi \cdot 10000^{(C-2)/C}$
+for the last. Read across the pairs, the fast ones distinguish neighbours and the slow ones tell
+far-apart positions apart — like the hands of a clock. There are no parameters, and the formula
+gives a vector for any $t$: no maximum length.
+"""),
+code(r"""
+show(sinusoidal_table)
+"""),
+code(r"""
+pe = sinusoidal_table(128, 64)                            # (positions, C)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.3, 1]})
+im = ax1.imshow(pe.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
+ax1.set_xlabel("position t")
+ax1.set_ylabel("coordinate (2i: sin, 2i+1: cos)")
+ax1.set_title("Sinusoidal encodings, C = 64")
+fig.colorbar(im, ax=ax1, shrink=0.8)
+for j in (0, 8, 16, 32):
+    ax2.plot(pe[:, j], lw=1, label=f"coordinate {j}: period {2 * math.pi / 10000 ** (-j / 64):.0f}")
+ax2.set_xlabel("position t")
+ax2.set_title("Four coordinates (sines)")
+ax2.legend(fontsize=7, loc="lower left")
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+**Prove it.** Two properties make the sinusoids a good choice.
+
+1. *A shift is a fixed linear map.* By the angle-sum formulas, moving from $t$ to $t + k$ rotates
+   every (sin, cos) pair by the angle $\omega_i k$, whatever $t$ is. So there is one matrix $M_k$
+   (block-diagonal, made of $2 \times 2$ rotations) with $\mathrm{PE}(t + k) = M_k\,
+   \mathrm{PE}(t)$ for *every* $t$ — the property {cite:t}`vaswani2017attention` give for choosing
+   them: a layer can learn to look $k$ positions back with one linear map.
+2. *Similarity depends only on distance.* $\mathrm{PE}(s) \cdot \mathrm{PE}(t) = \sum_i
+   \big(\sin\omega_i s \sin\omega_i t + \cos\omega_i s \cos\omega_i t\big) = \sum_i \cos\big(\omega_i (t - s)\big)$:
+   a function of $t - s$ alone, largest ($= C/2$) at $t = s$.
+"""),
+code(r"""
+pe = sinusoidal_table(200, 64).double()
+for k in (1, 7, 50):
+    M = sinusoidal_shift_matrix(k, 64).double()
+    one_map = torch.allclose(pe[:-k] @ M.T, pe[k:], atol=1e-5)   # all 200 - k positions at once
+    print(f"PE(t + {k}) = M_{k} PE(t) for every t: {one_map}")
+    assert one_map
+
+gram = pe @ pe.T                                               # (200, 200) dot products
+freq = 10000.0 ** (-torch.arange(0, 64, 2, dtype=torch.float64) / 64)
+offsets = torch.arange(200.0, dtype=torch.float64)
+formula = torch.cos((offsets[None, :] - offsets[:, None])[..., None] * freq).sum(-1)
+print("PE(s) . PE(t) = sum_i cos(w_i (t - s)):", torch.allclose(gram, formula, atol=1e-6))
+print(f"PE(t) . PE(t) = {gram.diagonal().min():.4f} .. {gram.diagonal().max():.4f} (C/2 = 32)")
+assert torch.allclose(gram, formula, atol=1e-6)
+"""),
+md(r"""
+Note what the dot product cannot do: $\cos$ is even, so $\mathrm{PE}(t)$ is exactly as similar
+to $\mathrm{PE}(t - k)$ as to $\mathrm{PE}(t + k)$ — the *before/after* information is in
+$M_k \neq M_{-k}$, which the network has to learn to use. And all of this is about the *inputs*.
+The first attention layer compares $(E[x_s] + \mathrm{PE}(s))\,W_Q$ with
+$(E[x_t] + \mathrm{PE}(t))\,W_K$: through the learned matrices and the cross terms with the token
+embeddings, its scores need not depend on $t - s$ alone. The next two encodings put the
+dependence on distance where the comparison happens: in the attention score itself.
+
+## Rotary position embedding, RoPE (Su et al., 2021)
+
+RoPE {cite:p}`su2021roformer` adds nothing to the embeddings. Inside every attention layer, it
+rotates each query and key by an angle proportional to its position. Split a head's vector
+$q \in \mathbb{R}^{d}$ into $d/2$ pairs $(q_{2i}, q_{2i+1})$ and rotate pair $i$ by $m\,\theta_i$
+at position $m$, with the sinusoids' frequencies $\theta_i = 10000^{-2i/d}$:
+
+$$
+R(m)\,q\;:\quad
+\begin{pmatrix} q_{2i} \\ q_{2i+1} \end{pmatrix} \mapsto
+\begin{pmatrix} \cos m\theta_i & -\sin m\theta_i \\ \sin m\theta_i & \cos m\theta_i \end{pmatrix}
+\begin{pmatrix} q_{2i} \\ q_{2i+1} \end{pmatrix}.
+$$
+
+Rotations keep lengths and compose by adding angles ($R(m)^\top R(n) = R(n - m)$), so the score
+between a query at position $m$ and a key at position $n$ is
+
+$$
+\big(R(m)\,q\big) \cdot \big(R(n)\,k\big) = q^\top R(m)^\top R(n)\, k = q \cdot R(n - m)\,k :
+$$
+
+it depends on the *content* $q, k$ and the *offset* $n - m$, never on $m$ or $n$ alone. Each
+vector is rotated by its own absolute position, and only the difference survives the dot
+product: a relative encoding built from absolute rotations.
+"""),
+code(r"""
+show(RotaryEmbedding.forward)
+"""),
+code(r"""
+show(RotaryEmbedding._rotate)
+"""),
+md(r"""
+**Prove it.** Rotate a random query and key for one head ($d = 16$) at positions $(m, n)$ and at
+$(m + s, n + s)$ for large shifts $s$: the lengths do not change, and neither does the score.
+"""),
+code(r"""
+set_seed(0)
+rope = RotaryEmbedding(16)
+q, k = torch.randn(2, 16, dtype=torch.float64)
+
+def at(v, position):
+    "v (16,) rotated as if it sat at `position`."
+    return rope(v[None, None, None], v[None, None, None], offset=position)[0][0, 0, 0]
+
+m, n = 3, 10
+base_score = at(q, m) @ at(k, n)
+print(f"|q| = {q.norm():.4f}, |R(m) q| = {at(q, m).norm():.4f}")
+for s in (0, 100, 5000):
+    score = at(q, m + s) @ at(k, n + s)
+    print(f"positions ({m + s}, {n + s}): score {score:.4f}")
+    assert torch.allclose(score, base_score, atol=1e-9)
+assert torch.allclose(at(q, m).norm(), q.norm())
+print(f"positions (3, 11): score {at(q, 3) @ at(k, 11):.4f}  (a different offset, a different score)")
+"""),
+md(r"""
+How does the score vary with the offset? For one fixed vector $q$ the score $q \cdot R(n-m)\,q$
+oscillates; averaged over random directions of $q$ it is $\frac{\lVert q\rVert^2}{d/2}\sum_i \cos\big((n - m)\theta_i\big)$ —
+the same sum of cosines as the sinusoidal dot product, for $d$ instead of $C$. It is largest at
+offset 0 and smaller, on the whole, for far-apart tokens: the "long-term decay" that
+{cite:t}`su2021roformer` point out. The network can still put large scores anywhere, since the
+content of $q$ and $k$ is learned.
+"""),
+code(r"""
+set_seed(1)
+offsets = torch.arange(0, 129)
+qs = torch.randn(2000, 16, dtype=torch.float64)
+qs = qs / qs.norm(dim=1, keepdim=True)                          # unit queries
+x = qs[None, :, None, :].expand(1, 2000, 129, 16)               # the same q at positions 0..128
+rotated = rope(x, x)[0][0]                                      # (2000, 129, 16)
+scores = (rotated[:, :1] * rotated).sum(-1)                     # q . R(n) q for n = 0..128
+theta = 10000.0 ** (-torch.arange(0, 16, 2, dtype=torch.float64) / 16)
+expected = torch.cos(offsets[:, None].double() * theta).sum(-1) / 8
+
+fig, ax = plt.subplots(figsize=(6.5, 3))
+for i in range(3):
+    ax.plot(offsets, scores[i], lw=0.8, alpha=0.7, label=f"one unit query ({i + 1})")
+ax.plot(offsets, scores.mean(0), color="k", lw=2, label="mean over 2,000 unit queries")
+ax.plot(offsets, expected, "--", color="C3", lw=1, label=r"$\frac{1}{8}\sum_i \cos(k\theta_i)$")
+ax.set_xlabel("offset k = n - m")
+ax.set_ylabel("score q . R(k) q")
+ax.set_title("RoPE, head size 16: the score depends on the offset only")
+ax.legend(fontsize=7)
+plt.show()
+assert torch.allclose(scores.mean(0), expected, atol=0.05)
+"""),
+md(r"""
+## ALiBi: attention with linear biases (Press et al., 2022)
+
+ALiBi {cite:p}`press2022train` is the simplest relative scheme: leave queries, keys and
+embeddings alone, and subtract from every attention score a penalty proportional to the distance
+between query $i$ and key $j \le i$:
+
+$$
+s^{(h)}_{ij} = \frac{q_i \cdot k_j}{\sqrt{d}} - m_h\,(i - j).
+$$
+
+Each head $h = 1, \dots, H$ has a fixed slope $m_h$, a geometric sequence: for $H$ a power of two,
+$m_h = 2^{-8h/H}$ (8 heads: $\tfrac12, \tfrac14, \dots, \tfrac1{256}$). With equal content scores,
+a head's attention weights fall by a factor $e^{-m_h}$ per token of distance: steep heads look at
+the last few tokens, shallow heads average over hundreds. Nothing is learned and nothing depends
+on the length of the input, which is the point: the paper's title is *Train Short, Test Long*.
+"""),
+code(r"""
+show(alibi_slopes)
+"""),
+code(r"""
+print("8 heads:", [f"1/{1 / s:.0f}" for s in alibi_slopes(8).tolist()])
+assert torch.allclose(alibi_slopes(8), torch.tensor([2.0 ** -h for h in range(1, 9)]))
+print("4 heads (this chapter's model):", [f"1/{1 / s:.0f}" for s in alibi_slopes(4).tolist()])
+print("bias of head 1 (slope 1/4), 5 tokens; rows: queries, columns: keys")
+print(alibi_bias(4, 5, 5)[0, 0] + 0.0)                   # (+ 0.0 turns -0.0 into 0.0)
+"""),
+code(r"""
+distance = torch.arange(0, 129)
+fig, ax = plt.subplots(figsize=(8.5, 3))
+for h, m in enumerate(alibi_slopes(8).tolist()):
+    ax.plot(distance, torch.exp(-m * distance.double()), lw=1.2,
+            label=f"head {h + 1}: m = 1/{1 / m:.0f}, halves every {math.log(2) / m:.1f}")
+ax.set_xlabel("distance i - j")
+ax.set_ylabel("weight relative to distance 0")
+ax.set_title("ALiBi with equal content scores: each head's window")
+ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+plt.show()
+"""),
+md(r"""
+## See it: how each encoding relates positions
+
+Each encoding defines, for a pair of positions $(s, t)$, how alike they look. For the absolute
+encodings that is the cosine similarity of the two position vectors; for RoPE, the score of a
+unit vector placed at both positions, $u \cdot R(t - s)\,u$ with $u = (1, 0, 1, 0, \dots)/\sqrt{d/2}$
+(equal weight in every pair, so that its score is exactly the average curve above); for ALiBi,
+the bias $-m_h |t - s|$ (a causal model only uses $s \le t$; the mask removes the rest). The
+learned table is the one from the trained `learned` model of the experiment below (seed 0), read
+from its results file.
+"""),
+code(r"""
+results = json.loads(Path("../data/results/positional.json").read_text())
+settings = results["settings"]
+T, C, H = settings["block_size"], settings["model"]["n_embd"], settings["model"]["n_head"]
+d = C // H
+trained_wpe = torch.tensor(next(r["wpe"] for r in results["runs"]
+                                if r["encoding"] == "learned" and r["seed"] == 0))
+
+u = torch.zeros(d, dtype=torch.float64)
+u[0::2] = 1 / math.sqrt(d / 2)                                      # a unit vector
+rope_vectors = RotaryEmbedding(d)(u.expand(1, 1, T, d), u.expand(1, 1, T, d))[0][0, 0]   # (T, d)
+slopes = alibi_slopes(H)
+
+vectors = {"one-hot": torch.eye(T), "learned (trained)": trained_wpe,
+           "sinusoidal": sinusoidal_table(T, C), f"RoPE (head size {d})": rope_vectors,
+           f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})": None,
+           f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})": None}
+similarity = {name: cosine_similarity_matrix(v) for name, v in vectors.items() if v is not None}
+similarity[f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})"] = alibi_bias(H, T, T)[0, 0].double()
+similarity[f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})"] = alibi_bias(H, T, T)[0, -1].double()
+print({name: tuple(s.shape) for name, s in similarity.items()})
+"""),
+code(r"""
+fig, axes = plt.subplots(1, 5, figsize=(14, 3))
+for ax, name in zip(axes, list(similarity)[:5]):
+    sim = similarity[name]
+    lim = sim.abs().max().item()
+    ax.imshow(sim, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_title(name, fontsize=9)
+    ax.set_xlabel("position t")
+axes[0].set_ylabel("position s")
+fig.suptitle(f"Position against position, {T} positions (red: alike or no penalty; blue: unlike or penalised)", fontsize=10)
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+The one-hot matrix is the identity: every position is equally unlike every other. The formulas
+(sinusoidal, RoPE, ALiBi) give Toeplitz matrices — constant along each diagonal, because they
+depend on $t - s$ only. The trained table started from random values, with no notion of
+nearness, yet its matrix has the same banded look, and more: far-apart positions have become
+*opposite* (blue corners). Average each matrix over all pairs at the same distance to compare:
+"""),
+code(r"""
+def by_distance(sim):
+    "Mean of sim[s, t] over the pairs with t - s = k, for k = 0..T-1."
+    return torch.stack([sim.diagonal(k).mean() for k in range(sim.shape[0])])
+
+fig, ax = plt.subplots(figsize=(6.5, 3))
+for name in list(similarity)[:4]:
+    ax.plot(by_distance(similarity[name]), "o-", ms=2.5, lw=1, label=name)
+ax.set_xlabel("distance t - s")
+ax.set_ylabel("mean cosine similarity")
+ax.set_title("Similarity against distance")
+ax.legend(fontsize=8)
+plt.show()
+
+learned_tables = {r["seed"]: torch.tensor(r["wpe"], dtype=torch.float64)
+                  for r in results["runs"] if r["encoding"] == "learned"}
+for seed, table in learned_tables.items():
+    curve = by_distance(cosine_similarity_matrix(table))
+    print(f"trained table, seed {seed}: mean similarity at distance 1: {curve[1]:.2f}, "
+          f"at distances 20 to {T - 1}: {curve[20:].mean():.2f}")
+    assert curve[1] > 0.8 and curve[20:].mean() < -0.5       # near: alike; far: opposite
+"""),
+md(r"""
+How does a table of 32 independent rows come to know that position 20 is far from position 3?
+Look at its principal components: subtract the mean row and find the directions along which the
+rows vary most (a singular value decomposition). In every seed, a single direction carries about
+four fifths of the variation, and each position's coordinate along it falls *monotonically* with
+$t$ — almost linearly, and almost identically in the three runs. Training turned the table into a ruler. Nothing told the model that 6 follows 5: the order
+came from the training signal alone.
+"""),
+code(r"""
+coords = {}
+fig, ax = plt.subplots(figsize=(6.5, 3))
+for seed, table in learned_tables.items():
+    centred = table - table.mean(0)
+    U, S, _ = torch.linalg.svd(centred, full_matrices=False)
+    share = (S[0] ** 2 / (S ** 2).sum()).item()
+    coord = U[:, 0] * S[0]
+    coord = coord * torch.sign(coord[0])                    # an SVD direction's sign is arbitrary
+    steps = coord[1:] - coord[:-1]
+    print(f"seed {seed}: first direction carries {share:.0%} of the variation; "
+          f"coordinate falls at every step from t to t + 1: {bool((steps < 0).all())}")
+    assert share > 0.6 and (steps < 0).all()
+    coords[seed] = coord
+    ax.plot(coord, "o-", ms=3, lw=1, label=f"seed {seed} ({share:.0%})")
+ax.axhline(0, color="k", lw=0.5)
+ax.set_xlabel("position t")
+ax.set_ylabel("coordinate on the first direction")
+ax.set_title("Trained position table: one direction orders the positions")
+ax.legend(fontsize=8)
+plt.show()
+spread = (torch.stack(list(coords.values())).amax(0) - torch.stack(list(coords.values())).amin(0)).max()
+print(f"largest difference between the seeds' coordinates: {spread:.2f}")
+assert spread < 0.1
+"""),
+md(r"""
+## Prove it: the same GPT, six encodings
+
+Now the experiment. One small character-level GPT — 2 layers, 4 heads, width 64, context
+$T = 32$ characters — is trained on the training plays with `gptlib.pretrain.train`, once per
+encoding and per seed, with everything else equal: the same seeds, the same batches, the same optimiser and schedule (AdamW, learning rate $3 \times 10^{-3}$, warm-up, cosine
+decay), the same 1,000 steps of 32 windows. Each trained model is then scored on the
+*validation* plays, with windows of $T$, $2T$ and $4T$ characters — the same windows for every
+model. The encodings with a table (one-hot, learned) cannot read windows longer than $T$ at all.
+A seventh run, `sinusoidal-scaled`, is a control explained below.
+
+Training 21 models takes far longer than this chapter may, so the script
+`scripts/experiments/positional.py` does it and writes `data/results/positional.json`, with the
+command that produced it and every setting inside; a test (`tests/test_positional_experiment.py`)
+re-runs a reduced version and checks that it agrees. Here we load the file:
+"""),
+code(r"""
+print("command:", results["command"])
+print({k: settings[k] for k in ("steps", "block_size", "seeds", "multiples")})
+print("model:", settings["model"])
+print("train:", settings["train"])
+print("eval:", settings["eval"])
+runs = results["runs"]
+encodings = settings["encodings"]
+lengths = [m * T for m in settings["multiples"]]
+
+def losses(encoding, length):
+    "Validation losses at a window length, one per seed (None if the encoding cannot read it)."
+    vals = [r["val_loss"].get(str(length)) for r in runs if r["encoding"] == encoding]
+    return None if None in vals else vals
+
+def mean(values):
+    return sum(values) / len(values)
+
+print(f"\nvalidation loss (nats/char): mean over seeds {settings['seeds']} [min, max]")
+print(f"{'encoding':>17}" + "".join(f"{f'{L} chars ({L // T}x)':>23}" for L in lengths))
+for e in encodings:
+    row = [f"{'cannot read':>23}" if losses(e, L) is None else
+           f"{mean(losses(e, L)):>9.3f} [{min(losses(e, L)):.3f}, {max(losses(e, L)):.3f}]"
+           for L in lengths]
+    print(f"{e:>17}" + "".join(row))
+"""),
+md(r"""
+**At the training length** (the first column), four things stand out, and the cell below checks
+each of them for every seed separately:
+
+1. Every model that is *told* positions directly beats `none`, which has only the causal mask to
+   go on, by a wide margin — with one exception, point 4.
+2. One-hot and learned positions score the same, as they must: they are the same model (a
+   one-hot vector times a matrix is a table lookup), differing only in how the random initial
+   values were laid out.
+3. RoPE is the best of all.
+4. The sinusoidal model is the *worst* of all — worse even than no positions.
+"""),
+code(r"""
+one_x = {e: losses(e, T) for e in encodings}
+told = ("onehot", "learned", "rope", "alibi")
+for s, seed in enumerate(settings["seeds"]):
+    gap = one_x["none"][s] - max(one_x[e][s] for e in told)
+    print(f"seed {seed}: 'none' is {gap:.2f} nats/char worse than the worst of {told}")
+    assert gap > 0.1
+    others = min(one_x[e][s] for e in encodings if e != "rope")
+    print(f"seed {seed}: RoPE {one_x['rope'][s]:.2f}, the next best {others:.2f}")
+    assert one_x["rope"][s] < others - 0.02
+    assert one_x["sinusoidal"][s] > one_x["none"][s]
+diff = abs(mean(one_x["onehot"]) - mean(one_x["learned"]))
+print(f"one-hot vs learned, mean over seeds: difference {diff:.3f}")
+assert diff < 0.03
+"""),
+md(r"""
+Why do the sinusoids fail here, when the Transformer was built on them? Because of *scale*. The
+sinusoids have values in $[-1, 1]$: every position vector has length $\sqrt{C/2} = \sqrt{32}
+\approx 5.7$. GPT-2's initialisation, which `gptlib` uses, draws token embeddings with standard
+deviation 0.02: length about $0.02\sqrt{64} = 0.16$. Added together, the position outweighs the
+token by a factor of 35, and the first LayerNorm sees almost nothing but position — two different
+characters at the same position look nearly identical to the first layer:
+"""),
+code(r"""
+set_seed(0)
+for kind in ("learned", "sinusoidal"):
+    m = GPT(GPTConfig(vocab_size=70, block_size=T, n_layer=2, n_head=H, n_embd=C, pos_encoding=kind)).eval()
+    with torch.no_grad():
+        tokens = torch.arange(70)[None, :T]                       # 32 different characters
+        same_position = [m.h[0].ln_1(m.pos.embed(m.wte(torch.tensor([[c] * T])), 0))[0, 5]
+                         for c in (10, 40)]                       # two characters at position 5
+        cos = torch.nn.functional.cosine_similarity(*same_position, dim=0)
+        ratio = (m.pos.embed(torch.zeros(1, T, C), 0)[0].norm(dim=-1).mean()
+                 / m.wte(tokens)[0].norm(dim=-1).mean())
+    print(f"{kind:>10} at initialisation: |position| / |token| = {ratio:5.1f}; two characters at position 5 "
+          f"after LayerNorm: cosine similarity {cos:.2f}")
+    assert (cos > 0.99) == (kind == "sinusoidal")
+"""),
+md(r"""
+The original Transformer does not leave its token embeddings small: {cite:t}`vaswani2017attention`
+multiply them by $\sqrt{C}$ (their §3.4). The control run `sinusoidal-scaled` does the converse:
+it multiplies the sinusoids by $0.02\sqrt{2}$, so that their root-mean-square value per
+coordinate is 0.02, like a freshly initialised learned table. With that one change the
+sinusoids beat no positions (every seed), though in this short training they stay behind the
+learned table. The lesson is not "sinusoids are bad": an encoding added to the embeddings has to
+be on the embeddings' scale.
+"""),
+code(r"""
+for s, seed in enumerate(settings["seeds"]):
+    print(f"seed {seed}: sinusoidal {one_x['sinusoidal'][s]:.2f}, scaled {one_x['sinusoidal-scaled'][s]:.2f}, "
+          f"none {one_x['none'][s]:.2f}, learned {one_x['learned'][s]:.2f}")
+    assert one_x["learned"][s] < one_x["sinusoidal-scaled"][s] < one_x["none"][s] < one_x["sinusoidal"][s]
+"""),
+md(r"""
+**Beyond the training length.** Now the windows of 64 and 128 characters. A model that has
+learned something general about *relative* position should do at least as well on a longer
+window — each prediction has more context, never less. The left plot shows the mean loss over
+each window; the right one the loss at each position of the 128-character windows, averaged over
+seeds (the dashed line marks the training length: everything to its right is a position no model
+saw in training; the unscaled sinusoids leave the plot).
+"""),
+code(r"""
+readers = [e for e in encodings if losses(e, lengths[-1]) is not None]
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+for i, e in enumerate(readers):
+    ys = [losses(e, L) for L in lengths]
+    ax1.errorbar(lengths, [mean(y) for y in ys], yerr=[[mean(y) - min(y) for y in ys], [max(y) - mean(y) for y in ys]],
+                 marker="o", capsize=3, label=e, color=f"C{i}")
+    by_pos = torch.tensor([r["loss_by_position"] for r in runs if r["encoding"] == e]).mean(0)
+    ax2.plot(range(1, len(by_pos) + 1), by_pos, lw=1, label=e, color=f"C{i}")
+for e in ("onehot", "learned"):
+    ax1.plot([T], [mean(losses(e, T))], "x", ms=8, label=f"{e} (cannot read more)")
+ax1.set_xscale("log", base=2)
+ax1.set_xticks(lengths, [f"{L} ({L // T}x)" for L in lengths])
+ax1.set_xlabel("evaluation window (characters)")
+ax1.set_ylabel("validation loss (nats/char)")
+ax1.set_title("Mean loss per window (bars: min-max over seeds)")
+ax1.legend(fontsize=7)
+ax2.axvline(T, color="k", ls="--", lw=0.8)
+ax2.set_ylim(1.4, 4.5)
+ax2.set_xlabel("position in a 128-character window (1 = first)")
+ax2.set_ylabel("loss at that position")
+ax2.set_title("Loss by position, 4x windows (mean over seeds; colours as left)")
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+ALiBi is the only encoding whose loss does not rise past the training length: its attention
+scores depend only on distances, and a distance of 40 characters is penalised exactly as the
+formula says whether or not training ever produced one. RoPE is also relative, and it is the
+best model at the training length — but its loss climbs once positions pass 32, as
+{cite:t}`press2022train` found for rotary embeddings. Relative is not the same as
+length-independent: RoPE's scores depend on the offset through the angles $(n - m)\theta_i$, and
+for its slowly turning pairs, offsets beyond 31 produce angles that never occurred in training
+(the cell below lists them) — a likely reason, though this experiment does not isolate it. The
+sinusoids degrade as soon as the window passes 32 characters — badly unscaled, clearly when
+scaled: from position 32 on, the first layer receives position vectors it never saw. No
+positions at all degrades more gently. The checks, again for every seed:
+"""),
+code(r"""
+theta = 10000.0 ** (-torch.arange(0, d, 2) / d)
+print("RoPE pairs whose angle had not yet made a full turn at offset 31:")
+for i, th in enumerate(theta.tolist()):
+    if (T - 1) * th < 2 * math.pi:
+        print(f"  pair {i}: angles up to {(T - 1) * th:.2f} rad in training, up to {(4 * T - 1) * th:.2f} rad at 4x")
+
+rise = {e: [b - a for a, b in zip(losses(e, T), losses(e, lengths[-1]))] for e in readers}
+for s, seed in enumerate(settings["seeds"]):
+    print(f"seed {seed}: rise from {T} to {lengths[-1]} characters: "
+          + ", ".join(f"{e} {rise[e][s]:+.2f}" for e in readers))
+    assert rise["alibi"][s] < 0.05                                     # ALiBi holds its level
+    assert all(rise[e][s] > rise["alibi"][s] + 0.1 for e in readers if e != "alibi")
+    assert rise["sinusoidal"][s] > 1.0 and rise["sinusoidal-scaled"][s] > 0.3   # absolute: breaks
+    at_4x = {e: losses(e, lengths[-1])[s] for e in readers}
+    assert min(at_4x, key=at_4x.get) == "alibi"                        # best model on long windows
+    assert at_4x["rope"] > at_4x["none"] - 0.02                        # RoPE's lead is gone
+"""),
+md(r"""
+## Play with it
+
+Pick an encoding and a position $t$: the explorer shows the vector that encodes $t$ (for the
+absolute encodings and RoPE's rotated unit vector) and how $t$ relates to every other position —
+the row $t$ of the matrices above. (The controls need a running notebook; the book shows the
+explorer as it was saved, and the figure below shows row $t = 16$ of every encoding at once.)
+"""),
+code(r"""
+notes = {
+    "one-hot": "A single 1 at index t: every other position has similarity 0, near or far.",
+    "learned (trained)": "Row t of the trained table (seed 0): similarity was learned, not given.",
+    "sinusoidal": "sin/cos pairs at 32 frequencies; similarity depends only on t - s.",
+    f"RoPE (head size {d})": "A unit vector rotated to position t: the score with position s depends only on t - s.",
+    f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})": "No vector; the score bias -m|t - s| (steepest head; a causal model uses only s <= t).",
+    f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})": "No vector; the score bias -m|t - s| (shallowest head; a causal model uses only s <= t).",
+}
+position_explorer(similarity, vectors, notes, encoding="sinusoidal", position=16)
+"""),
+code(r"""
+fig, axes = plt.subplots(2, 3, figsize=(11, 4.8), sharex=True)
+for ax, (name, sim) in zip(axes.flat, similarity.items()):
+    ax.plot(sim[16], "o-", ms=2.5, lw=1)
+    ax.axvline(16, color="C3", ls="--", lw=0.8)
+    ax.set_title(name, fontsize=9)
+for ax in axes[1]:
+    ax.set_xlabel("position s")
+fig.suptitle("Position t = 16 against every position s", fontsize=10)
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+## Common misconceptions
+
+```{admonition} Common misconception: "learned position embeddings need no maximum length"
+:class: warning
+
+A common description of GPT's position embeddings says that, learned like word embeddings, they
+need no maximum length to be set. The opposite is true. A learned table has one row per
+position, so its number of rows *is* the maximum length, fixed before training begins: 1024 for
+GPT-2 (its `wpe` above has 1024 rows), 2048 for GPT-3 {cite:p}`brown2020language`, 512 for
+BERT. Position 1024 has no row, no vector and no trained weights. The cell below feeds 1025
+tokens to a GPT whose table has GPT-2's 1024 rows; `gptlib` refuses with an error that says why,
+instead of failing somewhere inside the lookup.
+The experiment above shows the practical consequence: the one-hot and learned models could not
+even be *asked* about windows longer than 32 characters.
+```
+"""),
+code(r"""
+set_seed(0)
+gpt2_sized = GPT(GPTConfig(vocab_size=70, block_size=1024, n_layer=1, n_head=4, n_embd=64,
+                           pos_encoding="learned"))
+gpt2_sized(torch.zeros(1, 1025, dtype=torch.long))
+""", "raises-exception"),
+md(r"""
+The encodings computed from a formula have no such limit: the same model with sinusoidal,
+RoPE or ALiBi positions reads the 1025 tokens (how *well* it reads them is the question the
+experiment answered):
+"""),
+code(r"""
+for kind in ("sinusoidal", "rope", "alibi"):
+    set_seed(0)
+    m = GPT(GPTConfig(vocab_size=70, block_size=1024, n_layer=1, n_head=4, n_embd=64,
+                      pos_encoding=kind)).eval()
+    with torch.no_grad():
+        logits, _ = m(torch.zeros(1, 1025, dtype=torch.long))
+    print(f"{kind:>10}: logits {tuple(logits.shape)}, all finite: {bool(torch.isfinite(logits).all())}")
+    assert logits.shape == (1, 1025, 70) and torch.isfinite(logits).all()
+"""),
+md(r"""
+```{admonition} Common misconception: "one-hot positions and learned position embeddings are different methods"
+:class: warning
+
+Explanations of GPT sometimes list one-hot positions as a method of their own, with the drawback
+that they "explode the dimension". The drawback is real for one way of using them: one-hot
+vectors are as long as the maximum sequence, and *concatenating* them to the token embeddings
+would widen every layer of the model. The usual way is to multiply the one-hot vector by a
+matrix $W$ and add the result — and $W e_t$ is column $t$ of $W$. One-hot positions times a learned matrix *are* a learned position
+table (we proved the outputs equal above); the "dimension explosion" is avoided by the very
+lookup that GPT-2 uses. What one-hot and learned tables share is the fixed maximum length. The
+cell below counts what concatenation would cost GPT-2 small.
+```
+"""),
+code(r"""
+from gptlib.normalization import Block
+
+def block_parameters(width, n_heads):
+    "Parameters of one GPT-2 block of gptlib at this width (built on the meta device: no memory)."
+    with torch.device("meta"):
+        return sum(p.numel() for p in Block(width, n_heads).parameters())
+
+concat_width = 768 + 1024
+plain, concat = block_parameters(768, 12), block_parameters(concat_width, 14)
+print(f"GPT-2 block at width 768: {plain:>12,} parameters")
+print(f"with 1024 one-hot features concatenated (width {concat_width}): {concat:>12,} ({concat / plain:.1f}x)")
+print(f"projected instead (= the learned table): + {1024 * 768:,} parameters once, width stays 768")
+"""),
+md(r"""
+## Exercises
+
+**Exercise 1.** Shifting by $a$ and then by $b$ should be shifting by $a + b$. Show with
+`sinusoidal_shift_matrix` that $M_b M_a = M_{a+b}$, that $M_k$ is orthogonal ($M_k^\top M_k = I$,
+so a shift never changes a vector's length), and that $M_{-k} = M_k^\top$ (shifting back undoes
+shifting forward).
+"""),
+code(r"""
+# Solution
+M = lambda k: sinusoidal_shift_matrix(k, 64).double()
+I = torch.eye(64, dtype=torch.float64)
+for a_, b_ in [(3, 4), (10, -25), (100, 1)]:
+    assert torch.allclose(M(b_) @ M(a_), M(a_ + b_), atol=1e-6)
+for k in (1, 17, 300):
+    assert torch.allclose(M(k).T @ M(k), I, atol=1e-6)
+    assert torch.allclose(M(-k), M(k).T, atol=1e-6)
+print("M_b M_a = M_(a+b), M_k orthogonal, M_-k = M_k^T: checked")
+""", "hide-cell"),
+md(r"""
+**Exercise 2.** RoPE and the sinusoidal encoding use the same frequencies. Show that if a query
+and a key both equal $(1, 0, 1, 0, \dots)$ (length 64), the RoPE score between positions $s$ and
+$t$ equals the sinusoidal dot product $\mathrm{PE}(s) \cdot \mathrm{PE}(t)$ with $C = 64$, for
+all $s, t < 100$. Why? (Hint: what does RoPE do to the pair $(1, 0)$ at position $t$?)
+"""),
+code(r"""
+# Solution: R(t) turns the pair (1, 0) into (cos t*theta_i, sin t*theta_i) -- the sinusoidal pair,
+# with sin and cos swapped -- so the RoPE-rotated vectors have the same Gram matrix as PE.
+v = torch.zeros(64, dtype=torch.float64)
+v[0::2] = 1.0
+x = v.expand(1, 1, 100, 64)
+rq, rk = RotaryEmbedding(64)(x, x)
+rope_scores = rq[0, 0] @ rk[0, 0].T                      # (100, 100)
+pe = sinusoidal_table(100, 64).double()
+print("RoPE scores == sinusoidal dot products:", torch.allclose(rope_scores, pe @ pe.T, atol=1e-6))
+assert torch.allclose(rope_scores, pe @ pe.T, atol=1e-6)
+""", "hide-cell"),
+md(r"""
+**Exercise 3.** With equal content scores, ALiBi head $h$ gives a key at distance $k$ a weight
+proportional to $e^{-m_h k}$, so the weight halves every $\ln 2 / m_h$ tokens. For a model with
+12 heads (not a power of two), compute the half-weight distance of every head from
+`alibi_slopes(12)`, and check it on an actual softmax: build the bias for one query at position
+499 over 500 keys with `alibi_bias`, softmax it, and compare the weights of keys at distances 0
+and $\ln 2/m_h$ (rounded to a whole token) for the steepest and the shallowest head.
+"""),
+code(r"""
+# Solution
+slopes12 = alibi_slopes(12)
+half = math.log(2) / slopes12
+print("half-weight distance per head:", [f"{h:.1f}" for h in half.tolist()])
+w = torch.softmax(alibi_bias(12, 1, 500)[0, :, 0].double(), dim=-1)   # (12 heads, 500 keys)
+for h in (int(slopes12.argmax()), int(slopes12.argmin())):
+    k = round(half[h].item())
+    ratio = (w[h, 499 - k] / w[h, 499]).item()
+    print(f"head with m = {slopes12[h]:.4f}: weight at distance {k} / weight at distance 0 = {ratio:.3f}")
+    assert abs(ratio - math.exp(-slopes12[h].item() * k)) < 1e-9 and 0.3 < ratio < 0.75
+""", "hide-cell"),
+md(r"""
+## Key points
+
+- Attention without positions is permutation-equivariant: it sees a set of tokens. Order has to
+  be put in. A causal mask lets some order leak in through depth, but only indirectly.
+- **Absolute** encodings add a vector per position to the token embeddings. One-hot vectors times
+  a matrix are exactly a learned table (GPT-2's `wpe`); both fix a maximum length. A trained
+  table, though it starts with no notion of nearness, lays its positions out in order along one
+  direction. Sinusoids
+  (Vaswani et al.) are fixed, exist for every position, turn a shift into a fixed linear map,
+  and make similarity a function of distance.
+- **Relative** encodings act inside attention. RoPE rotates queries and keys so that scores
+  depend on the offset; ALiBi subtracts a per-head linear distance penalty.
+- An encoding added to the embeddings must match their scale: unit-size sinusoids swamp GPT-2's
+  small token embeddings, and then they do worse than no positions at all.
+- In one small GPT trained on 32-character windows, every encoding on the right scale beat no
+  encoding at the training length, and RoPE was best. On windows 4× longer, only ALiBi kept its
+  loss; RoPE's lead was gone and both sinusoidal models degraded. Relative is not the same as
+  length-independent.
+
+## References
+
+The sinusoidal encoding and the Transformer {cite:p}`vaswani2017attention`; learned position
+tables in GPT-2 {cite:p}`radford2019language` and BERT {cite:p}`devlin2019bert`; rotary
+embeddings {cite:p}`su2021roformer`; ALiBi and length extrapolation {cite:p}`press2022train`.
+Causal language models without positional encodings: Haviv et al. (2022), "Transformer Language
+Models without Positional Encodings Still Learn Positional Information". Full entries are on the
+[References](../references.md) page.
+"""),
+]
+
+if __name__ == "__main__":
+    write(Path(__file__).resolve().parents[2] / "chapters" / "05_positions.ipynb", CELLS)
