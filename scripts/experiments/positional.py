@@ -133,6 +133,13 @@ def _job(args):
     return r
 
 
+def dumps(results: dict) -> str:
+    """The results as JSON: settings indented, one line per run (a diff shows which runs changed)."""
+    head = json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1)
+    runs = ",\n  ".join(json.dumps(r) for r in results["runs"])
+    return head[:-2] + ',\n "runs": [\n  ' + runs + "\n ]\n}\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=1000)
@@ -163,7 +170,7 @@ def main(argv=None) -> int:
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    args.out.write_text(dumps(results))
     print(f"wrote {args.out} ({results['total_s']} s)")
     return 0
 
