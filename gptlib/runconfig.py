@@ -151,7 +151,7 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
                                                    "tokens", "elapsed_s", "stopped_early")}
         results.update(parameters=model.num_parameters(), torch_version=torch.__version__,
                        threads=torch.get_num_threads())
-        if val_ids is not None:     # the whole validation split, not a random sample of it
+        if val_ids is not None and not result.stopped_early:   # all of it, not a sample
             results["val_loss_all_windows"] = dataset_loss(model, val_ids, tcfg.block_size)
         save_pretrained(out, model, tok, train=tcfg.to_dict(), data=cfg["data"], results=results,
                         description=cfg["description"])

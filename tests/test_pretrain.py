@@ -305,7 +305,6 @@ def test_every_shipped_config_is_valid():
         assert load_run_config(path)["train"].steps >= 1, path
 
 
-@pytest.mark.skipif(not (SHIPPED / "train_log.csv").is_file(), reason="no shipped model yet")
 def test_the_command_line_reproduces_the_shipped_models_first_steps(tmp_path):
     n = 3
     command = (SHIPPED / "COMMAND").read_text().split()
@@ -318,3 +317,20 @@ def test_the_command_line_reproduces_the_shipped_models_first_steps(tmp_path):
     assert [r["step"] for r in ours] == [1, 2, 3]
     for key, tol in (("lr", 1e-9), ("train_loss", 2e-4), ("grad_norm", 2e-3)):
         assert [r[key] for r in ours] == pytest.approx([r[key] for r in shipped], rel=tol), key
+
+
+def test_the_shipped_model_matches_its_config_and_predicts_the_held_out_plays():
+    from gptlib.data import encode_text, load_text
+    model, tok, meta = load_pretrained(SHIPPED)         # checks the recorded sha256 too
+    config = load_run_config(ROOT / (SHIPPED / "COMMAND").read_text().split()[4])
+    assert TrainConfig.from_dict(meta["train"]) == config["train"]
+    assert all(meta["model"][k] == v for k, v in config["model"].items())
+    assert (SHIPPED / "model.safetensors").stat().st_size < 5 * 2**20
+    log = read_log(SHIPPED / "train_log.csv")
+    assert [r["step"] for r in log] == list(range(1, config["train"].steps + 1))
+    assert log[-1]["val_loss"] == pytest.approx(meta["results"]["final_val_loss"], rel=1e-5)
+    # the first 20,000 characters of the validation plays, every window of 128 scored
+    val = encode_text(load_text("val")[:20_000], tok)
+    loss = dataset_loss(model, val, model.config.block_size)
+    assert loss < 1.9                                   # a unigram model scores ~3.3, ln 70 = 4.25
+    assert loss == pytest.approx(meta["results"]["val_loss_all_windows"], abs=0.15)
