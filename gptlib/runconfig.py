@@ -162,8 +162,8 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
 
 
 def main(argv=None) -> None:
-    """``python -m gptlib.pretrain --config configs/X.json``: train, log, export (see
-    ``gptlib.checkpoint.run`` for the config file and what is written)."""
+    """python -m gptlib.pretrain --config configs/X.json: train a model from a run config, then
+    export it with its training log and this command (see gptlib.runconfig)."""
     import argparse
     import shlex
     import sys

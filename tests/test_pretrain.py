@@ -334,3 +334,22 @@ def test_the_shipped_model_matches_its_config_and_predicts_the_held_out_plays():
     loss = dataset_loss(model, val, model.config.block_size)
     assert loss < 1.9                                   # a unigram model scores ~3.3, ln 70 = 4.25
     assert loss == pytest.approx(meta["results"]["val_loss_all_windows"], abs=0.15)
+
+
+def test_a_run_interrupted_and_resumed_from_its_config_logs_what_an_uninterrupted_run_logs(tmp_path):
+    from gptlib.runconfig import run
+    text = tmp_path / "text.txt"
+    text.write_text("".join(chr(97 + i) for i in NOISE.tolist()) * 3)
+    smoke = json.loads((ROOT / "configs" / "smoke.json").read_text())
+    smoke["data"] = {"source": "text", "path": str(text), "val_fraction": 0.2}
+    smoke["model"]["dropout"] = 0.1                      # the global RNG must resume too
+    run(smoke, out_dir=tmp_path / "full", progress=False)
+    run(smoke, out_dir=tmp_path / "part", stop_after=7, checkpoint_dir=tmp_path / "ckpt",
+        progress=False)
+    run(smoke, out_dir=tmp_path / "rest", resume_from=tmp_path / "ckpt", progress=False)
+    full, rest = (read_log(tmp_path / d / "train_log.csv") for d in ("full", "rest"))
+    assert len(read_log(tmp_path / "part" / "train_log.csv")) == 7
+    strip = lambda log: [{k: v for k, v in r.items() if k != "time_s"} for r in log]  # noqa: E731
+    assert strip(rest) == strip(full)
+    assert (tmp_path / "rest" / "model.safetensors").read_bytes() == \
+        (tmp_path / "full" / "model.safetensors").read_bytes()
