@@ -10,18 +10,17 @@ architecture, put a small task head on top, and continue training with the same 
     freeze(model, "lora")       low-rank adapters + head        (gptlib.lora; Hu et al. 2021)
 
 The classifier reads the final hidden state of the *last real token*: with causal attention it
-is the only position that has seen the whole passage. The loop (``finetune``) is
-``gptlib.pretrain``'s — ``TrainConfig``, ``make_optimizer``, ``lr_at``, gradient accumulation and
-clipping — with classification batches in place of next-token windows. Generative fine-tuning
-(adapting the language model itself) needs nothing new: ``gptlib.pretrain.train`` on the new text.
+is the only position that has seen the whole passage. The loop is ``gptlib.pretrain.train``
+itself — ``TrainConfig``, AdamW over the trainable parameters, warm-up and decay, gradient
+accumulation and clipping — given a ``ClassificationTask`` (classification batches and accuracy)
+in place of next-token windows. Generative fine-tuning (adapting the language model itself)
+needs nothing new: ``gptlib.pretrain.train`` on the new text.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
-import time
 from pathlib import Path
 
 import torch
@@ -31,10 +30,10 @@ from torch.nn import functional as F
 from gptlib.genre_data import GENRES, THREE_CLASSES, ClassificationData, genre_dataset, pad_batch
 from gptlib.lora import LoRALinear
 from gptlib.model import GPT
-from gptlib.pretrain import TrainConfig, TrainResult, lr_at, make_optimizer
+from gptlib.pretrain import TrainConfig, TrainResult, train
 
 __all__ = ["load_backbone", "GPTClassifier", "freeze", "count_trainable", "FREEZE_MODES",
-           "finetune", "evaluate_classifier",
+           "ClassificationTask", "finetune", "evaluate_classifier",
            # the task's data (gptlib.genre_data), re-exported for the chapter
            "ClassificationData", "pad_batch", "genre_dataset", "GENRES", "THREE_CLASSES"]
 
@@ -248,81 +247,65 @@ def evaluate_classifier(model: GPTClassifier, data: ClassificationData,
             "confusion": confusion}
 
 
+class ClassificationTask:
+    """``gptlib.pretrain.train``'s task for a ``GPTClassifier`` on ``ClassificationData``.
+
+    Batches: ``cfg.batch_size`` examples drawn with replacement by the loop's generator (seeded
+    with ``cfg.seed``); ``cfg.block_size`` is not used. Counts per micro-batch: real ``tokens``,
+    ``correct`` predictions and ``examples``, giving each step's ``train_accuracy``. Evaluation:
+    ``val_loss`` and ``val_accuracy`` over all of ``val_data`` (``evaluate_classifier``).
+    """
+
+    def check(self, model, cfg: TrainConfig, train_data, val_data) -> None:
+        if not isinstance(model, GPTClassifier):
+            raise TypeError(f"finetune trains a GPTClassifier, got {type(model).__name__}; for a "
+                            f"language model use gptlib.pretrain.train")
+        context = getattr(model.backbone.pos, "max_positions", None)
+        for name, data in (("train_data", train_data), ("val_data", val_data)):
+            if data is None:
+                continue
+            if not isinstance(data, ClassificationData) or len(data.classes) != model.n_classes:
+                raise ValueError(f"{name} must be a ClassificationData with {model.n_classes} "
+                                 f"classes")
+            if context is not None and data.idx.shape[1] > context:
+                raise ValueError(f"{name} holds sequences of {data.idx.shape[1]} tokens, more than "
+                                 f"the model's context of {context}; use shorter passages")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError("the model has no trainable parameter; see freeze(model, mode)")
+
+    def batch(self, data: ClassificationData, cfg: TrainConfig, generator: torch.Generator):
+        """``(idx (B, T), padding_mask (B, T), labels (B,))`` of ``B = cfg.batch_size`` examples."""
+        return data.batch(torch.randint(len(data), (cfg.batch_size,), generator=generator))
+
+    def loss(self, model: GPTClassifier, batch, device):
+        idx, mask, labels = (t.to(device) for t in batch)
+        logits, loss = model(idx, mask, labels)
+        return loss, {"tokens": int(mask.sum()), "examples": len(labels),
+                      "correct": (logits.argmax(-1) == labels).sum().item()}
+
+    def evaluate(self, model: GPTClassifier, cfg: TrainConfig, train_data, val_data) -> dict:
+        if val_data is None:
+            return {}
+        scores = evaluate_classifier(model, val_data, cfg.batch_size)
+        return {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
+
+    def step_metrics(self, counts: dict) -> dict:
+        return {"train_accuracy": counts["correct"] / counts["examples"]}
+
+
 def finetune(model: GPTClassifier, train_data: ClassificationData, cfg: TrainConfig,
              val_data: ClassificationData | None = None, *, progress: bool = False,
              callback=None) -> TrainResult:
-    """Train a classifier in place: ``gptlib.pretrain.train``'s step on classification batches.
+    """Train a classifier in place: ``gptlib.pretrain.train`` with a ``ClassificationTask``.
 
-    Each of ``cfg.steps`` steps: learning rate ``lr_at(step)``; ``cfg.grad_accum`` micro-batches
-    of ``cfg.batch_size`` examples drawn with replacement by a generator seeded with
-    ``cfg.seed``, each loss divided by ``grad_accum`` before ``backward``; the gradient clipped
-    to ``cfg.grad_clip``; an AdamW step (``make_optimizer``: only trainable parameters, decay on
-    matrices). ``cfg.block_size`` is not used. ``history`` records ``step``, ``lr``,
+    The loop is pretraining's, unchanged: each of ``cfg.steps`` steps sets the learning rate
+    ``lr_at(step)``, runs ``cfg.grad_accum`` micro-batches of ``cfg.batch_size`` examples (each
+    loss divided by ``grad_accum`` before ``backward``), clips the gradient to ``cfg.grad_clip``
+    and takes an AdamW step over the trainable parameters only (``make_optimizer``: frozen
+    parameters are left out, decay on matrices). ``history`` records ``step``, ``lr``,
     ``train_loss``, ``train_accuracy`` (this step's batches), ``grad_norm``, ``tokens`` (real
     tokens seen), ``time_s``; every ``cfg.eval_every`` steps and at the end, ``val_loss`` and
     ``val_accuracy`` (all of ``val_data``). ``callback(record)`` returning True stops training.
     """
-    if not isinstance(model, GPTClassifier):
-        raise TypeError(f"finetune trains a GPTClassifier, got {type(model).__name__}; for a "
-                        f"language model use gptlib.pretrain.train")
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    for name, data in (("train_data", train_data), ("val_data", val_data)):
-        if data is not None and (not isinstance(data, ClassificationData)
-                                 or len(data.classes) != model.n_classes):
-            raise ValueError(f"{name} must be a ClassificationData with {model.n_classes} classes")
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise ValueError("the model has no trainable parameter; see freeze(model, mode)")
-    device = next(model.parameters()).device
-    optimizer = make_optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    history, tokens, stopped, t0 = [], 0, False, time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.steps, desc="fine-tuning", unit="step")
-    model.train()
-    try:
-        for step in range(1, cfg.steps + 1):
-            lr = lr_at(step - 1, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum, correct = 0.0, 0
-            for _ in range(cfg.grad_accum):
-                idx, mask, labels = train_data.batch(
-                    torch.randint(len(train_data), (cfg.batch_size,), generator=gen), device)
-                logits, loss = model(idx, mask, labels)
-                (loss / cfg.grad_accum).backward()
-                loss_sum += loss.item()
-                correct += (logits.argmax(-1) == labels).sum().item()
-                tokens += int(mask.sum())
-            norm = nn.utils.clip_grad_norm_(trainable, cfg.grad_clip or math.inf)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            record = {"step": step, "lr": lr, "train_loss": loss_sum / cfg.grad_accum,
-                      "train_accuracy": correct / (cfg.batch_size * cfg.grad_accum),
-                      "grad_norm": norm.item(), "tokens": tokens,
-                      "time_s": time.perf_counter() - t0}
-            if val_data is not None and (step == cfg.steps
-                                         or (cfg.eval_every and step % cfg.eval_every == 0)):
-                scores = evaluate_classifier(model, val_data, cfg.batch_size)
-                record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-            history.append(record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{record[k]:.4f}" for k in ("train_loss", "val_accuracy")
-                                 if k in record})
-            stopped = bool(callback is not None and callback(record)) and step < cfg.steps
-            if stopped:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        model.eval()
-    return TrainResult(history=history,
-                       final_val_loss=next((r["val_loss"] for r in reversed(history)
-                                            if "val_loss" in r), None),
-                       final_train_loss=history[-1]["train_loss"] if history else None,
-                       steps=len(history), tokens=tokens, elapsed_s=time.perf_counter() - t0,
-                       stopped_early=stopped)
+    return train(model, train_data, cfg, val_data, task=ClassificationTask(),
+                 progress=progress, callback=callback)

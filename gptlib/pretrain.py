@@ -11,7 +11,9 @@ One step of the loop (``train``)::
 Batches come from ``gptlib.data.get_batch`` with a ``torch.Generator`` seeded from
 ``TrainConfig.seed``: two runs with the same seed see the same batches, so two models can be
 compared on identical data. Checkpoints (``gptlib.checkpoint``) hold the optimizer and RNG states,
-so a resumed run continues exactly as if it had never stopped. The command line
+so a resumed run continues exactly as if it had never stopped. What is trained on is a *task*
+(``LanguageModelTask`` by default): fine-tuning (``gptlib.finetune``) runs this same loop with
+classification batches. The command line
 ``python -m gptlib.pretrain --config configs/X.json`` and its config files live in
 ``gptlib.runconfig``.
 """
@@ -28,8 +30,8 @@ from torch import nn
 
 from gptlib.data import get_batch
 
-__all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "make_optimizer", "estimate_loss",
-           "dataset_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "param_groups", "make_optimizer",
+           "estimate_loss", "dataset_loss", "LanguageModelTask", "train"]
 
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -269,31 +271,75 @@ def _check_model(model: nn.Module, cfg: TrainConfig) -> None:
                          f"{context}; lower block_size or build the model with a larger block_size")
 
 
-def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
-          val_data: torch.Tensor | None = None, *, progress: bool = False, callback=None,
-          checkpoint_dir=None, resume_from=None, tokenizer=None) -> TrainResult:
-    """Train ``model`` in place on ``train_data`` ((N,) int64 token ids); return a ``TrainResult``.
+class LanguageModelTask:
+    """What ``train`` trains on by default: next-token prediction on a stream of token ids.
 
-    ``history`` gets one dict per optimizer step: ``step`` (1-based count of updates done),
-    ``lr`` (used in this update), ``train_loss`` (mean loss of this step's micro-batches, before
-    the update), ``grad_norm`` (global gradient norm before clipping), ``tokens`` (seen so far)
-    and ``time_s`` (since the start of this call); at evaluation steps also ``val_loss`` and
-    ``eval_train_loss`` (both ``estimate_loss``, eval mode, the same batches every time, so the
-    two curves are comparable). ``callback(record)`` is called after every step; if it returns
-    ``True`` training stops there (no extra evaluation). ``checkpoint_dir``: save checkpoints
+    ``train`` is one loop for every task; a task object tells it the four things that differ
+    between pretraining and fine-tuning (``gptlib.finetune.ClassificationTask`` is the other):
+
+    - ``check(model, cfg, train_data, val_data)``: raise a clear error for data the loop can't use;
+    - ``batch(data, cfg, generator)``: one micro-batch drawn with ``generator`` — here
+      ``get_batch``'s ``(x, y)``, ``cfg.batch_size`` random windows of ``cfg.block_size`` tokens;
+    - ``loss(model, batch, device)``: ``(mean loss, counts)`` on the batch; ``counts`` is a dict of
+      numbers that add up over the micro-batches (``tokens``, the tokens trained on);
+    - ``evaluate(model, cfg, train_data, val_data)``: the metrics to log at evaluation steps —
+      here ``eval_train_loss`` and ``val_loss`` (``estimate_loss`` on the same batches every time,
+      drawn from a generator seeded with ``cfg.seed + 1``, so the two curves are comparable);
+
+    and ``step_metrics(counts)``: extra per-step fields from the summed counts (none here).
+    """
+
+    def check(self, model: nn.Module, cfg: TrainConfig, train_data, val_data) -> None:
+        _check_model(model, cfg)
+        _check_data("train_data", train_data, cfg, model)
+        if val_data is not None:
+            _check_data("val_data", val_data, cfg, model)
+
+    def batch(self, data: torch.Tensor, cfg: TrainConfig, generator: torch.Generator):
+        return get_batch(data, cfg.batch_size, cfg.block_size, generator)   # (B, T) twice
+
+    def loss(self, model: nn.Module, batch, device):
+        x, y = (t.to(device) for t in batch)
+        return model(x, y)[1], {"tokens": y.numel()}
+
+    def evaluate(self, model: nn.Module, cfg: TrainConfig, train_data, val_data) -> dict:
+        return {key: estimate_loss(model, data, cfg, cfg.eval_batches,
+                                   torch.Generator().manual_seed(cfg.seed + 1))
+                for key, data in (("eval_train_loss", train_data), ("val_loss", val_data))
+                if data is not None}
+
+    def step_metrics(self, counts: dict) -> dict:
+        return {}
+
+
+def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task=None,
+          progress: bool = False, callback=None, checkpoint_dir=None, resume_from=None,
+          tokenizer=None) -> TrainResult:
+    """Train ``model`` in place on ``train_data``; return a ``TrainResult``.
+
+    ``task`` says what the data are and how to score them (see ``LanguageModelTask``, the
+    default: ``train_data``/``val_data`` are (N,) int64 token ids). ``history`` gets one dict per
+    optimizer step: ``step`` (1-based count of updates done), ``lr`` (used in this update),
+    ``train_loss`` (mean loss of this step's micro-batches, before the update), ``grad_norm``
+    (global gradient norm before clipping), ``tokens`` (trained on so far), ``time_s`` (since the
+    start of this call), the task's ``step_metrics``; at evaluation steps (every
+    ``cfg.eval_every`` and the last) the task's ``evaluate`` metrics. ``callback(record)`` is
+    called after every step; if it returns ``True`` training stops there (no extra
+    evaluation). ``checkpoint_dir`` (language models only): save checkpoints
     (``gptlib.checkpoint``) there, with ``tokenizer`` if given; ``resume_from``: a checkpoint
     directory to continue from exactly.
     """
+    task = LanguageModelTask() if task is None else task
     if checkpoint_dir is not None or resume_from is not None:
+        if not isinstance(task, LanguageModelTask):
+            raise ValueError("checkpoint_dir and resume_from save and restore language models; "
+                             f"this run's task is {type(task).__name__}")
         from gptlib import checkpoint as ckpt                  # (it imports this module)
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    _check_model(model, cfg)
-    _check_data("train_data", train_data, cfg, model)
-    if val_data is not None:
-        _check_data("val_data", val_data, cfg, model)
+    task.check(model, cfg, train_data, val_data)
     device = next(model.parameters()).device
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg)                    # the trainable parameters only
     gen = torch.Generator().manual_seed(cfg.seed)             # the training batches
     history, start = [], 0
     if resume_from is not None:
@@ -301,12 +347,7 @@ def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
         gen.set_state(state["rng"]["batches"])
         ckpt.set_global_rng_state(state["rng"])
         history, start = state["history"], state["step"]
-
-    def evaluate(record):                # the same batches at every evaluation: seed + 1
-        for key, data in (("eval_train_loss", train_data), ("val_loss", val_data)):
-            if data is not None:
-                record[key] = estimate_loss(model, data, cfg, cfg.eval_batches,
-                                            torch.Generator().manual_seed(cfg.seed + 1))
+    tokens = history[-1]["tokens"] if history else 0
 
     def save(step):
         if checkpoint_dir is not None:
@@ -324,26 +365,28 @@ def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
             lr = lr_at(step - 1, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss_sum = 0.0
+            loss_sum, counts = 0.0, {}
             for _ in range(cfg.grad_accum):
-                x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, gen)
-                _, loss = model(x.to(device), y.to(device))
-                (loss / cfg.grad_accum).backward()
+                loss, batch_counts = task.loss(model, task.batch(train_data, cfg, gen), device)
+                (loss / cfg.grad_accum).backward()             # gradients add up
                 loss_sum += loss.item()
+                for key, value in batch_counts.items():
+                    counts[key] = counts.get(key, 0) + value
             # the global norm of all gradients; clipping rescales them all by one factor
             norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            tokens += counts.get("tokens", 0)
             record = {"step": step, "lr": lr, "train_loss": loss_sum / cfg.grad_accum,
-                      "grad_norm": norm.item(), "tokens": step * cfg.tokens_per_step,
-                      "time_s": time.perf_counter() - t0}
+                      "grad_norm": norm.item(), "tokens": tokens,
+                      "time_s": time.perf_counter() - t0, **task.step_metrics(counts)}
             if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
-                evaluate(record)
+                record.update(task.evaluate(model, cfg, train_data, val_data))
             history.append(record)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix({k: f"{record[k]:.4f}" for k in ("train_loss", "val_loss")
-                                 if k in record})
+                bar.set_postfix({k: f"{record[k]:.4f}" for k in
+                                 ("train_loss", "val_loss", "val_accuracy") if k in record})
             stopped = bool(callback is not None and callback(record)) and step < cfg.steps
             if step == cfg.steps or stopped or (cfg.checkpoint_every
                                                 and step % cfg.checkpoint_every == 0):
@@ -360,11 +403,11 @@ def train(model: nn.Module, train_data: torch.Tensor, cfg: TrainConfig,
         model.eval()
     evaluated = [r for r in history if "eval_train_loss" in r]
     return TrainResult(history=history,
-                       final_val_loss=next((r["val_loss"] for r in reversed(evaluated)
+                       final_val_loss=next((r["val_loss"] for r in reversed(history)
                                             if "val_loss" in r), None),
-                       final_train_loss=evaluated[-1]["eval_train_loss"] if evaluated else None,
-                       steps=history[-1]["step"] if history else 0,
-                       tokens=history[-1]["tokens"] if history else 0,
+                       final_train_loss=(evaluated[-1]["eval_train_loss"] if evaluated else
+                                         history[-1]["train_loss"] if history else None),
+                       steps=history[-1]["step"] if history else 0, tokens=tokens,
                        elapsed_s=time.perf_counter() - t0, stopped_early=stopped)
 
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gptlib.finetune import (THREE_CLASSES, ClassificationData, GPTClassifier, count_trainable,
-                             evaluate_classifier, finetune, freeze, genre_dataset, load_backbone,
+from gptlib.finetune import (THREE_CLASSES, ClassificationData, ClassificationTask, GPTClassifier,
+                             count_trainable, evaluate_classifier, finetune, freeze, genre_dataset, load_backbone,
                              pad_batch)
 from gptlib.lora import LoRALinear, apply_lora, lora_parameters, merge_lora
 from gptlib.model import GPT, GPTConfig
@@ -269,6 +269,18 @@ def test_gradient_accumulation_equals_one_big_batch():
     assert head.abs().max() < 1e-4
 
 
+def test_finetune_is_the_pretraining_loop_with_a_classification_task():
+    """One loop: finetune(...) is pretrain.train(..., task=ClassificationTask()), step for step."""
+    data = toy_data()
+    one = GPTClassifier(tiny_gpt(), K, pooling="mean")
+    two = copy.deepcopy(one)
+    a = finetune(one, data, cfg(steps=4, eval_every=2), data).history
+    b = train(two, data, cfg(steps=4, eval_every=2), data, task=ClassificationTask()).history
+    drop = lambda h: [{k: v for k, v in r.items() if k != "time_s"} for r in h]  # noqa: E731
+    assert drop(a) == drop(b) and "val_accuracy" in a[1] and "val_accuracy" not in a[0]
+    assert all(torch.equal(p, q) for p, q in zip(one.parameters(), two.parameters()))
+
+
 def test_finetune_callback_stops_early():
     result = finetune(GPTClassifier(tiny_gpt(), K), toy_data(), cfg(steps=5),
                       callback=lambda r: r["step"] == 2)
@@ -422,6 +434,12 @@ def test_freeze_finetune_and_loading_errors_name_the_problem(tmp_path):
         finetune(GPTClassifier(tiny_gpt(), 4), toy_data(), cfg())
     with pytest.raises(FileNotFoundError, match="holds no model gptlib can load"):
         load_backbone(tmp_path)
+    long = toy_data(t=40)                               # tiny_gpt's context is shorter
+    with pytest.raises(ValueError, match=r"sequences of \d+ tokens, more than the model's context"):
+        finetune(GPTClassifier(tiny_gpt(), K), long, cfg())
+    with pytest.raises(ValueError, match="checkpoint_dir and resume_from save and restore language"):
+        train(GPTClassifier(tiny_gpt(), K), toy_data(), cfg(), task=ClassificationTask(),
+              checkpoint_dir=tmp_path / "ckpt")
 
 
 def test_genre_dataset_errors_name_the_problem():
