@@ -24,14 +24,7 @@ V, C, L, K = 23, 16, 2, 3                      # vocabulary, width, blocks, clas
 ALL_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: on a busy 2-core machine, keeping two threads in step costs ~40x the
-    arithmetic (measured). One thread computes the same values, within the tests' tolerances."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def tiny_gpt(seed=0, **kw) -> GPT:

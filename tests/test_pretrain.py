@@ -25,13 +25,7 @@ PERIODIC = torch.arange(600) % 7                       # a sequence a tiny model
 NOISE = torch.randint(11, (600,), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models spend their time in dispatch: one thread avoids synchronising two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def tiny_model(seed=0, **overrides) -> GPT:
