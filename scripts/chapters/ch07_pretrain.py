@@ -1,0 +1,972 @@
+"""Source of chapters/07_pretrain.ipynb. Edit here, then:
+
+    python scripts/chapters/ch07_pretrain.py && python scripts/run_notebooks.py chapters/07_pretrain.ipynb
+
+The chapter trains one small model live (about 30 s on one core); everything else uses the shipped
+model in data/pretrained/shakespeare_char/ (configs/shakespeare_char.json, see data/README.md).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nbbuild import code, md, write  # noqa: E402
+
+CELLS = [
+md(r"""
+# 7. Pretraining and generation
+
+**Why.** Chapter 6 assembled a GPT, but with random weights it predicts every character with
+roughly the same probability. *Pretraining* is what turns those random numbers into a language
+model: show it a large amount of text, measure how badly it predicts each next token, and nudge
+every weight to predict a little better — millions of times. *Generation* is what a pretrained
+model is then used for: it only ever gives a probability for the next token, so text comes out one
+token at a time, and the rule that picks each token (greedy, temperature, top-k, top-p) changes
+what you read more than one might think. This chapter shows the training loop of `gptlib` piece by
+piece, trains a small model live, reads the training log of the book's shipped model, compares
+decoding strategies on that model, and explains the *key/value cache* that makes generation fast.
+"""),
+code(r"""
+import math
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+import transformers
+from torch.nn import functional as F
+from transformers import BertConfig, BertForMaskedLM, ElectraConfig, ElectraForPreTraining
+
+from gptlib import set_seed, show
+from gptlib.attention import KVCache
+from gptlib.checkpoint import load_pretrained
+from gptlib.data import data_dir, encode_text, get_batch, load_text
+from gptlib.generate import generate, generate_text, sample_next, top_p_filter
+from gptlib.model import GPT, GPTConfig
+from gptlib.ngram import bigram_loss, bigram_probs, count_bigrams
+from gptlib.pretrain import TrainConfig, estimate_loss, lr_at, param_groups, train
+from gptlib.runconfig import read_log
+from gptlib.viz import sampling_distribution, sampling_explorer
+
+torch.set_num_threads(1)     # tiny models: one thread is faster, and results do not depend on it
+plt.rcParams["figure.dpi"] = 90
+transformers.logging.set_verbosity_error()
+
+SHIPPED = data_dir() / "pretrained" / "shakespeare_char"
+model, tok, shipped = load_pretrained(SHIPPED)          # model in eval mode, its tokenizer, config.json
+V = tok.vocab_size
+train_text, val_text = load_text("train"), load_text("val")
+train_ids, val_ids = encode_text(train_text, tok), encode_text(val_text, tok)
+print(f"shipped model: {model.num_parameters():,} parameters, {model.config.n_layer} layers, "
+      f"width {model.config.n_embd}, context {model.config.block_size}, vocabulary {V}")
+print(f"train plays: {len(train_ids):,} characters; validation plays: {len(val_ids):,}")
+"""),
+md(r"""
+## The objective, again
+
+Pretraining minimises the loss of chapter 1: the average negative log-probability that the model
+gives to each actual next token. For a batch of $B$ windows of $T$ tokens cut from the training
+text, with the model's logits $Z \in \mathbb{R}^{B \times T \times V}$ (row $t$ predicts the token
+after position $t$),
+
+$$
+\mathcal{L}(\theta) = -\frac{1}{BT} \sum_{b=1}^{B} \sum_{t=1}^{T} \log p_\theta\!\left(x_{b,t+1} \mid x_{b,\le t}\right),
+\qquad p_\theta(\,\cdot \mid x_{b,\le t}) = \mathrm{softmax}(Z_{b,t}) .
+$$
+
+Every position of every window is a training example, and the causal mask (chapter 3) makes each
+one honest: position $t$ cannot see $x_{t+1}$. The loss is in *nats per character* (natural log;
+divide by $\ln 2$ for bits). Its scale is set by three baselines from chapter 1, recomputed here
+on the validation plays: guessing uniformly among the $V$ characters costs $\ln V$; knowing only
+how often each character occurs (the *unigram*) does better; knowing the previous character (the
+*bigram*) better still. The shipped GPT, which reads up to 128 characters back, is far below them.
+"""),
+code(r"""
+uniform = math.log(V)
+freq = torch.bincount(train_ids, minlength=V).double() + 0.1            # add-0.1 smoothing
+unigram = -(freq / freq.sum()).log()[val_ids].mean().item()
+bigram = bigram_loss(bigram_probs(count_bigrams(train_ids, V), alpha=0.1), val_ids)
+shipped_val = shipped["results"]["val_loss_all_windows"]   # measured by the training command
+baselines = {f"uniform over {V} characters (ln V)": uniform, "unigram (character frequencies)": unigram,
+             "bigram (chapter 1)": bigram, "shipped GPT (all validation windows)": shipped_val}
+print(f"{'validation loss of':<40}{'nats/char':>10}{'bits/char':>10}")
+for name, loss in baselines.items():
+    print(f"{name:<40}{loss:>10.3f}{loss / math.log(2):>10.2f}")
+assert uniform > unigram > bigram > shipped_val
+"""),
+md(r"""
+## The loop
+
+`gptlib.pretrain.train` is the whole training loop. Each optimizer step draws `grad_accum`
+micro-batches of `batch_size` random windows, adds up their gradients, clips the gradient's norm,
+sets the learning rate from the schedule and takes one AdamW step; every `eval_every` steps it
+estimates the loss on the training and validation text, and, given a directory, it saves a
+checkpoint every `checkpoint_every` steps and at the end:
+"""),
+code(r"""
+show(train)
+"""),
+md(r"""
+### AdamW, and which weights decay
+
+Plain gradient descent moves every weight by $-\eta g$, the learning rate times its gradient.
+Adam {cite:p}`kingma2015adam` keeps two running averages per weight — of the gradient,
+$m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t$, and of its square, $v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2$
+— and moves each weight by $-\eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)$ ($\hat m, \hat v$: the
+averages corrected for starting at zero). Dividing by $\sqrt{\hat v_t}$ gives every weight a step of
+at most about $\eta$ whatever the scale of its gradient, which is what makes one learning rate work for
+embeddings, attention and MLP weights alike.
+
+*Weight decay* pulls weights towards zero. Adding $\tfrac{\lambda}{2}\lVert\theta\rVert^2$ to the
+loss would route the pull through the gradient, where Adam's division by $\sqrt{\hat v}$ would
+weaken it for exactly the weights with large gradients. AdamW {cite:p}`loshchilov2019decoupled`
+*decouples* it: at every step each decayed weight also shrinks by $\eta \lambda \theta$ directly,
+outside Adam's rescaling.
+Only matrices decay. A LayerNorm's gain shrunk towards 0 switches its layer off rather than making
+it simpler, and biases are few; `param_groups` therefore splits the parameters by their number of
+dimensions, as GPT-2 and nanoGPT {cite:p}`karpathy2022nanogpt` do:
+"""),
+code(r"""
+show(param_groups)
+"""),
+code(r"""
+names = {id(p): n for n, p in model.named_parameters()}
+groups = param_groups(model, weight_decay=0.1)
+for g in groups:
+    n = sum(p.numel() for p in g["params"])
+    kinds = sorted({re.sub(r"^h\.\d+\.", "h.*.", names[id(p)]) for p in g["params"]})
+    print(f"weight_decay {g['weight_decay']}: {len(g['params']):2d} tensors, {n:>7,} numbers "
+          f"({n / model.num_parameters():.1%})  e.g. {', '.join(kinds[:4])}")
+assert sum(p.numel() for g in groups for p in g["params"]) == model.num_parameters()
+assert all(p.dim() >= 2 for p in groups[0]["params"]) and all(p.dim() == 1 for p in groups[1]["params"])
+"""),
+md(r"""
+Almost every number decays; the vectors that do not are under 1% of the model. (The output layer is not
+listed separately: it *is* the token table `wte`, tied as in chapter 6, and `named_parameters`
+lists a shared tensor once.)
+
+### Warm-up, then a cosine
+
+The learning rate $\eta$ changes every step. For the first $S_w$ steps it rises linearly
+{cite:p}`goyal2017accurate`: Adam's running averages start empty, and the first gradients of a
+random network are large and erratic, so full-size steps would throw the weights far from where
+they started. Then it follows half a cosine {cite:p}`loshchilov2017sgdr` from the peak $\eta_{\max}$
+down to $\eta_{\min}$ at the last step $S - 1$ (steps are counted from 0):
+
+$$
+\eta(s) = \begin{cases}
+\eta_{\max}\,\dfrac{s+1}{S_w} & s < S_w \\[2ex]
+\eta_{\min} + \tfrac12(\eta_{\max} - \eta_{\min})\left(1 + \cos \pi p\right),\quad p = \dfrac{s - S_w}{S - S_w - 1} & s \ge S_w
+\end{cases}
+$$
+
+Large steps early cover ground; small steps late let the weights settle instead of bouncing
+around a good spot.
+"""),
+code(r"""
+show(lr_at)
+"""),
+md(r"""
+The shipped model was trained with the run config `configs/shakespeare_char.json`; `config.json`
+keeps its training section. The schedule computed by `lr_at` from it is the one the training log
+recorded, step by step:
+"""),
+code(r"""
+shipped_cfg = TrainConfig.from_dict(shipped["train"])
+log = read_log(SHIPPED / "train_log.csv")
+steps = [r["step"] for r in log]                           # 1-based: row s used lr_at(s - 1)
+schedule = [lr_at(s - 1, shipped_cfg) for s in steps]
+print(f"{shipped_cfg.steps} steps, warm-up {shipped_cfg.warmup_steps}, peak {shipped_cfg.lr:g}, "
+      f"final {shipped_cfg.min_lr:g}, {shipped_cfg.schedule}")
+print("log's lr == lr_at (6 significant digits):",
+      all(abs(r["lr"] - lr) <= 1e-5 * lr for r, lr in zip(log, schedule)))
+assert all(abs(r["lr"] - lr) <= 1e-5 * lr for r, lr in zip(log, schedule))
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+for ax, last in zip(axes, (shipped_cfg.steps, 200)):
+    ax.plot(steps[:last], schedule[:last], color="C0")
+    ax.axvline(shipped_cfg.warmup_steps, color="gray", ls=":", label="end of warm-up")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
+axes[0].set_title("the shipped run: linear warm-up, then a cosine")
+axes[1].set_title("its first 200 steps")
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+### Clipping the gradient
+
+Before each update the gradients of all parameters, taken together as one long vector $g$, are
+rescaled if their norm exceeds a threshold $c$ {cite:p}`pascanu2013difficulty`:
+$g \leftarrow g \cdot \min(1, c / \lVert g \rVert)$. The direction is kept; only an occasional
+huge step (a batch that happens to be very unusual) is cut down to size. `train` logs the norm
+*before* clipping, so the log shows how often the clip acted in the shipped run ($c = 1$):
+"""),
+code(r"""
+norms = torch.tensor([r["grad_norm"] for r in log])
+clip = shipped_cfg.grad_clip
+print(f"{'steps':<14}{'clipped':>9}{'median norm':>13}{'median scale when clipped':>28}")
+for lo, hi in ((0, 100), (100, 400), (400, 800), (800, 1200), (1200, 1600)):
+    part = norms[lo:hi]
+    over = part[part > clip]
+    print(f"{lo + 1:>5}-{hi:<8}{(part > clip).float().mean().item():>9.0%}{part.median().item():>13.2f}"
+          f"{(clip / over).median().item() if len(over) else 1.0:>28.2f}")
+"""),
+md(r"""
+The clip acted hardest during the warm-up, when the first gradients of a random network are large
+(scaled by about 0.7 when clipped), then less often — and again in almost every late step, as the
+gradient norm drifts up while the learning rate anneals. Late on it is gentle: a factor of about
+0.9, a slightly smaller step rather than a cut.
+
+### Gradient accumulation
+
+A batch too large for memory can be split into `grad_accum` micro-batches: run each, divide its
+loss by `grad_accum`, call `backward()` on it (PyTorch *adds* gradients into `.grad`), and step once.
+The mean of equal-sized means is the overall mean, so this is the same update as one big batch —
+`train` even draws the same windows, since both take them from one seeded generator. Checked by
+hand on one batch of 16 windows, then with `train` itself:
+"""),
+code(r"""
+small_cfg = GPTConfig(vocab_size=V, block_size=64, n_layer=2, n_head=4, n_embd=64, fused_attention=True)
+
+
+def small_model(seed=0):
+    set_seed(seed)
+    return GPT(small_cfg)
+
+
+x, y = get_batch(train_ids, 16, 64, torch.Generator().manual_seed(0))      # 16 windows (B, T)
+net = small_model()
+net(x, y)[1].backward()                                             # one batch of 16
+big = [p.grad.clone() for p in net.parameters()]
+net.zero_grad()
+for part in (slice(0, 8), slice(8, 16)):                            # 2 micro-batches of 8
+    (net(x[part], y[part])[1] / 2).backward()                       # .grad adds up
+same_grads = all(torch.allclose(a, p.grad, rtol=1e-4, atol=1e-8) for a, p in zip(big, net.parameters()))
+print("gradients of 16 windows == sum of the halved gradients of 2 x 8:", same_grads)
+assert same_grads
+
+r_one = train(small_model(), train_ids, TrainConfig(steps=1, batch_size=16, block_size=64, lr=6e-3))
+r_two = train(small_model(), train_ids, TrainConfig(steps=1, batch_size=8, grad_accum=2, block_size=64, lr=6e-3))
+a, b = r_one.history[0], r_two.history[0]
+print("train(): batch 16 and 2 x 8 give the same loss and gradient norm:",
+      abs(a["train_loss"] - b["train_loss"]) < 1e-5 and abs(a["grad_norm"] / b["grad_norm"] - 1) < 1e-4)
+assert abs(a["train_loss"] - b["train_loss"]) < 1e-5 and abs(a["grad_norm"] / b["grad_norm"] - 1) < 1e-4
+"""),
+md(r"""
+### Evaluation and checkpoints
+
+A training batch's loss is noisy and is measured *before* the update, with the weights still
+moving. So every `eval_every` steps `train` calls `estimate_loss` in evaluation mode, on
+`eval_batches` batches drawn with a freshly seeded generator: the *same* windows at every
+evaluation, of the training text (`eval_train_loss`) and of the held-out plays (`val_loss`), so
+the two curves are comparable point by point. (`dataset_loss` scores every window of a split once:
+the number to report at the end.)
+
+A checkpoint (`gptlib.checkpoint`) holds the weights, AdamW's running averages, the step, the
+history, and the state of every random generator — the one that draws batches and PyTorch's global
+one (dropout). With all of it restored, an interrupted run continues *exactly*: here a 12-step run
+is stopped after step 5 and resumed from its checkpoint into a model with other random weights:
+"""),
+code(r"""
+resume_cfg = TrainConfig(steps=12, batch_size=8, block_size=64, lr=6e-3, warmup_steps=3, seed=7)
+uninterrupted = train(small_model(), train_ids, resume_cfg)
+with tempfile.TemporaryDirectory() as ckpt_dir:
+    first = train(small_model(), train_ids, resume_cfg, checkpoint_dir=ckpt_dir,
+                  callback=lambda record: record["step"] == 5)       # "interrupted" after step 5
+    print("checkpoint files:", sorted(p.name for p in Path(ckpt_dir).iterdir()))
+    resumed_model = small_model(seed=123)                            # other weights: replaced on load
+    resumed = train(resumed_model, train_ids, resume_cfg, resume_from=ckpt_dir)
+same = [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in uninterrupted.history]
+print(f"first run stopped after {first.steps} steps; resumed run ends at step {resumed.steps}")
+print("resumed losses == uninterrupted losses, bit for bit:", same)
+assert first.steps == 5 and resumed.steps == 12 and same
+"""),
+md(r"""
+## A live training run
+
+Now the real thing, small enough to watch: a GPT with 2 layers of width 64 and a context of 64
+characters (0.11M parameters), 300 steps of 16 windows, evaluated every 50 steps on the training
+and the held-out plays. Before training it is a random network, so its loss
+should be close to $\ln V$ (chapter 6 explains the small excess). The timings in this cell depend
+on the machine, so its output is not checked; the cell after it checks what matters.
+"""),
+code(r"""
+live_model = small_model(seed=0)
+live_cfg = TrainConfig(steps=300, batch_size=16, block_size=64, lr=6e-3, min_lr=6e-4, warmup_steps=20,
+                       eval_every=50, eval_batches=8, seed=0)
+init_loss = estimate_loss(live_model, val_ids, live_cfg, 8, torch.Generator().manual_seed(live_cfg.seed + 1))
+print(f"{live_model.num_parameters():,} parameters; loss before training {init_loss:.3f} (ln V = {uniform:.3f})")
+t0 = time.perf_counter()
+live = train(live_model, train_ids, live_cfg, val_ids)
+print(f"{live.steps} steps, {live.tokens:,} tokens in {time.perf_counter() - t0:.0f} s")
+for r in live.history:
+    if "val_loss" in r:
+        print(f"step {r['step']:3d}  train {r['eval_train_loss']:.3f}  val {r['val_loss']:.3f}")
+""", "nbval-ignore-output"),
+code(r"""
+evals = [r for r in live.history if "val_loss" in r]
+print("started at the uniform loss (within 0.1 of ln V):", abs(init_loss - uniform) < 0.1)
+print("validation loss fell at every evaluation:", all(a["val_loss"] > b["val_loss"] for a, b in zip(evals, evals[1:])))
+print("final validation loss below 2.6, far under the unigram's", f"{unigram:.2f}:", live.final_val_loss < 2.6)
+assert abs(init_loss - uniform) < 0.1
+assert all(a["val_loss"] > b["val_loss"] for a, b in zip(evals, evals[1:]))
+assert live.final_val_loss < 2.6 < unigram
+"""),
+code(r"""
+fig, ax = plt.subplots(figsize=(8, 3.4))
+ax.plot([r["step"] for r in live.history], [r["train_loss"] for r in live.history], color="C0", alpha=0.35,
+        label="training batch (before its update)")
+ax.plot([r["step"] for r in evals], [r["eval_train_loss"] for r in evals], "o-", color="C0", label="train (evaluation)")
+ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "s-", color="C1", label="validation plays")
+for (name, loss), style in zip(list(baselines.items())[:3], (":", "--", "-.")):
+    ax.axhline(loss, color="gray", ls=style, lw=1, label=name)
+ax.set_xlabel("optimizer step")
+ax.set_ylabel("loss (nats/char)")
+ax.set_title("The live run: 300 steps of a 2-layer, width-64 GPT")
+ax.legend(fontsize=8, ncol=2)
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+In 300 steps the model leaves the uniform and unigram levels behind and reaches about the bigram's
+loss (a little below it, in the run printed above): it has learnt which characters follow which,
+and is beginning to use more context than one character. The shipped model, with about 7.5 times
+as many parameters and trained for 1,600 steps of 32 windows of 128 characters, gets much further.
+Its log is the next figure.
+
+## The shipped model's training curves
+
+`train_log.csv` has a row per step: the training batch's loss, the gradient norm, and every 200
+steps the evaluation losses on fixed batches of the training and validation plays.
+"""),
+code(r"""
+evaluated = [r for r in log if "val_loss" in r]
+tokens_per_epoch = len(train_ids)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+ax = axes[0]
+window = 25
+smooth = torch.tensor([r["train_loss"] for r in log]).unfold(0, window, 1).mean(1)
+ax.plot(steps[window - 1:], smooth, color="C0", alpha=0.5, label=f"training batches ({window}-step mean)")
+ax.plot([r["step"] for r in evaluated], [r["eval_train_loss"] for r in evaluated], "o-", color="C0", label="train (evaluation)")
+ax.plot([r["step"] for r in evaluated], [r["val_loss"] for r in evaluated], "s-", color="C1", label="validation plays")
+ax.axhline(bigram, color="gray", ls="-.", lw=1, label="bigram")
+ax.set_ylim(1.3, 3.4)
+ax.set_xlabel("optimizer step")
+ax.set_ylabel("loss (nats/char)")
+ax.set_title("the shipped run")
+ax.legend(fontsize=8)
+ax = axes[1]
+ax.plot(steps, norms, lw=0.6, color="C2")
+ax.axhline(clip, color="k", ls=":", label=f"clip at {clip:g}")
+ax.set_yscale("log")
+ax.set_xlabel("optimizer step")
+ax.set_ylabel("gradient norm before clipping")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+print(f"{'step':>5}{'epochs':>8}{'train':>8}{'val':>8}{'gap':>8}")
+for r in evaluated:
+    print(f"{r['step']:>5}{r['tokens'] / tokens_per_epoch:>8.2f}{r['eval_train_loss']:>8.3f}"
+          f"{r['val_loss']:>8.3f}{r['val_loss'] - r['eval_train_loss']:>8.3f}")
+gaps = [r["val_loss"] - r["eval_train_loss"] for r in evaluated]
+assert all(a < b for a, b in zip(gaps, gaps[1:]))                     # the gap only grows
+assert all(a["val_loss"] > b["val_loss"] for a, b in zip(evaluated, evaluated[1:]))   # val still falling
+"""),
+md(r"""
+Two honest observations. First, the validation loss was still falling at the last evaluation: the
+model is not yet over-trained, and more steps would have helped. Second, a gap between the
+training and validation curves opened at once and grew at every evaluation, to about 0.12 nats per
+character by the end, after the model had seen each training character fewer than twice on
+average. Is it memorising the training plays? Mostly not, it turns out: the plays differ in
+*who speaks*. Each speech starts with its speaker's name in capitals on a line of its own; almost
+all the validation plays' speakers are people who never appear in the training plays, so their
+names cannot be predicted. Split the loss by whether the character is part of such a heading:
+"""),
+code(r"""
+HEADING = re.compile(r"^[A-Z][A-Z' ,.&-]*:$", re.M)        # "KING HENRY V:" on a line of its own
+train_names, val_names = set(HEADING.findall(train_text)), set(HEADING.findall(val_text))
+unseen = val_names - train_names
+print(f"{len(val_names)} speakers in the validation plays, {len(unseen)} of them never in the training plays")
+
+
+def loss_by_part(text, n_windows=64, T=128, seed=0):
+    "Mean loss (nats/char) on speaker headings and on everything else, in n random windows of text."
+    ids = encode_text(text, tok)
+    heading = torch.zeros(len(text), dtype=torch.bool)
+    for m in HEADING.finditer(text):
+        heading[m.start():m.end()] = True
+    starts = torch.randint(len(ids) - T - 1, (n_windows,), generator=torch.Generator().manual_seed(seed))
+    x = torch.stack([ids[s:s + T] for s in starts])
+    y = torch.stack([ids[s + 1:s + T + 1] for s in starts])
+    h = torch.stack([heading[s + 1:s + T + 1] for s in starts])           # is the *target* in a heading?
+    with torch.no_grad():
+        losses = F.cross_entropy(model(x)[0].transpose(1, 2), y, reduction="none")   # (n, T)
+    return {"headings": losses[h].mean().item(), "speech": losses[~h].mean().item(),
+            "all": losses.mean().item(), "heading share": h.float().mean().item()}
+
+
+parts = {"train": loss_by_part(train_text), "val": loss_by_part(val_text)}
+print(f"{'':<6}{'headings':>10}{'speech':>10}{'all':>8}{'share of headings':>19}")
+for split, p in parts.items():
+    print(f"{split:<6}{p['headings']:>10.2f}{p['speech']:>10.2f}{p['all']:>8.2f}{p['heading share']:>19.1%}")
+assert abs(parts["val"]["speech"] - parts["train"]["speech"]) < 0.1       # speech: no real gap
+assert parts["val"]["headings"] - parts["train"]["headings"] > 1.0       # names: a large one
+"""),
+md(r"""
+On the speech itself the model does about as well on plays it never saw as on those it trained on;
+on the speaker headings, a few percent of the text, it is far worse, because it has learnt the
+training plays' cast list. That accounts for most of the gap in the table above. (On a corpus
+with more repetition, or after many more epochs, real memorisation would widen the gap; then the
+validation loss stops falling, and that is when to stop training.)
+
+## Generation: from a distribution to text
+
+The model returns logits $z \in \mathbb{R}^V$ for the next token; generation is a loop that picks
+one token, appends it and runs again. The *decoding strategy* is the rule for picking:
+
+- **greedy**: $\arg\max_v z_v$, the single most likely token;
+- **temperature** $\tau > 0$: sample from $p_\tau(v) = \mathrm{softmax}(z / \tau)_v$. $\tau < 1$
+  sharpens the distribution towards the argmax ($\tau \to 0$ is greedy), $\tau > 1$ flattens it
+  towards uniform;
+- **top-k** {cite:p}`fan2018hierarchical`: sample only among the $k$ most likely tokens
+  (renormalised);
+- **top-p** or *nucleus* sampling {cite:p}`holtzman2020curious`: sort the tokens by probability
+  and sample only among the smallest set whose probabilities add up to at least $p$. Unlike top-k
+  the set adapts: a handful of tokens where the model is sure, many where it is not.
+
+`sample_next` applies them in that order (temperature, then top-k, then top-p) to a batch of
+logits $(B, V)$:
+"""),
+code(r"""
+show(sample_next)
+"""),
+code(r"""
+show(top_p_filter)
+"""),
+md(r"""
+Five strategies, the same prompt, each with its own seeded generator so the page is reproducible.
+Each continuation is 120 characters, which keeps prompt and continuation within the model's context
+of 128:
+"""),
+code(r"""
+prompt = "ROMEO:\n"
+prompt_ids = torch.tensor([tok.encode(prompt)])
+strategies = {"greedy": dict(temperature=0), "temperature 0.5": dict(temperature=0.5),
+              "temperature 1.0": dict(temperature=1.0), "top-k, k = 5": dict(temperature=1.0, top_k=5),
+              "top-p, p = 0.9": dict(temperature=1.0, top_p=0.9)}
+runs = {}
+for name, kw in strategies.items():
+    out, logits = generate(model, prompt_ids, 120, generator=torch.Generator().manual_seed(0),
+                           return_logits=True, **kw)
+    runs[name] = (out[0, len(prompt):], logits[0])                  # new tokens (120,), raw logits (120, V)
+    print(f"--- {name} ---\n{prompt}{tok.decode(runs[name][0].tolist())}\n")
+"""),
+md(r"""
+Greedy text falls at once into the model's most common words and starts repeating them;
+temperature 0.5 is more varied but sticks to common words and short speeches; temperature 1.0
+samples the model's distribution as it is, with its odd inventions; top-k and top-p cut the
+unreliable tail of that distribution. **Prove it** — the claims behind these
+strategies, checked on the runs above:
+
+1. top-k never samples outside the $k$ largest logits, top-p never outside the nucleus;
+2. as $\tau \to 0$, sampling becomes greedy decoding.
+"""),
+code(r"""
+new, z = runs["top-k, k = 5"]
+kth = z.topk(5, dim=-1).values[:, -1]                              # the 5th largest logit at each step
+print("top-k: every sampled token among the 5 largest:", bool((z.gather(1, new[:, None])[:, 0] >= kth).all()))
+assert (z.gather(1, new[:, None])[:, 0] >= kth).all()
+
+new, z = runs["top-p, p = 0.9"]
+probs = z.softmax(-1)
+nucleus_sizes = []
+for t in range(len(new)):
+    p_sorted, order = probs[t].sort(descending=True)
+    size = int((p_sorted.cumsum(0) - p_sorted < 0.9).sum())        # tokens before it hold < p
+    assert new[t] in order[:size], t
+    nucleus_sizes.append(size)
+print(f"top-p: every sampled token inside the nucleus; nucleus size from {min(nucleus_sizes)} "
+      f"to {max(nucleus_sizes)} tokens (median {sorted(nucleus_sizes)[len(nucleus_sizes) // 2]})")
+
+greedy_new, greedy_z = runs["greedy"]
+top2 = greedy_z.topk(2, dim=-1).values
+margin = (top2[:, 0] - top2[:, 1]).min().item()
+print(f"closest call along the greedy path: the top two logits {margin:.3f} apart")
+for tau in (1.0, 0.1, 0.01, 0.001):
+    p_greedy = (greedy_z / tau).softmax(-1).max(-1).values          # probability of the argmax, each step
+    print(f"  τ = {tau:<6} the greedy token's probability is at least {p_greedy.min().item():.3f}")
+cold = generate(model, prompt_ids, 120, temperature=0.001, generator=torch.Generator().manual_seed(1))
+print("sampling at τ = 0.001 == greedy decoding:", torch.equal(cold[0, len(prompt):], greedy_new))
+assert torch.equal(cold[0, len(prompt):], greedy_new)
+"""),
+md(r"""
+The nucleus shrinks to a single token where the model is sure and grows where it is not — what a
+fixed $k$ cannot do. As for temperature: dividing the logits by $\tau$ multiplies every gap between
+them by $1/\tau$, so the most likely token's probability goes to 1. How small $\tau$ must be
+depends on the closest call: here two characters were nearly tied at one step, so at $\tau = 0.01$
+the runner-up still had a fair chance there, and only at $\tau = 0.001$ is every draw, in effect,
+the argmax.
+
+### Greedy decoding loops — forever
+
+Greedy decoding is deterministic, and the model sees at most its last 128 characters. So if the
+same 128 characters ever occur twice in greedy output, everything after the second occurrence
+repeats what came after the first: the text is periodic from then on, *provably*, for ever. Run
+greedy decoding well past the context and look for a repeated 128-character window:
+"""),
+code(r"""
+long_greedy = prompt + generate_text(model, tok, prompt, 400, temperature=0)
+C_ = model.config.block_size
+first_seen, loop = {}, None
+for i in range(len(long_greedy) - C_ + 1):
+    w = long_greedy[i:i + C_]
+    if w in first_seen:
+        loop = (first_seen[w], i)
+        break
+    first_seen[w] = i
+start, again = loop
+period = again - start
+print(f"the 128 characters from position {start} occur again at position {again}: "
+      f"a loop of period {period}, entered by character {start}")
+print("the loop:", repr(long_greedy[start:start + period]))
+assert long_greedy[again:] == (long_greedy[start:start + period] * 20)[:len(long_greedy) - again]
+"""),
+md(r"""
+Sampling does not get stuck this way. A simple measure of repetition is the share of 12-character
+strings in a text that already occurred earlier in the same text. For 400 characters of greedy
+output, of sampled output, and of a passage from the validation plays:
+"""),
+code(r"""
+def repeated_share(text, n=12):
+    "Share of the n-character windows of text that already occurred earlier in it."
+    seen, repeats = set(), 0
+    for i in range(len(text) - n + 1):
+        repeats += text[i:i + n] in seen
+        seen.add(text[i:i + n])
+    return repeats / (len(text) - n + 1)
+
+
+sampled = {name: prompt + generate_text(model, tok, prompt, 400, generator=torch.Generator().manual_seed(0), **kw)
+           for name, kw in (("temperature 1.0", dict(temperature=1.0)), ("top-p, p = 0.9", dict(temperature=1.0, top_p=0.9)))}
+texts = {"greedy": long_greedy, **sampled, "validation plays": val_text[100_000:100_000 + len(long_greedy)]}
+shares = {name: repeated_share(t) for name, t in texts.items()}
+for name, share in shares.items():
+    print(f"{name:<18} {share:6.1%} of 12-character strings repeat an earlier one")
+assert shares["greedy"] > 0.5 and all(shares["greedy"] > 3 * s for n, s in shares.items() if n != "greedy")
+"""),
+md(r"""
+Holtzman et al. {cite:p}`holtzman2020curious` found the same with GPT-2: maximising probability
+produces bland, repetitive text, because the most likely next token is rarely what a person would
+write next; real text keeps choosing tokens the model finds less than most likely.
+
+## Play with it
+
+Pick a prompt and move the sliders: the table shows the model's probabilities for the next
+character (`model p`) beside the probabilities with which it is actually *sampled* after the
+temperature and the top-p filter (greyed rows: filtered out), and below it a continuation sampled
+with those settings (same seed every time). Temperature 0 is greedy decoding. (The sliders need a
+running notebook; the HTML book shows the explorer as it was saved, and the figure below it shows
+one prompt under four settings.) The explorer's distribution must be the one `sample_next` draws
+from; 20,000 draws check it:
+"""),
+code(r"""
+explorer_prompts = ["ROMEO:\nI will ", "KING HENRY V:\nNow, lords, ", "To be, or not to b"]
+with torch.no_grad():
+    z_demo = model(torch.tensor([tok.encode(explorer_prompts[0])]))[0][0, -1]
+gen = torch.Generator().manual_seed(0)
+draws = sample_next(z_demo.expand(20_000, V), temperature=1.3, top_p=0.8, generator=gen)
+empirical = torch.bincount(draws, minlength=V).double() / len(draws)
+expected = sampling_distribution(z_demo, temperature=1.3, top_p=0.8)
+tv = 0.5 * (empirical - expected).abs().sum().item()
+print(f"total variation distance, 20,000 draws vs sampling_distribution: {tv:.3f} (< 0.03)")
+assert tv < 0.03 and empirical[expected == 0].sum() == 0
+sampling_explorer(model, tok, explorer_prompts, temperature=1.0, top_p=0.9, n_chars=80)
+"""),
+code(r"""
+settings = {"τ = 1 (the model)": dict(temperature=1.0), "τ = 0.5": dict(temperature=0.5),
+            "τ = 1.5": dict(temperature=1.5), "τ = 1, top-p 0.5": dict(temperature=1.0, top_p=0.5)}
+p_model = z_demo.softmax(-1).double()
+order = p_model.argsort(descending=True)[:12]
+labels = [{"\n": "⏎", " ": "␣"}.get(c, c) for c in tok.decode(order.tolist())]
+fig, axes = plt.subplots(1, 4, figsize=(13, 2.8), sharey=True)
+for ax, (name, kw) in zip(axes, settings.items()):
+    p = sampling_distribution(z_demo, **kw)
+    ax.bar(range(12), p_model[order], color="none", edgecolor="gray", lw=0.8)   # the model's own p
+    ax.bar(range(12), p[order], color="C0", alpha=0.8)
+    ax.set_xticks(range(12), labels)
+    kept = int((p > 0).sum())
+    ax.set_title(f"{name}\n{kept} tokens can be sampled", fontsize=9)
+axes[0].set_ylabel("probability of being sampled")
+fig.suptitle(f"the next character after {explorer_prompts[0]!r}, its 12 most likely: "
+             f"sampled with (bars) vs the model's probability (outlines)")
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+## The KV cache: generating without recomputing
+
+Generating $n$ tokens naively runs the model $n$ times on ever longer inputs: step $t$ recomputes
+every layer at all $t$ positions, although only the last position's logits are used. The causal
+mask makes almost all of that work redundant. At layer $\ell$, position $i$'s key and value,
+$k_i = x_i W_K$ and $v_i = x_i W_V$, depend only on tokens $\le i$, so they are the same at every
+later step. Only the new token needs computing: its query $q_t$ (one row) attends to the stored
+keys and values of all earlier positions plus its own,
+
+$$
+y_t = \mathrm{softmax}\!\left(\frac{q_t K_{\le t}^{\top}}{\sqrt d}\right) V_{\le t},
+\qquad q_t \in \mathbb{R}^{1 \times d}, \; K_{\le t}, V_{\le t} \in \mathbb{R}^{t \times d} \text{ per head} .
+$$
+
+The *key/value cache* stores, for every layer, $K$ and $V$ of shape $(B, H, T, d)$ and appends one
+row per step. The prompt is run once, filling the cache; each later step feeds one token. Per token
+and layer it holds $H \cdot d = C$ numbers for the keys and $C$ for the values: $2LC$ numbers per
+token for the whole model. (Queries are not cached: an old query is never used again.)
+"""),
+code(r"""
+show(KVCache)
+"""),
+code(r"""
+cache = model.new_kv_cache()                                        # one KVCache per layer
+with torch.no_grad():
+    logits_prompt = model(prompt_ids, kv_cache=cache)[0]            # the prompt: 7 positions at once
+    step_logits = model(torch.tensor([[tok.encode("I")[0]]]), kv_cache=cache)[0]   # one new token
+c = model.config
+L_, H_, d_ = c.n_layer, c.n_head, c.n_embd // c.n_head
+print(f"{len(cache)} layers; layer 0 keys {tuple(cache[0].k.shape)} = (B, H, T, d), values {tuple(cache[0].v.shape)}")
+nbytes = sum(t.numel() * t.element_size() for layer in cache for t in (layer.k, layer.v))
+per_token = 2 * L_ * c.n_embd * 4                                   # 2LC float32 numbers
+print(f"cache for {cache[0].length} tokens: {nbytes:,} bytes = {cache[0].length} x 2·L·C·4 = "
+      f"{cache[0].length} x {per_token:,} bytes")
+assert cache[0].k.shape == (1, H_, len(prompt) + 1, d_) and nbytes == cache[0].length * per_token
+"""),
+md(r"""
+**Prove it.** With the cache, each step's logits must be those of a full forward pass over the whole
+sequence. `generate(..., use_cache=False)` is that full pass; both paths, greedy and sampled, 100
+steps each, compared logit by logit:
+"""),
+code(r"""
+for kw in (dict(temperature=0), dict(temperature=1.0, top_p=0.9)):
+    a, la = generate(model, prompt_ids, 100, use_cache=True, return_logits=True,
+                     generator=torch.Generator().manual_seed(3), **kw)
+    b, lb = generate(model, prompt_ids, 100, use_cache=False, return_logits=True,
+                     generator=torch.Generator().manual_seed(3), **kw)
+    worst = (la - lb).abs().max().item()
+    print(f"{kw}: same tokens {torch.equal(a, b)}, largest logit difference < 1e-4: {worst < 1e-4}")
+    assert torch.equal(a, b) and worst < 1e-4
+"""),
+md(r"""
+### See it: time per token
+
+Without the cache, step $t$ costs a forward pass over $t$ positions, so the time per token grows
+with the length; with it, a step is one position attending to $t$ cached ones, and its time grows
+far more slowly. Speed does not depend on the weights, so we time a randomly initialised model of
+the shipped shape, with a context of 1,024 so that lengths beyond 128 can be measured. Each point is
+the fastest of 9 runs of one generation step at that length, the two kinds of step alternating so
+that both see the same load (timings vary by machine, so this cell's output is not checked, and
+nothing is asserted about them):
+"""),
+code(r"""
+set_seed(0)
+timing_model = GPT(GPTConfig(vocab_size=V, block_size=1024, n_layer=4, n_head=4, n_embd=128,
+                             fused_attention=True)).eval()
+seq = torch.randint(V, (1, 1024), generator=torch.Generator().manual_seed(0))
+lengths = [16, 64, 128, 256, 512, 768, 1024]
+
+
+def seconds(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+per_token = {"without cache": [], "with cache": []}
+with torch.no_grad():
+    for n in lengths:
+        kv = timing_model.new_kv_cache()
+        timing_model(seq[:, :n - 1], kv_cache=kv)                   # the n - 1 earlier tokens, cached
+        saved = [(layer.k, layer.v) for layer in kv]
+
+        def one_step():
+            for layer, (k, v) in zip(kv, saved):                    # back to n - 1 cached tokens
+                layer.k, layer.v = k, v
+            timing_model(seq[:, n - 1:n], kv_cache=kv)              # the new token only
+        runs_n = {"without cache": [], "with cache": []}
+        for _ in range(9):                                          # alternate: both see the same load
+            runs_n["without cache"].append(seconds(lambda: timing_model(seq[:, :n])))   # all n positions
+            runs_n["with cache"].append(seconds(one_step))
+        for name, times in runs_n.items():
+            per_token[name].append(min(times))
+for n, a, b in zip(lengths, per_token["without cache"], per_token["with cache"]):
+    print(f"length {n:5d}: without cache {a * 1e3:7.2f} ms/token, with cache {b * 1e3:6.2f} ms/token, x{a / b:5.1f}")
+""", "nbval-ignore-output"),
+code(r"""
+fig, ax = plt.subplots(figsize=(7, 3.2))
+for (name, times), marker in zip(per_token.items(), "os"):
+    ax.plot(lengths, [t * 1e3 for t in times], marker=marker, label=name)
+ax.set_xlabel("sequence length when the token is generated")
+ax.set_ylabel("ms per generated token")
+ax.set_title("one generation step, 4 layers of width 128, one CPU thread")
+ax.legend()
+plt.tight_layout()
+plt.show()
+"""),
+md(r"""
+The price is memory, $2LC$ numbers per token per sequence, and it grows with the context and the
+batch. For the models of chapter 6, in 16-bit numbers (2 bytes) as they are usually served:
+"""),
+code(r"""
+kv_models = {"shipped model (float32)": (4, 128, 128, 4), "GPT-2 small": (12, 768, 1024, 2),
+             "GPT-3 175B": (96, 12288, 2048, 2)}                   # n_layer, C, context, bytes per number
+print(f"{'model':<26}{'per token':>12}{'full context, 1 sequence':>26}")
+for name, (L, C_kv, ctx, nb) in kv_models.items():
+    b = 2 * L * C_kv * nb
+    print(f"{name:<26}{b / 2**10:>9,.0f} KiB{b * ctx / 2**20:>22,.1f} MiB")
+gpt3_full = 2 * 96 * 12288 * 2 * 2048
+assert gpt3_full == 9 * 2**30                                       # 9 GiB for one 2048-token sequence
+"""),
+md(r"""
+Nine gibibytes for one full-length GPT-3 sequence is why the cache, not the arithmetic, often limits
+how many requests a server can batch together {cite:p}`pope2023efficiently`. *Multi-query
+attention* {cite:p}`shazeer2019fast` shrinks it $H$-fold by giving all heads one shared key and
+value head; PaLM uses it {cite:p}`chowdhery2023palm`. One caveat for this book's model: its position
+table has 128 rows, so beyond 128 characters `generate` keeps the last 128 — and since every
+token's position then changes at each step, the cached keys are stale and the cache is rebuilt
+every step (positions relative to the query, as with RoPE or ALiBi in chapter 5, would avoid this).
+
+## Samples from the shipped model
+
+Two seeded samples of 300 characters each, at temperature 0.8 with top-p 0.95, from two prompts:
+"""),
+code(r"""
+for i, start in enumerate(["KING HENRY V:\n", "JULIET:\nO "]):
+    text = generate_text(model, tok, start, 300, temperature=0.8, top_p=0.95,
+                         generator=torch.Generator().manual_seed(100 + i))
+    print(f"{start}{text}\n{'-' * 60}")
+"""),
+md(r"""
+Speaker names in capitals, lines of verse of about the right length, punctuation, archaic forms
+("thou", "thee") — all learnt from the 3.5M characters of the training plays. Meaning is mostly
+absent: 0.82M parameters and 6.5M characters of training are tiny by the standards of GPT-2
+(1.5B parameters) and GPT-3 (175B parameters, 300B tokens {cite:p}`brown2020language`). How loss
+improves with parameters and data is measured by the scaling laws of
+{cite:t}`kaplan2020scaling` and {cite:t}`hoffmann2022training`.
+
+## Common misconceptions
+
+```{admonition} Common misconception: "a pretrained model knows facts and answers questions"
+:class: warning
+
+A pretrained GPT is often described as if it had learnt knowledge, which it then retrieves. What it
+has learnt is a distribution over continuations of text. Whatever it is given, it continues in the
+style and with the words of its training data: asked a question, it writes more of a play. And
+where its data are silent, its preferences follow word statistics, not the world. The cells below
+show both on the shipped model. In eight pairs of statements the true completion flips with the
+subject — ice is *cold*, fire is *hot* — and we measure which of the two words the model prefers
+after each subject, by the log-probability of each completion. A model that knew the facts would
+change its preference with the subject.
+```
+"""),
+code(r"""
+def logprob(prefix, continuation):
+    "log p(continuation | prefix) under the shipped model, summed over its characters."
+    ids = torch.tensor([tok.encode(prefix + continuation)])
+    with torch.no_grad():
+        logp = model(ids)[0][0].log_softmax(-1)
+    return sum(logp[i - 1, ids[0, i]].item() for i in range(len(prefix), ids.size(1)))
+
+
+flips = [("Ice is ", "Fire is ", "cold", "hot"), ("Snow is ", "Coal is ", "white", "black"),
+         ("The sun rises in the ", "The sun sets in the ", "east", "west"),
+         ("The day is ", "The night is ", "light", "dark"), ("In summer it is ", "In winter it is ", "hot", "cold"),
+         ("Sugar is ", "Vinegar is ", "sweet", "sour"), ("A mouse is ", "An elephant is ", "small", "large"),
+         ("Lead is ", "A feather is ", "heavy", "light")]
+same_choice = 0
+print(f"{'true: first subject + a, second subject + b':<54}{'prefers (1st)':>14}{'prefers (2nd)':>14}")
+for s1, s2, a, b in flips:
+    pick1 = a if logprob(s1, a) > logprob(s1, b) else b
+    pick2 = a if logprob(s2, a) > logprob(s2, b) else b
+    same_choice += pick1 == pick2
+    print(f"{s1 + a + ' / ' + s2 + b:<54}{pick1:>14}{pick2:>14}")
+print(f"the same word preferred after both subjects in {same_choice} of {len(flips)} pairs")
+assert same_choice == len(flips)
+"""),
+md(r"""
+In every pair the model prefers the *same* word after both subjects, so it is right about exactly
+one of the two — ice is "cold", and so is fire. What decides is how the word fits the plays'
+phrasing and how often it occurs there, not what is true. And a question or a modern sentence is
+simply continued as more of a play:
+"""),
+code(r"""
+for i, question in enumerate(["Question: What is the capital of France?\nAnswer:",
+                              "Dear customer, your order", "The speed of light is"]):
+    answer = generate_text(model, tok, question, 100, temperature=0.8, generator=torch.Generator().manual_seed(i))
+    print(f"{question}{answer}\n{'-' * 60}")
+"""),
+md(r"""
+Large models trained on far more text do reproduce many facts, because those facts are written down
+often and consistently in their data; but the mechanism is the same continuation of text, which is
+why they also produce fluent falsehoods. Adapting a pretrained model to a task is the job of
+fine-tuning (chapter 8).
+
+```{admonition} Common misconception: "BERT, RoBERTa, ALBERT, ELECTRA and GPT-2 are pretrained language models of one kind"
+:class: warning
+
+Explanations of GPT often list "popular pretrained language models" as one family — "BERT,
+RoBERTa, ALBERT, ELECTRA, XLM, GPT-2" — as if any of them could serve as the pretrained model
+behind a GPT. They are two different kinds of model, pretrained on two different objectives.
+
+- **Encoders**: BERT {cite:p}`devlin2019bert`, RoBERTa {cite:p}`liu2019roberta` and ALBERT
+  {cite:p}`lan2020albert` are *bidirectional*: no causal mask, every position attends to the
+  tokens before *and after* it. They are pretrained to fill in tokens that were masked out of the
+  input (*masked language modelling*). ELECTRA {cite:p}`clark2020electra` trains an encoder to tell
+  which tokens of its input were replaced by a small generator's guesses. Neither objective gives
+  $p(x_{t+1} \mid x_{\le t})$, so none of them generates text left to right; they are used to
+  *represent* text (for classification, retrieval, tagging). (XLM, the cross-lingual model in that
+  list, was released in both kinds, with masked and with causal objectives.)
+- **Autoregressive decoders**: GPT {cite:p}`radford2018improving`, GPT-2
+  {cite:p}`radford2019language` and GPT-3 {cite:p}`brown2020language` are causal stacks trained on
+  the next-token loss of this chapter — the only objective whose model can generate, one token at a
+  time, by the loop above.
+
+The cell below builds a tiny BERT and a tiny ELECTRA discriminator from Hugging Face's configurations
+(random weights, nothing downloaded) and checks both properties.
+```
+"""),
+code(r"""
+set_seed(0)
+small = dict(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+bert = BertForMaskedLM(BertConfig(**small)).eval()
+electra = ElectraForPreTraining(ElectraConfig(embedding_size=32, **small)).eval()
+x = torch.tensor([tok.encode("To be, or not")])
+x_changed = x.clone()
+x_changed[0, -1] = tok.encode("w")[0]                              # change only the last token
+with torch.no_grad():
+    bert_first = (bert(x).logits[0, 0] - bert(x_changed).logits[0, 0]).abs().max().item()
+    gpt_first = (model(x)[0][0, 0] - model(x_changed)[0][0, 0]).abs().max().item()
+    electra_out = electra(x).logits
+print("changing the LAST token changes the output at the FIRST position:")
+print(f"  BERT (encoder): {bert_first > 0}   shipped GPT (decoder): {gpt_first > 0}")
+print(f"BERT's masked-LM output {tuple(bert(x).logits.shape)} = (B, T, V): a guess for each position, from both sides")
+print(f"ELECTRA's discriminator output {tuple(electra_out.shape)} = (B, T): one 'was this token replaced?' score each")
+assert bert_first > 0 and gpt_first == 0 and electra_out.shape == x.shape
+"""),
+md(r"""
+```{admonition} Common misconception: "first train a pretrained model (on a smaller dataset), then initialise GPT from it"
+:class: warning
+
+The same explanations describe training GPT in two stages: first obtain a *pretrained language
+model*, then use its parameters to initialise GPT, and — the suggested improvement — pretrain on a
+*smaller* dataset. Both parts are wrong. Pretraining *is* the training of GPT itself: it starts
+from random weights, as the live run above did (its loss began at about $\ln V$, asserted), and the model
+it produces is the pretrained model. GPT-3 was trained this way and then evaluated without any
+fine-tuning at all, by putting examples of a task in its prompt {cite:p}`brown2020language`;
+fine-tuning, when it is done, comes *after* pretraining (chapter 8). And pretraining wants *more*
+data, not less: loss keeps falling with the amount of text, and compute-optimal training uses about
+20 tokens per parameter {cite:p}`hoffmann2022training` — GPT-3 itself saw only 1.7. It is
+fine-tuning that works with small datasets.
+```
+"""),
+code(r"""
+seen = shipped["results"]["tokens"]
+print(f"shipped model: {seen:,} training tokens for {model.num_parameters():,} parameters = "
+      f"{seen / model.num_parameters():.1f} tokens per parameter; {seen / len(train_ids):.2f} passes over the training plays")
+print("validation loss at each evaluation:", ", ".join(f"{r['val_loss']:.3f}" for r in evaluated))
+print(f"GPT-3 175B: 300B tokens for 175B parameters = {300e9 / 175e9:.1f} tokens per parameter")
+assert seen / model.num_parameters() < 20 and all(a["val_loss"] > b["val_loss"] for a, b in zip(evaluated, evaluated[1:]))
+"""),
+md(r"""
+The shipped model had 8 tokens per parameter and was still improving when it stopped: by that rule
+of thumb it is data- and compute-starved, not over-trained — the opposite of what a smaller dataset
+would fix.
+
+## Exercises
+
+**Exercise 1.** Express the shipped model's validation loss in bits per character and as a
+*perplexity* $e^{\mathcal L}$ — the number of equally likely characters that would be as surprising.
+Do the same for the uniform and bigram baselines, and check that perplexity is the same number
+whether computed from nats or from bits.
+"""),
+code(r"""
+# Solution
+for name, loss in (("uniform", uniform), ("bigram", bigram), ("shipped GPT", shipped_val)):
+    bits = loss / math.log(2)
+    print(f"{name:<12} {bits:.2f} bits/char, perplexity {math.exp(loss):5.2f}")
+    assert abs(2 ** bits - math.exp(loss)) < 1e-9
+assert abs(math.exp(uniform) - V) < 1e-9                          # uniform: perplexity = V
+assert math.exp(shipped_val) < 6                                   # like choosing among ~5 characters
+""", "hide-cell"),
+md(r"""
+**Exercise 2.** Show that `top_k=1` gives greedy decoding at any temperature, and so does a tiny
+top-p (say `top_p=0.01`). Why does top-p with a tiny $p$ never keep *zero* tokens?
+"""),
+code(r"""
+# Solution
+greedy = generate(model, prompt_ids, 60, temperature=0)
+for kw in (dict(temperature=2.0, top_k=1), dict(temperature=2.0, top_p=0.01)):
+    out = generate(model, prompt_ids, 60, generator=torch.Generator().manual_seed(0), **kw)
+    print(kw, "== greedy:", torch.equal(out, greedy))
+    assert torch.equal(out, greedy)
+# top_p_filter keeps token i when the tokens before it (in sorted order) hold less than p;
+# nothing comes before the most likely token, so it is always kept.
+assert (top_p_filter(z_demo[None], 1e-9) > float("-inf")).sum() == 1
+""", "hide-cell"),
+md(r"""
+**Exercise 3.** How much memory does GPT-2 small's KV cache take for one sequence of its full
+context of 1,024 tokens, in float32? Compute it from $2LC$ numbers per token, then check it against
+a real cache: build a one-layer model of GPT-2 small's width and heads (random weights, a 1,024-token
+context), run 1,024 tokens through it with a cache, and multiply by its 12 layers.
+"""),
+code(r"""
+# Solution
+L2, C2, T2 = 12, 768, 1024
+formula = 2 * L2 * C2 * T2 * 4
+set_seed(0)
+one_layer = GPT(GPTConfig(vocab_size=V, block_size=T2, n_layer=1, n_head=12, n_embd=C2, fused_attention=True)).eval()
+kv1 = one_layer.new_kv_cache()
+with torch.no_grad():
+    one_layer(torch.randint(V, (1, T2), generator=torch.Generator().manual_seed(0)), kv_cache=kv1)
+measured = L2 * sum(t.numel() * t.element_size() for t in (kv1[0].k, kv1[0].v))
+print(f"formula {formula / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB; layer 0's keys {tuple(kv1[0].k.shape)}")
+assert measured == formula == 72 * 2**20
+""", "hide-cell"),
+md(r"""
+## Key points
+
+- Pretraining minimises the next-token cross-entropy over every position of random windows of the
+  training text, from random weights. On the held-out plays: $\ln V$ = 4.25 nats/char for a uniform
+  guess, 2.48 for the bigram, 1.63 for the shipped 0.82M-parameter GPT.
+- `gptlib.pretrain.train`: AdamW with decoupled weight decay on matrices only; linear warm-up then
+  a cosine decay; the gradient's global norm clipped; optional gradient accumulation (the same update
+  as one big batch); evaluation on fixed batches; checkpoints that resume bit for bit.
+- The shipped model's train–validation gap (0.12 nats) comes almost entirely from the speaker names
+  of plays it never saw; its validation loss was still falling when training stopped.
+- Generation picks one token at a time. Greedy decoding provably loops once a context-length window
+  repeats; temperature rescales the distribution ($\tau \to 0$ is greedy); top-k and top-p sample
+  only from the head of it, top-p with a set that adapts to the model's certainty.
+- The KV cache stores each layer's keys and values, $(B, H, T, d)$, $2LC$ numbers per token: the
+  same logits as recomputing everything, with a per-token time that grows far more slowly with the
+  length. It is memory, not arithmetic, that it costs.
+- A pretrained GPT continues text; it does not look up facts. BERT-style encoders (BERT, RoBERTa,
+  ALBERT, ELECTRA) are bidirectional and cannot generate left to right; GPTs are causal decoders.
+
+## References
+
+Adam and AdamW {cite:p}`kingma2015adam,loshchilov2019decoupled`; warm-up
+{cite:p}`goyal2017accurate`; cosine schedules {cite:p}`loshchilov2017sgdr`; gradient clipping
+{cite:p}`pascanu2013difficulty`; nanoGPT's training loop {cite:p}`karpathy2022nanogpt`; top-k and
+nucleus sampling {cite:p}`fan2018hierarchical,holtzman2020curious`; the KV cache in serving and
+multi-query attention {cite:p}`pope2023efficiently,shazeer2019fast,chowdhery2023palm`; scaling
+{cite:p}`kaplan2020scaling,hoffmann2022training`; GPT, GPT-2, GPT-3
+{cite:p}`radford2018improving,radford2019language,brown2020language`; BERT, RoBERTa, ALBERT, ELECTRA
+{cite:p}`devlin2019bert,liu2019roberta,lan2020albert,clark2020electra`; the Transformer
+{cite:p}`vaswani2017attention`. Full entries are on the [References](../references.md) page.
+"""),
+]
+
+if __name__ == "__main__":
+    write(Path(__file__).resolve().parents[2] / "chapters" / "07_pretrain.ipynb", CELLS)
