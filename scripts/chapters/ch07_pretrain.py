@@ -46,7 +46,7 @@ from gptlib.data import data_dir, encode_text, get_batch, load_text
 from gptlib.generate import generate, generate_text, sample_next, top_p_filter
 from gptlib.model import GPT, GPTConfig
 from gptlib.ngram import bigram_loss, bigram_probs, count_bigrams
-from gptlib.pretrain import TrainConfig, estimate_loss, lr_at, param_groups, train
+from gptlib.pretrain import LanguageModelTask, TrainConfig, estimate_loss, lr_at, param_groups, train
 from gptlib.runconfig import read_log
 from gptlib.viz import sampling_distribution, sampling_explorer
 
@@ -107,6 +107,17 @@ checkpoint every `checkpoint_every` steps and at the end:
 """),
 code(r"""
 show(train)
+"""),
+md(r"""
+The loop itself does not know it is training a language model: *what* it trains on, and how that
+is scored, comes from a `task` object. Pretraining's is `LanguageModelTask`, the default: a
+micro-batch is `get_batch`'s random windows $x$ and the same windows shifted by one, $y$, both
+$(B, T)$; the loss is the model's own next-token cross-entropy; an evaluation is `estimate_loss` on
+the training and the validation text. (Chapter 8 hands the same loop a different task to
+fine-tune.)
+"""),
+code(r"""
+show(LanguageModelTask)
 """),
 md(r"""
 ### AdamW, and which weights decay
@@ -260,9 +271,9 @@ md(r"""
 ### Evaluation and checkpoints
 
 A training batch's loss is noisy and is measured *before* the update, with the weights still
-moving. So every `eval_every` steps `train` calls `estimate_loss` in evaluation mode, on
-`eval_batches` batches drawn with a freshly seeded generator: the *same* windows at every
-evaluation, of the training text (`eval_train_loss`) and of the held-out plays (`val_loss`), so
+moving. So every `eval_every` steps, and at the last, the task's `evaluate` calls `estimate_loss`
+in evaluation mode, on `eval_batches` batches drawn with a freshly seeded generator: the *same*
+windows at every evaluation, of the training text (`eval_train_loss`) and of the held-out plays (`val_loss`), so
 the two curves are comparable point by point. (`dataset_loss` scores every window of a split once:
 the number to report at the end.)
 
