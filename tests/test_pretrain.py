@@ -3,7 +3,6 @@
 errors, run configs, and the shipped model's log reproduced by the command line."""
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path

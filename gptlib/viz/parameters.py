@@ -1,0 +1,140 @@
+"""Explorers and small HTML figures of chapter 6 (parameter and FLOP counts)."""
+
+from __future__ import annotations
+
+
+__all__ = ["PARAMETER_GROUPS", "parameter_groups", "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS", "parameter_explorer"]
+
+
+PARAMETER_GROUPS = ("embeddings", "attention", "MLP", "norms")
+
+
+def parameter_groups(model) -> dict[str, int]:
+    """Count a GPT's parameters by group, from the parameter names: ``embeddings`` (``wte``,
+    ``wpe``/``pos``), ``attention`` (``.attn.``), ``MLP`` (``.mlp.``), ``norms`` (``ln_*``).
+
+    Works for ``gptlib.model.GPT`` and for ``transformers``' ``GPT2LMHeadModel``/``GPT2Model``
+    (their ``transformer.`` prefix is ignored). A tied output layer counts once, as in
+    ``model.parameters()``; a parameter that fits no group raises (e.g. an untied ``lm_head``
+    or a cross-attention layer), so the four groups always add up to the whole model.
+    """
+    counts = dict.fromkeys(PARAMETER_GROUPS, 0)
+    for name, p in model.named_parameters():
+        name = name.removeprefix("transformer.")
+        if name.startswith(("wte.", "wpe.", "pos.")):
+            group = "embeddings"
+        elif ".attn." in name:
+            group = "attention"
+        elif ".mlp." in name:
+            group = "MLP"
+        elif name.split(".")[-2] in ("ln_1", "ln_2", "ln_f"):
+            group = "norms"
+        else:
+            raise ValueError(f"parameter {name!r} belongs to none of {PARAMETER_GROUPS}")
+        counts[group] += p.numel()
+    return counts
+
+
+def gpt_parameter_groups(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> dict[str, int]:
+    """The same four groups in closed form, for GPT-2's architecture (learned positions, biases,
+    LayerNorm, tied output layer); C = n_embd, L = n_layer, V = vocab_size, T = block_size::
+
+        embeddings V·C + T·C,  attention L·(4C² + 4C),  MLP L·(8C² + 5C),  norms L·4C + 2C
+
+    The total equals ``gptlib.model.count_gpt_parameters(V, T, L, C)``.
+    """
+    C, L = n_embd, n_layer
+    return {"embeddings": vocab_size * C + block_size * C,
+            "attention": L * (4 * C * C + 4 * C),     # c_attn C x 3C + 3C, c_proj C x C + C
+            "MLP": L * (8 * C * C + 5 * C),           # c_fc C x 4C + 4C, c_proj 4C x C + C
+            "norms": L * 4 * C + 2 * C}               # ln_1, ln_2 per block, ln_f: weight + bias
+
+
+def gpt_flops_per_token(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
+                        seq_len: int | None = None) -> int:
+    """Training FLOPs per token at context ``seq_len`` (default ``block_size``), counted as
+    ``GPT.flops_per_token`` does: 6 per parameter except the position table, plus 12·L·T·C for
+    the attention scores and weighted sums."""
+    t = block_size if seq_len is None else seq_len
+    groups = gpt_parameter_groups(vocab_size, block_size, n_layer, n_embd)
+    return 6 * (sum(groups.values()) - block_size * n_embd) + 12 * n_layer * t * n_embd
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
+                    n_tokens: float | None = None) -> str:
+    """An HTML table: the four parameter groups (count, share, bar) and the total N; then, with
+    one count for compute throughout, N' = N minus the position table (as ``GPT.flops_per_token``
+    counts): N', the training FLOPs per token at full context, 6·N' + 12·L·T·C, and, given
+    ``n_tokens`` D, the training compute ≈ 6·N'·D."""
+    groups = gpt_parameter_groups(vocab_size, block_size, n_layer, n_embd)
+    total = sum(groups.values())
+    n_compute = total - block_size * n_embd            # N': the position table costs no FLOPs
+    colours = {"embeddings": "#4c72b0", "attention": "#dd8452", "MLP": "#55a868", "norms": "#c44e52"}
+    rows = []
+    for name, n in groups.items():
+        share = n / total
+        bar = (f'<div style="background:{colours[name]};height:0.8em;'
+               f'width:{max(1, round(200 * share))}px"></div>')
+        rows.append(f"<tr><td>{name}</td><td style='text-align:right'>{n:,}</td>"
+                    f"<td style='text-align:right'>{100 * share:.3g}%</td><td>{bar}</td></tr>")
+    flops = gpt_flops_per_token(vocab_size, block_size, n_layer, n_embd)
+    rows.append(f"<tr><th>total N</th><th style='text-align:right'>{total:,}</th>"
+                f"<th style='text-align:right'>{_si(total)}</th><th></th></tr>")
+    rows.append(f"<tr><td>N' = N − position table (counted for compute)</td>"
+                f"<td style='text-align:right'>{n_compute:,}</td>"
+                f"<td style='text-align:right'>{_si(n_compute)}</td><td></td></tr>")
+    rows.append(f"<tr><td>training FLOPs per token, 6·N' + 12·L·T·C (T = {block_size:,})</td>"
+                f"<td style='text-align:right'>{flops:.3e}</td><td></td><td></td></tr>")
+    if n_tokens is not None:
+        rows.append(f"<tr><td>training compute 6·N'·D, D = {_si(n_tokens)} tokens</td>"
+                    f"<td style='text-align:right'>{6 * n_compute * n_tokens:.2e}</td><td>FLOPs</td>"
+                    f"<td></td></tr>")
+    return ("<table><tr><th>group</th><th>parameters</th><th>share</th><th></th></tr>"
+            + "".join(rows) + "</table>")
+
+
+GPT_PRESETS = {  # (vocab_size, block_size, n_layer, n_embd); chapter 6 checks its models against these
+    "GPT-2 small": (50257, 1024, 12, 768),
+    "GPT-2 XL": (50257, 1024, 48, 1600),
+    "GPT-3 175B": (50257, 2048, 96, 12288),
+    "character model (chapter 6)": (70, 64, 3, 48),
+}
+
+
+def parameter_explorer(preset: str = "GPT-2 small", n_tokens: float = 300e9):
+    """Sliders for depth, width, vocabulary and context; a table of the parameter groups, the
+    FLOPs per token and the training compute for ``n_tokens`` tokens (default 300B, the budget
+    of every GPT-3 model). Returns an ``ipywidgets.VBox`` whose HTML part holds the table, so the
+    saved state shows it."""
+    import ipywidgets as widgets
+
+    V, T, L, C = GPT_PRESETS[preset]
+    style = {"description_width": "initial"}
+    choose = widgets.Dropdown(options=list(GPT_PRESETS), value=preset, description="preset:")
+    layers = widgets.IntSlider(value=L, min=1, max=128, description="n_layer:", style=style)
+    width = widgets.IntSlider(value=C, min=16, max=16384, step=16, description="n_embd:", style=style)
+    vocab = widgets.IntSlider(value=V, min=2, max=256000, description="vocab_size:", style=style)
+    context = widgets.IntSlider(value=T, min=1, max=32768, description="block_size:", style=style)
+    tokens = widgets.FloatLogSlider(value=n_tokens, base=10, min=6, max=14, step=0.1,
+                                    description="tokens D:", readout_format=".2e", style=style)
+    out = widgets.HTML()
+
+    def update(change=None):
+        out.value = parameter_table(vocab.value, context.value, layers.value, width.value, tokens.value)
+
+    def load_preset(change):
+        vocab.value, context.value, layers.value, width.value = GPT_PRESETS[choose.value]
+
+    choose.observe(load_preset, names="value")
+    for w in (layers, width, vocab, context, tokens):
+        w.observe(update, names="value")
+    update()
+    return widgets.VBox([choose, widgets.HBox([layers, width]), widgets.HBox([vocab, context]),
+                         tokens, out])
