@@ -225,8 +225,10 @@ def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int,
     """Mean cross-entropy over *all* of ``data``, cut into consecutive windows of ``block_size``.
 
     Unlike ``estimate_loss`` (random windows) this is a fixed number for a given model and text:
-    every token after the first of each window is predicted once (a token at the start of a
-    window gets no context and no score), so it is the number to report for a held-out split.
+    targets are the windows shifted by one, so every token from ``data[1]`` to
+    ``data[n * block_size]`` is scored exactly once (``n`` windows; the few tokens left over at
+    the end are not). The context restarts at each window: its first target is predicted from one
+    token, its last from ``block_size``. It is the number to report for a held-out split.
     """
     if len(data) <= block_size:
         raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = "
