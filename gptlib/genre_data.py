@@ -3,11 +3,14 @@
 From a passage of a play, predict the play's genre. Every play of ``gptlib.data`` carries one of
 six genres (the folders of the source corpus), and the splits hold whole plays: the validation
 and test splits each hold one play per genre, so a classifier is always scored on plays it has
-never seen — it has to learn the genre, not the play's characters.
+never seen. (Not wholly new people, though: the histories share historical figures across
+plays — Richard II's Northumberland and Bolingbroke speak in the training plays too — so a
+classifier can lean on names as well as on genre.)
 
 Which classes to use is the chapter's choice, stated there: with one held-out play per genre, a
-six-way score rests on one play per class, and problem plays, romances and Roman plays are close
-to the comedies and tragedies; ``THREE_CLASSES`` merges them into comedy / history / tragedy.
+six-way score rests on one play per class; ``THREE_CLASSES`` merges the folders into comedy /
+history / tragedy (chapter 8 states the exceptions). Even merged, a class can rest on few plays:
+evaluate on several splits together (``split=("val", "test")``) and per play (``n_per_play``).
 
     data = genre_dataset("train", tokenizer, THREE_CLASSES, n_per_class=256, passage_chars=192)
     data.idx (N, T), data.padding_mask (N, T), data.labels (N,), data.classes ('comedy', ...)
@@ -24,8 +27,9 @@ from gptlib.data import load_plays
 __all__ = ["GENRES", "THREE_CLASSES", "ClassificationData", "pad_batch", "genre_dataset"]
 
 GENRES = ("comedies", "histories", "problems", "roman", "romances", "tragedies")
-# One choice of fewer classes (chapter 8 explains it): problem plays and romances are comedies in
-# form, ending in marriage or reconciliation; the Roman plays are tragedies of ancient Rome.
+# One choice of fewer classes (chapter 8 explains it): most problem plays and romances end in
+# marriage or reconciliation, as comedies do (Troilus and Cressida, ending in Hector's death, is
+# the exception); the Roman plays are tragedies of ancient Rome.
 THREE_CLASSES = {"comedy": ("comedies", "problems", "romances"), "history": ("histories",),
                  "tragedy": ("tragedies", "roman")}
 
@@ -84,17 +88,21 @@ def _class_map(classes) -> dict:
     return seen                                                   # genre -> class name
 
 
-def genre_dataset(split: str, tokenizer, classes: dict | None = None, n_per_class: int = 64,
-                  passage_chars: int = 192, seed: int = 0, plays=None) -> ClassificationData:
-    """Passages of the plays of one split, labelled with their play's genre (or merged class).
+def genre_dataset(split, tokenizer, classes: dict | None = None, n_per_class: int = 64,
+                  passage_chars: int = 192, seed: int = 0, plays=None,
+                  n_per_play: int | None = None) -> ClassificationData:
+    """Passages of the plays of one split (or several: a tuple such as ``("val", "test")``),
+    labelled with their play's genre (or merged class).
 
     ``classes``: class name -> genres (default: the six genres, one class each; e.g.
     ``THREE_CLASSES``); genres in no class are left out. Each class gets ``n_per_class``
-    passages, spread evenly over its plays, so the classes are balanced (chance = 1 / K).
-    A passage is ``passage_chars`` characters starting at a line start, at positions drawn with
-    a ``torch.Generator`` seeded with ``seed``: the same arguments give the same examples.
-    Splits hold whole plays (``gptlib.data``), so no play is in two splits. ``plays``: a list of
-    ``Play`` to use instead of ``load_plays(split)``.
+    passages, spread evenly over its plays, so the classes are balanced (chance = 1 / K); or,
+    with ``n_per_play``, every play gets that many (each play weighs the same; the classes are
+    then as unbalanced as their numbers of plays). A passage is ``passage_chars`` characters from
+    a position drawn with a ``torch.Generator`` seeded with ``seed`` (the same arguments give the
+    same examples), moved to the next line start if one begins within ``passage_chars // 2``
+    characters. Splits hold whole plays (``gptlib.data``), so no play is in two splits.
+    ``plays``: a list of ``Play`` to use instead of ``load_plays``.
     """
     genre_to_class = _class_map(classes)
     names = tuple(dict.fromkeys(genre_to_class.values()))
@@ -102,7 +110,11 @@ def genre_dataset(split: str, tokenizer, classes: dict | None = None, n_per_clas
             or passage_chars < 1:
         raise ValueError(f"n_per_class and passage_chars must be positive ints, got "
                          f"{n_per_class!r}, {passage_chars!r}")
-    plays = load_plays(split) if plays is None else [p for p in plays if p.split == split]
+    if n_per_play is not None and (not isinstance(n_per_play, int) or n_per_play < 1):
+        raise ValueError(f"n_per_play must be a positive int or None, got {n_per_play!r}")
+    splits = (split,) if isinstance(split, str) else tuple(split)
+    plays = [p for s in splits for p in load_plays(s)] if plays is None else \
+        [p for p in plays if p.split in splits]
     gen = torch.Generator().manual_seed(seed)
     texts, labels, sources = [], [], []
     for label, name in enumerate(names):
@@ -115,9 +127,9 @@ def genre_dataset(split: str, tokenizer, classes: dict | None = None, n_per_clas
             if room < 0:
                 raise ValueError(f"{play.slug} has {len(play.text)} characters, fewer than "
                                  f"passage_chars={passage_chars}")
-            for start in torch.randint(room + 1, (n_per_class // len(members)
-                                                  + (j < n_per_class % len(members)),),
-                                       generator=gen).tolist():
+            count = n_per_play if n_per_play is not None else \
+                n_per_class // len(members) + (j < n_per_class % len(members))
+            for start in torch.randint(room + 1, (count,), generator=gen).tolist():
                 if start and play.text[start - 1] != "\n":          # begin at a line if near
                     line = play.text.find("\n", start, start + passage_chars // 2) + 1
                     start = line if 0 < line <= room else start

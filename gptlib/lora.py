@@ -5,10 +5,12 @@ eq. 3) keeps a pretrained weight W (out x in) frozen and learns an update of low
 
     h = W x + (alpha / r) * B A x          A: (r, in), B: (out, r), r << min(in, out)
 
-A starts random and B at zero, so at the start ``B A = 0`` and the adapted model computes exactly
-what the pretrained one does; training moves only A and B: ``r * (in + out)`` numbers per layer
-instead of ``in * out``. The scale alpha / r keeps the size of the update comparable when r
-changes (sec. 4.1). After training, ``W + (alpha / r) B A`` is one matrix again (``merge_lora``):
+A starts Gaussian, N(0, 1/in), and B at zero, so at the start ``B A = 0`` and the adapted model
+computes exactly what the pretrained one does; training moves only A and B: ``r * (in + out)``
+numbers per layer instead of ``in * out``. Dividing by r means alpha need not be retuned when r
+changes (sec. 4.1: the scaling "helps to reduce the need to retune hyperparameters when we vary
+r"; Hu et al. set alpha to the first r they try and leave it). After training,
+``W + (alpha / r) B A`` is one matrix again (``merge_lora``):
 the fine-tuned model is a plain model, with no extra cost at inference (sec. 4.1).
 
     apply_lora(model, targets=("attn.c_attn", "attn.c_proj"), r=8, alpha=16)  # in place

@@ -363,6 +363,37 @@ def test_genre_dataset_is_balanced_deterministic_and_labelled_by_genre():
     assert not train_plays & set(data.sources)                   # held-out plays stay held out
 
 
+
+def test_genre_dataset_over_several_splits_with_n_per_play():
+    from collections import Counter
+
+    from gptlib.data import load_plays
+    data = genre_dataset(("val", "test"), CharIds, THREE_CLASSES, passage_chars=60, seed=0,
+                         n_per_play=4)
+    held_out = {p.slug for s in ("val", "test") for p in load_plays(s)}
+    counts = Counter(data.sources)
+    assert set(counts) == held_out and set(counts.values()) == {4}     # every play, 4 each
+    assert torch.bincount(data.labels).tolist() == [24, 8, 16]   # 6 comedies, 2 histories, 4 trag.
+    single = genre_dataset("val", CharIds, THREE_CLASSES, passage_chars=60, seed=0, n_per_play=4)
+    assert set(single.sources) == {p.slug for p in load_plays("val")}
+    with pytest.raises(ValueError, match="n_per_play"):
+        genre_dataset("val", CharIds, THREE_CLASSES, n_per_play=0)
+
+
+def test_genre_probabilities_of_the_explorer_sum_to_one_and_drop_unknown_characters():
+    from gptlib.viz import genre_probabilities
+
+    class Tok:
+        stoi = {chr(97 + i): i for i in range(V)}
+
+    model = GPTClassifier(tiny_gpt(), 3).eval()
+    probs = genre_probabilities(model, Tok, "abc")
+    assert probs.shape == (3,) and abs(probs.sum().item() - 1) < 1e-6
+    assert torch.allclose(probs, genre_probabilities(model, Tok, "a!b?c"))   # unknown dropped
+    assert genre_probabilities(model, Tok, "!?") is None
+    expected = torch.softmax(model(torch.tensor([[0, 1, 2]]))[0][0], -1)
+    assert torch.allclose(probs, expected)
+
 def test_pad_batch_pads_left_and_right():
     idx, mask = pad_batch([[1, 2, 3], [4]], pad_id=9)
     assert idx.tolist() == [[1, 2, 3], [4, 9, 9]]

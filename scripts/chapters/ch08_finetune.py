@@ -20,18 +20,18 @@ far less data and compute than pretraining took: start from the pretrained weigh
 random ones, and keep training, on the new task. This chapter does it twice with the book's
 pretrained character model. First a new *task*: from a 128-character passage of a play it has
 never seen, say whether the play is a comedy, a history or a tragedy — with a new output layer (a
-*head*), and five choices of what to train. Then a new *distribution*: the same language model,
+*head*), four ways to fine-tune and a from-scratch control. Then a new *distribution*: the same language model,
 adapted to one speaker's voice, and the price paid on everything else (*catastrophic
-forgetting*). Along the way: LoRA, the low-rank adapters that train a few thousand numbers instead
-of the whole model, and loading Hugging Face GPT-2 weights to fine-tune them.
+forgetting*). Along the way: LoRA, the low-rank adapters that here train 24,576 numbers (about 3% of
+the model) instead of all of them, and loading Hugging Face GPT-2 weights to fine-tune them.
 """),
 code(r"""
+import json
 import os
 import re
 import tempfile
 import time
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 import transformers
@@ -45,6 +45,8 @@ from gptlib.generate import generate_text
 from gptlib.lora import LoRALinear, apply_lora, lora_parameters, merge_lora
 from gptlib.model import GPT
 from gptlib.pretrain import TrainConfig, dataset_loss, train
+from gptlib.viz import genre_explorer, genre_probabilities
+from torch.nn import functional as F
 
 torch.set_num_threads(1)     # small models: one thread is as fast, and the results do not vary
 plt.rcParams["figure.dpi"] = 90
@@ -73,17 +75,20 @@ $$
 z = W_h h + b_h \in \mathbb{R}^K, \qquad \mathcal{L}(\theta, W_h, b_h) = -\log \mathrm{softmax}(z)_y .
 $$
 
-GPT {cite:p}`radford2018improving` classified exactly this way, from the last token's state: with
-causal attention it is the only position that has read the whole input. Mean pooling averages
-every position instead. Training starts at $\theta = \theta_0$ and the head at small random
-values; what differs between fine-tuning methods is only *which* parameters move:
+GPT {cite:p}`radford2018improving` classified from the last position — the state of a learned
+"extract" token appended to the input (with causal attention only the last position has read the
+whole input) — and kept the language-modelling loss as an auxiliary objective (weight 0.5) while
+fine-tuning. This chapter uses no extra tokens and no auxiliary loss, and mostly mean pooling,
+which averages every position. Training starts at $\theta = \theta_0$ and the head at small
+random values; what differs between fine-tuning methods is mainly *which* parameters move (their
+learning rates differ too, and LoRA adds parameters of its own):
 
 | method | trains | parameters (this chapter's model) |
 |---|---|---|
 | head only (a *linear probe*) | $W_h, b_h$ | $K(C+1)$ |
 | last block | the last block, $\mathrm{LN}_f$, the head | $12C^2 + 13C + 2C + K(C+1)$ |
 | full fine-tuning | everything | all of $\theta$ and the head |
-| LoRA | low-rank updates $B A$ beside frozen weights, the head | $r(\text{in} + \text{out})$ per adapted matrix |
+| LoRA | low-rank updates $B A$ beside frozen weights, the head | $r(\text{in} + \text{out})$ per adapted matrix $+\,K(C+1)$ |
 
 A *from-scratch* model — the same architecture trained from a random initialisation — is the
 control: whatever the pretrained models do better is what pretraining contributed.
@@ -111,18 +116,20 @@ clipping, from `gptlib.pretrain` — with batches of labelled passages instead o
 ## LoRA: a low-rank update beside a frozen matrix
 
 Full fine-tuning stores a new copy of every weight for every task. LoRA {cite:p}`hu2022lora` keeps
-each pretrained matrix $W \in \mathbb{R}^{\text{out} \times \text{in}}$ frozen and learns a
-low-rank correction to it:
+the pretrained weights frozen and adds a learned low-rank update to chosen matrices
+$W \in \mathbb{R}^{\text{out} \times \text{in}}$ (Hu et al. mostly adapt only the attention's
+query and value matrices $W_q, W_v$; here `c_attn` holds queries, keys and values in one matrix, so
+the keys are adapted too, and so is the attention's output matrix `c_proj`):
 
 $$
 y = W x + \frac{\alpha}{r}\, B A x, \qquad A \in \mathbb{R}^{r \times \text{in}},\;
 B \in \mathbb{R}^{\text{out} \times r},\; r \ll \min(\text{in}, \text{out}).
 $$
 
-$A$ starts random and $B$ at zero, so at the start $BA = 0$ and the adapted model computes
+$A$ starts Gaussian (here $\mathcal{N}(0, 1/\text{in})$) and $B$ at zero, so at the start $BA = 0$ and the adapted model computes
 *exactly* what the pretrained one does; training moves $r(\text{in} + \text{out})$ numbers per
-matrix instead of $\text{in} \cdot \text{out}$. The factor $\alpha/r$ keeps the update's size
-comparable when $r$ changes. After training, $W + \frac{\alpha}{r} BA$ is again one
+matrix instead of $\text{in} \cdot \text{out}$. Dividing by $r$ means $\alpha$ need not be retuned
+when $r$ changes (Hu et al. set $\alpha$ once, to the first $r$ they tried, and leave it). After training, $W + \frac{\alpha}{r} BA$ is again one
 $\text{out} \times \text{in}$ matrix: merged, the fine-tuned model is a plain model and costs
 nothing extra to run. (LoRA is one of several *parameter-efficient* methods; adapters
 {cite:p}`houlsby2019parameter` insert small trainable layers instead.) Here is `gptlib`'s layer:
@@ -187,48 +194,73 @@ md(r"""
 ## Task 1: the genre of a passage
 
 The corpus is split *by play*: the 26 training plays, and validation and test splits of six plays
-each that no model in this book has trained on. The source of the corpus files each play in one of
-six folders — comedies, histories, problem plays, Roman plays, romances, tragedies — and the
-validation and test splits hold one play of each. Six classes would therefore be judged on one
-test play per class: a score that says more about six particular plays than about genres. So we
-merge them into three classes (`THREE_CLASSES`): the problem plays and the romances are comedies in
-form (they end in marriage or reconciliation, not death), and the Roman plays are tragedies.
+each that no model in this book has trained on (the pretrained model's `config.json` records that
+it was trained on the train split and validated on the val split: asserted below). The source of
+the corpus files each play in one of six folders — comedies, histories, problem plays, Roman
+plays, romances, tragedies — and the validation and test splits hold one play of each. Six
+classes would be judged on one or two held-out plays per class, so we merge them into three
+(`THREE_CLASSES`): the Roman plays are tragedies, and the problem plays and romances go with the
+comedies. That is a convention with exceptions: most of these plays end in marriage or
+reconciliation, as comedies do, but *Troilus and Cressida* (a training play) ends with Hector's
+death and was printed among the tragedies in the First Folio, and the corpus's "problems" folder
+also holds *The Taming of the Shrew* and *The Merchant of Venice*, usually counted as comedies.
+
+Even merged, one split is too few plays: the test split alone has a single history play. So we
+evaluate on the held-out plays of the val *and* test splits together — two plays of each original
+genre, hence 6 comedies, 2 histories and 4 tragedies — and report every result per class and per
+play as well as overall. (The history class still rests on two plays.)
 """),
 code(r"""
-for split in ("train", "test"):
-    print(f"{split}:")
+config_json = json.loads((data_dir() / "pretrained" / "shakespeare_char" / "config.json").read_text())
+print("pretrained on:", config_json["data"]["train_split"], "| validated on:",
+      config_json["data"]["val_split"])
+assert (config_json["data"]["train_split"], config_json["data"]["val_split"]) == ("train", "val")
+EVAL_SPLITS = ("val", "test")
+for splits in (("train",), EVAL_SPLITS):
+    print(" + ".join(splits) + ":")
     for name, genres in THREE_CLASSES.items():
-        titles = [p.title for p in load_plays(split) if p.genre in genres]
-        print(f"  {name:<8} {len(titles):>2} plays: {', '.join(titles) if len(titles) < 5 else '...'}")
+        titles = [p.title for s in splits for p in load_plays(s) if p.genre in genres]
+        print(f"  {name:<8} {len(titles):>2} plays: {', '.join(titles) if len(titles) < 7 else '...'}")
 """),
 md(r"""
-A passage is 128 characters — the model's whole context — starting at a line. We draw a balanced
-training set from the training plays, and evaluate on 600 passages of the six *test* plays, 200 per
-class, so that no play is on both sides. With 600 passages an accuracy is known to about
-$\pm 2$ percentage points (one standard error, $\sqrt{p(1-p)/600}$); chance is $1/3$.
+A passage is 128 characters — the model's whole context — from a random position, moved to the
+next line start if one begins within 64 characters. We draw a balanced training set from the
+training plays (1,000 passages per class), and evaluate on 50 passages of each of the twelve
+held-out plays: every play weighs the same, so the classes do not (300 comedy, 100 history, 200
+tragedy passages). Hence two summaries: *accuracy* over the 600 passages, and *macro-averaged
+accuracy*, the mean of the three per-class recalls (the fraction of each class's passages given
+that class), for which chance — and any model that always answers one class — scores $1/3$.
+Passage sampling alone puts about $\pm 2$ points of standard error on these numbers; the unit
+that matters more is the play, and there are only twelve.
 """),
 code(r"""
 train_set = genre_dataset("train", tok, THREE_CLASSES, n_per_class=1000, passage_chars=128, seed=0)
-test_set = genre_dataset("test", tok, THREE_CLASSES, n_per_class=200, passage_chars=128, seed=1)
+eval_set = genre_dataset(EVAL_SPLITS, tok, THREE_CLASSES, passage_chars=128, seed=1, n_per_play=50)
+split_of = {p.slug: p.split for p in load_plays()}
 print(f"train: {len(train_set)} passages from {len(set(train_set.sources))} plays; "
-      f"test: {len(test_set)} passages from {len(set(test_set.sources))} plays")
-print("plays in both:", set(train_set.sources) & set(test_set.sources))
-print("class counts in test:", torch.bincount(test_set.labels).tolist())
-i = test_set.texts.index(next(t for t, s in zip(test_set.texts, test_set.sources) if s == "richard-ii"))
-print(f"\n[{test_set.classes[test_set.labels[i]]}, {test_set.sources[i]}]\n{test_set.texts[i]}")
-assert not set(train_set.sources) & set(test_set.sources)
+      f"evaluation: {len(eval_set)} passages from {len(set(eval_set.sources))} plays")
+print("plays in both:", set(train_set.sources) & set(eval_set.sources))
+print("class counts in evaluation:", dict(zip(eval_set.classes, torch.bincount(eval_set.labels).tolist())))
+i = eval_set.sources.index("richard-ii")
+print(f"\n[{eval_set.classes[eval_set.labels[i]]}, {eval_set.sources[i]}]\n{eval_set.texts[i]}")
+assert not set(train_set.sources) & set(eval_set.sources)
+assert {split_of[s] for s in eval_set.sources} == set(EVAL_SPLITS)
 """),
 md(r"""
-### Five ways to spend the same budget
+### Four ways to fine-tune, and a control, on the same budget
 
-Every run below gets the same budget: `STEPS` optimizer steps of `BATCH` passages (printed below
-the table), the same seed and hence the same batches, the same warm-up and cosine schedule, and mean
-pooling (exercise 2 tries the last token instead).
-Only the starting point, what trains, and the peak learning rate differ: methods that train few,
-freshly initialised parameters (the head, LoRA's factors) are given a larger one, as is usual.
+Every run below gets the same budget: `STEPS` optimizer steps of `BATCH` passages, the same seed
+and hence the same batches, the same warm-up and cosine schedule, and mean pooling (exercise 2
+tries the last token instead). Only the starting point, what trains, and the peak learning rate
+differ: methods that train few, freshly initialised parameters (the head, LoRA's factors) get a
+larger one, as is usual. How the rates were chosen, honestly: they are the first version of this
+chapter's, picked while looking at scores on the test split's six plays — half of this
+evaluation — and not tuned since; the val plays played no part. So the comparison *between*
+methods is not on untouched plays. The claim we assert, pretrained starts against the
+from-scratch control, is therefore also checked on the six val plays alone.
 """),
 code(r"""
-STEPS, BATCH = 100, 8
+STEPS, BATCH = 80, 8
 METHODS = {  # name: (start from the pretrained weights?, freeze mode, k, peak learning rate)
     "from scratch": (False, "all", None, 2e-3),
     "head only": (True, "head", None, 1e-2),
@@ -238,56 +270,88 @@ METHODS = {  # name: (start from the pretrained weights?, freeze mode, k, peak l
 }
 
 
-def make_classifier(pretrained_start, mode, k, seed=0):
+def make_classifier(pretrained_start, mode, k, seed=0, pooling="mean"):
     set_seed(seed)
     backbone = load_backbone(pretrained)[0] if pretrained_start else GPT(pretrained.config)
     if mode == "lora":
         apply_lora(backbone, r=8, alpha=16, generator=torch.Generator().manual_seed(seed))
-    return freeze(GPTClassifier(backbone, len(THREE_CLASSES), pooling="mean"), mode, k)
+    return freeze(GPTClassifier(backbone, len(THREE_CLASSES), pooling=pooling), mode, k)
 
 
-def config(lr, seed=0):
-    return TrainConfig(steps=STEPS, batch_size=BATCH, block_size=128, lr=lr, min_lr=lr / 10,
-                       warmup_steps=STEPS // 10, weight_decay=0.0, seed=seed)
+def config(lr, seed=0, weight_decay=0.0, steps=None):
+    steps = steps or STEPS
+    return TrainConfig(steps=steps, batch_size=BATCH, block_size=128, lr=lr, min_lr=lr / 10,
+                       warmup_steps=steps // 10, weight_decay=weight_decay, seed=seed)
+
+
+@torch.no_grad()
+def predict(model, data, batch_size=64):
+    model.eval()
+    return torch.cat([model(*data.batch(ix)[:2])[0].argmax(-1)
+                      for ix in torch.arange(len(data)).split(batch_size)])
+
+
+def scores(pred, y, k=len(THREE_CLASSES)):
+    recall = [((pred == c) & (y == c)).sum().item() / (y == c).sum().item() for c in range(k)]
+    return {"accuracy": (pred == y).float().mean().item(), "macro": sum(recall) / k,
+            "recall": recall, "predicted": torch.bincount(pred, minlength=k)}
 
 
 runs = {}
 for name, (pretrained_start, mode, k, lr) in METHODS.items():
     clf = make_classifier(pretrained_start, mode, k)
     result = finetune(clf, train_set, config(lr))
+    pred = predict(clf, eval_set)
     runs[name] = {"model": clf, "history": result.history, "time_s": result.elapsed_s,
-                  "trainable": count_trainable(clf), "test": evaluate_classifier(clf, test_set)}
+                  "trainable": count_trainable(clf), "pred": pred, **scores(pred, eval_set.labels)}
 for name, run in runs.items():
     print(f"{name:<18} trained in {run['time_s']:5.1f} s")
 """, "nbval-ignore-output"),
 code(r"""
-n_test = len(test_set)
 print(f"budget: {STEPS} steps x {BATCH} passages = {STEPS * BATCH} passages seen, seed 0")
-print(f"{'method':<18}{'trainable parameters':>22}{'test accuracy':>16}{'correct':>10}")
+print(f"{'method':<18}{'trainable':>10}{'accuracy':>10}{'macro':>8}   recall: "
+      + "  ".join(f"{c:>7}" for c in eval_set.classes))
 for name, run in runs.items():
-    correct = run["test"]["confusion"].trace().item()
-    print(f"{name:<18}{run['trainable']:>22,}{correct / n_test:>16.1%}{correct:>6}/{n_test}")
-acc = {name: run["test"]["accuracy"] for name, run in runs.items()}
-assert runs["head only"]["trainable"] == 3 * (C + 1)
-assert runs["LoRA (r = 8)"]["trainable"] == n_lora + 3 * (C + 1)
-assert runs["full fine-tuning"]["trainable"] == pretrained.num_parameters() + 3 * (C + 1)
+    print(f"{name:<18}{run['trainable']:>10,}{run['accuracy']:>10.1%}{run['macro']:>8.1%}"
+          f"{'':11}" + "  ".join(f"{r:>7.0%}" for r in run["recall"]))
 """, "nbval-ignore-output"),
+code(r"""
+C3 = 3 * (C + 1)
+assert runs["head only"]["trainable"] == C3
+assert runs["LoRA (r = 8)"]["trainable"] == n_lora + C3
+assert runs["full fine-tuning"]["trainable"] == pretrained.num_parameters() + C3
+print("trainable counts as in the table of the idea: True")
+"""),
 md(r"""
-(The table is not compared by the notebook tests: training every weight at these rates amplifies
-the last-bit differences between CPUs: with PyTorch's generic CPU kernels instead of the vector ones
-(`ATEN_CPU_CAPABILITY=default`), full fine-tuning scored a few
-passages differently. The claims below are asserted.)
+(The table is not compared by the notebook tests: training every weight amplifies the last-bit
+differences between CPUs — with PyTorch's generic kernels instead of the vector ones
+(`ATEN_CPU_CAPABILITY=default`) full fine-tuning scores a few passages differently. What is
+claimed is asserted, with margins.)
 
-**Prove it.** Starting from the pretrained weights beats starting from random ones by a clear
-margin: the best pretrained start, training the last block, is asserted to beat from scratch by
-8 percentage points, four standard errors of a 600-passage accuracy:
+**Prove it.** Starting from the pretrained weights can beat starting from random ones by a clear
+margin: the best pretrained start is asserted to beat from scratch by at least `MARGIN` in
+macro-averaged accuracy. (Not *every* pretrained start does, at every seed: see below. The
+threshold is set from seeds 0 and 1, where the best start's margin was 13 and 12 points.)
 """),
 code(r"""
-best = max((n for n in acc if n != "from scratch"), key=acc.get)
-print(f"from scratch: {acc['from scratch']:.1%}   best pretrained start ({best}): {acc[best]:.1%}")
-print("last block beats from scratch by >= 8 points:", acc["last block"] - acc["from scratch"] >= 0.08)
-assert best == "last block" and acc["last block"] - acc["from scratch"] >= 0.08
+MARGIN = 0.07
+pretrained_starts = [n for n in runs if n != "from scratch"]
+best = max(pretrained_starts, key=lambda n: runs[n]["macro"])
+print(f"the best pretrained start beats from scratch by >= {MARGIN:.0%} (macro-averaged):",
+      runs[best]["macro"] - runs["from scratch"]["macro"] >= MARGIN)
+assert runs[best]["macro"] - runs["from scratch"]["macro"] >= MARGIN
 """),
+md(r"""
+The same summary on the six val plays alone, which played no part in choosing the learning rates
+(not compared by the tests; 50 passages per play, so each number moves by a few points with the
+seed):
+"""),
+code(r"""
+val_rows = torch.tensor([split_of[s] == "val" for s in eval_set.sources])
+for name, run in runs.items():
+    print(f"{name:<18} macro-averaged accuracy on the val plays: "
+          f"{scores(run['pred'][val_rows], eval_set.labels[val_rows])['macro']:.1%}")
+""", "nbval-ignore-output"),
 md(r"""
 The wall-clock time of each run (not compared by the tests: it depends on the machine). Training
 fewer parameters saves the backward pass through the frozen part only where nothing below needs a
@@ -323,55 +387,64 @@ plt.show()
 code(r"""
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
 for ax, name in zip(axes, ("from scratch", best)):
-    m = runs[name]["test"]["confusion"]
-    ax.imshow(m, cmap="Blues", vmin=0, vmax=200)
+    y, p = eval_set.labels, runs[name]["pred"]
+    m = torch.bincount(y * 3 + p, minlength=9).view(3, 3)
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=300)
     for i in range(3):
         for j in range(3):
             ax.text(j, i, int(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > 120 else "black")
-    ax.set_xticks(range(3), test_set.classes)
-    ax.set_yticks(range(3), test_set.classes)
-    ax.set(xlabel="predicted", ylabel="true", title=f"{name}: {acc[name]:.1%}")
+                    color="white" if m[i, j] > 180 else "black")
+    ax.set_xticks(range(3), eval_set.classes)
+    ax.set_yticks(range(3), eval_set.classes)
+    ax.set(xlabel="predicted", ylabel="true", title=f"{name}: macro {runs[name]['macro']:.1%}")
 plt.tight_layout()
 plt.show()
 """),
 md(r"""
-Per held-out play, for the best method: how often its passages got their play's class.
+Per held-out play: how many of its 50 passages each method gave the play's class.
 """),
 code(r"""
-best_model = runs[best]["model"]
-with torch.no_grad():
-    idx, mask, labels = test_set.batch(torch.arange(n_test))
-    pred = best_model(idx, mask)[0].argmax(-1)
-for slug in dict.fromkeys(test_set.sources):
-    rows = torch.tensor([s == slug for s in test_set.sources])
-    right = (pred[rows] == labels[rows]).sum().item()
-    print(f"{slug:<28}{test_set.classes[labels[rows][0]]:<9}{right:>4}/{rows.sum().item():<4}"
-          f"{right / rows.sum().item():6.1%}")
-assert (pred == labels).sum().item() == runs[best]["test"]["confusion"].trace().item()
-"""),
+slugs = list(dict.fromkeys(eval_set.sources))
+rows = {s: torch.tensor([x == s for x in eval_set.sources]) for s in slugs}
+per_play = {name: {s: (run["pred"][rows[s]] == eval_set.labels[rows[s]]).sum().item() for s in slugs}
+            for name, run in runs.items()}
+short = {"from scratch": "scratch", "head only": "head", "last block": "last",
+         "full fine-tuning": "full", "LoRA (r = 8)": "LoRA"}
+print(f"{'play':<28}{'split':<6}{'class':<9}" + "".join(f"{short[n]:>8}" for n in runs))
+for s in slugs:
+    label = eval_set.classes[eval_set.labels[rows[s]][0]]
+    print(f"{s:<28}{split_of[s]:<6}{label:<9}" + "".join(f"{per_play[n][s]:>8}" for n in runs))
+""", "nbval-ignore-output"),
 md(r"""
-What the runs show, each claim asserted in the next cell: the model trained from scratch is still
-at chance after this budget, its test predictions piled on one class; every pretrained start is
-above it; and training inside the network (the last block, LoRA, everything) beats training the
-head alone. The pretrained features are not a finished genre detector — a linear probe on them is
-the weakest pretrained start — but they are a far better place to start from than random weights.
-Nor is the task easy: 128 characters of an unseen play are a few lines of verse or prose, and the
-best accuracy here is well below 60%.
+What the runs show — and what they do not. The from-scratch control learned nothing that
+transfers: after this budget it piles most held-out passages on one or two classes and its
+macro-averaged accuracy is chance. The pretrained starts are mostly above it, but modestly: no
+method reaches 50% macro-averaged accuracy, and the per-play table shows why — some plays are
+mostly classified right and others mostly wrong, and *which* ones changes from method to method
+and from seed to seed. One small classifier is not a genre detector; it separates some plays and
+not others.
+
+How much of the differences *between* the pretrained methods to believe: little. We ran the whole
+comparison again with seed 1 (another initialisation of the head and adapters, other batches).
+Macro-averaged accuracy, seed 0 → seed 1: head only 40.7% → 36.5%, last block 46.4% → 43.8%, full
+fine-tuning 44.2% → 34.0% (at seed 1 it put 553 of 600 passages in "comedy", no better than
+scratch), LoRA 42.6% → 45.3%, from scratch 33.3% → 33.6%. A method moved by 3 to 10 points with
+the seed, and the order of the pretrained methods changed (best: last block, then LoRA).
+Differences of a few points between the pretrained starts are within seed noise, and we
+rank none of them; a linear probe capped at 80 steps is, besides, structurally handicapped. The
+next cell asserts only what held at both seeds, with room.
 """),
 code(r"""
-scratch_pred = runs["from scratch"]["test"]["confusion"].sum(0)
-print(f"from scratch: {acc['from scratch']:.1%}; its most-predicted class gets "
-      f"{scratch_pred.max().item()} of {n_test} passages")
-pretrained_starts = [n for n in acc if n != "from scratch"]
-print("every pretrained start beats from scratch:",
-      all(acc[n] > acc["from scratch"] for n in pretrained_starts))
-print("head only is the weakest pretrained start:",
-      acc["head only"] < min(acc[n] for n in pretrained_starts if n != "head only"))
-assert acc["from scratch"] < 0.40 and scratch_pred.max().item() > 0.8 * n_test
-assert all(acc[n] > acc["from scratch"] for n in pretrained_starts)
-assert acc["head only"] < min(acc[n] for n in pretrained_starts if n != "head only")
-assert max(acc.values()) < 0.60
+scratch = runs["from scratch"]
+print("from scratch: macro-averaged accuracy within 4 points of chance:",
+      abs(scratch["macro"] - 1 / 3) < 0.04)
+print("from scratch: one class gets >= 70% of its predictions:",
+      scratch["predicted"].max().item() >= 0.7 * len(eval_set))
+print("no pretrained start reaches 55% macro-averaged accuracy:",
+      max(runs[n]["macro"] for n in pretrained_starts) < 0.55)
+assert abs(scratch["macro"] - 1 / 3) < 0.04
+assert scratch["predicted"].max().item() >= 0.7 * len(eval_set)
+assert max(runs[n]["macro"] for n in pretrained_starts) < 0.55
 """),
 md(r"""
 
@@ -385,11 +458,17 @@ Wives of Windsor*. (All three plays are training plays, so pretraining saw these
 million other characters; fine-tuning makes them the whole world.)
 
 Catastrophic forgetting {cite:p}`mccloskey1989catastrophic` is what a network loses of its old
-skill while it trains on the new one. We measure it as the change of the loss on the held-out
-plays of the validation split: a fixed sample, the first 4,096 characters (32 windows of 128) of
-each of its six plays, scored with `dataset_loss`, which predicts every character of the sample
-once. (The shipped model's training log ends with an estimate on random validation windows; the
-sample's loss is close to it.)
+skill while it trains on the new one; methods such as EWC {cite:p}`kirkpatrick2017overcoming`
+limit it by penalising moves of the weights that mattered most for the old task. We measure it as
+the change of the loss on the held-out plays of the validation split: a fixed sample, the first
+4,096 characters (32 windows of 128) of each of its six plays — their opening scenes only — scored
+character by character, as `dataset_loss` does. (The shipped model's training log ends with an
+estimate on random validation windows; the sample's loss is close to it.)
+
+Every speech in the fine-tuning text begins with the same line, `FALSTAFF:`. So we also score each
+text *without its speaker-heading lines* (a line of capitals ending in a colon, with its newline;
+6.9% of the target's characters): whatever the model learns about predicting "FALSTAFF" after a
+blank line shows up only in the first score.
 """),
 code(r"""
 plays = {p.slug: p for p in load_plays()}
@@ -400,18 +479,49 @@ def speeches(slug, speaker="FALSTAFF"):
     return [m.group(0) for m in re.finditer(pattern, plays[slug].text, re.S | re.M)]
 
 
+def speaker_lines(text):
+    # (len(text),) bool: True at the characters of speaker headings such as "FALSTAFF:\n"
+    mask = torch.zeros(len(text), dtype=torch.bool)
+    for m in re.finditer(r"(?m)^[^a-z\n]+:$", text):
+        mask[m.start():m.end() + 1] = True
+    return mask
+
+
+def char_losses(model, text, block=128):
+    # the loss of every character text[1 .. n*block], windows of `block` as in dataset_loss
+    ids = encode_text(text, tok)
+    n = (len(ids) - 1) // block
+    x, y = ids[:n * block].view(n, block), ids[1:n * block + 1].view(n, block)
+    model.eval()
+    with torch.no_grad():
+        loss = torch.cat([F.cross_entropy(model(xb)[0].transpose(1, 2), yb, reduction="none").flatten()
+                          for xb, yb in zip(x.split(64), y.split(64))])
+    return loss, speaker_lines(text)[1:n * block + 1]
+
+
 falstaff_train = "\n\n".join(speeches("henry-iv-part-1") + speeches("henry-iv-part-2")) + "\n\n"
 falstaff_target = "\n\n".join(speeches("the-merry-wives-of-windsor")) + "\n\n"
 falstaff_ids, target_ids = encode_text(falstaff_train, tok), encode_text(falstaff_target, tok)
-val_sample = {p.slug: encode_text(p.text[:32 * 128 + 1], tok) for p in load_plays("val")}
-print(f"fine-tuning text: {len(falstaff_train):,} characters; target text: {len(falstaff_target):,}")
+val_texts = {p.slug: p.text[:32 * 128 + 1] for p in load_plays("val")}
+print(f"fine-tuning text: {len(falstaff_train):,} characters; target text: {len(falstaff_target):,}, "
+      f"{len(speeches('the-merry-wives-of-windsor'))} speeches, "
+      f"{speaker_lines(falstaff_target).float().mean():.1%} of its characters in speaker lines")
 print(falstaff_train[:300])
 
 
 def losses(model):
-    val = {slug: dataset_loss(model, ids, 128) for slug, ids in val_sample.items()}
-    return {"val": sum(val.values()) / len(val), "target": dataset_loss(model, target_ids, 128),
-            "per_play": val}
+    # mean loss per character: all of it, the share of speaker-line characters, the rest's mean
+    result = {"per_play": {}}
+    for key, texts in (("target", {"merry-wives": falstaff_target}), ("val", val_texts)):
+        parts = []
+        for slug, text in texts.items():
+            loss, speaker = char_losses(model, text)
+            parts.append((loss.mean().item(), loss[speaker].sum().item() / len(loss),
+                          loss[~speaker].mean().item()))
+            result["per_play"][slug] = parts[-1][0]
+        for i, part in enumerate(("", " speaker share", " without speakers")):
+            result[key + part] = sum(p[i] for p in parts) / len(parts)
+    return result
 
 
 before = losses(pretrained)
@@ -420,13 +530,17 @@ logged_val = float(log[-1].split(",")[log[0].split(",").index("val_loss")])
 print(f"\npretrained: val sample {before['val']:.3f} (training log's estimate: {logged_val:.3f}), "
       f"Falstaff (Merry Wives) {before['target']:.3f}")
 assert abs(before["val"] - logged_val) < 0.1
+assert abs(before["target"] - dataset_loss(pretrained, target_ids, 128)) < 1e-4  # the same scoring
 """),
 md(r"""
-Now the same 40 steps of 8 windows of 128 characters (about 41,000 characters, two-thirds of the
-Falstaff text) twice: full fine-tuning, and LoRA with $r = 8$ on the attention matrices, the
-output layer frozen as in {cite:t}`hu2022lora`. The pretrained model ended its training at a
-learning rate of $2 \times 10^{-4}$; full fine-tuning continues at a similar $3 \times 10^{-4}$,
-and LoRA's zero-initialised factors get $3 \times 10^{-3}$.
+Now the same 40 steps of 8 random windows of 128 characters twice — about 41,000 characters, as
+many as two-thirds of the Falstaff text, but drawn at random they cover only about half of it —
+once with full fine-tuning, once with LoRA ($r = 8$) on the attention matrices, the output layer
+frozen as in {cite:t}`hu2022lora`. The pretrained model ended its training at a learning rate of
+$2 \times 10^{-4}$; full fine-tuning continues at a similar $3 \times 10^{-4}$, and LoRA's
+zero-initialised factors get $3 \times 10^{-3}$. Two other settings differ from pretraining and
+add to the forgetting: `TrainConfig`'s defaults use Adam's $\beta_2 = 0.95$ (pretraining: 0.99),
+and the weight decay of 0.1 pulls every trained matrix towards zero — not towards $\theta_0$.
 """),
 code(r"""
 GEN_STEPS = 40
@@ -442,33 +556,63 @@ for name, lr in (("full fine-tuning", 3e-4), ("LoRA (r = 8)", 3e-3)):
     gen_runs[name] = {"model": lm, "trainable": count_trainable(lm), "time_s": result.elapsed_s,
                       **losses(lm)}
     print(f"{name:<18} {result.elapsed_s:5.1f} s")
+print("betas:", cfg.betas, "| weight decay:", cfg.weight_decay)
 """, "nbval-ignore-output"),
 code(r"""
-print(f"{'':<18}{'trainable':>11}{'Falstaff (Merry Wives)':>24}{'val sample':>12}")
-print(f"{'pretrained':<18}{'':>11}{before['target']:>24.3f}{before['val']:>12.3f}")
-for name, run in gen_runs.items():
-    print(f"{name:<18}{run['trainable']:>11,}{run['target']:>24.3f}{run['val']:>12.3f}")
+print(f"{'nats/char':<18}{'trainable':>10}{'Falstaff (MW)':>15}{'w/o speakers':>14}"
+      f"{'val sample':>12}{'w/o speakers':>14}")
+for name, run in {"pretrained": {"trainable": None, **before}, **gen_runs}.items():
+    print(f"{name:<18}{run['trainable'] or '':>10,}" if run["trainable"] else f"{name:<18}{'':>10}",
+          end="")
+    print(f"{run['target']:>15.3f}{run['target without speakers']:>14.3f}"
+          f"{run['val']:>12.3f}{run['val without speakers']:>14.3f}")
 print()
 for name, run in gen_runs.items():
-    gain, forgot = before["target"] - run["target"], run["val"] - before["val"]
-    print(f"{name:<18} target improved by {gain:.3f} nats/char; val loss rose by {forgot:.3f} "
-          f"({forgot / gain:.2f} nats of forgetting per nat gained)")
+    gain, speaker_gain = before["target"] - run["target"], \
+        before["target speaker share"] - run["target speaker share"]
+    rise, speaker_rise = run["val"] - before["val"], run["val speaker share"] - before["val speaker share"]
+    print(f"{name}: Falstaff loss fell by {gain:.3f}, {speaker_gain:.3f} of it on speaker-line "
+          f"characters; val loss rose by {rise:.3f}, {rise - speaker_rise:.3f} of it on the rest")
+""", "nbval-ignore-output"),
+code(r"""
 full_ft, lora_ft = gen_runs["full fine-tuning"], gen_runs["LoRA (r = 8)"]
-print("LoRA forgot less than full fine-tuning:",
-      lora_ft["val"] - before["val"] < full_ft["val"] - before["val"])
-for run in (full_ft, lora_ft):
-    assert run["target"] < before["target"] - 0.01                         # better on Falstaff
-    assert run["val"] - before["val"] > before["target"] - run["target"]   # lost more than gained
+checks = {
+    "both: loss on Falstaff's Merry Wives speeches fell by > 0.01":
+        all(before["target"] - r["target"] > 0.01 for r in gen_runs.values()),
+    "both: more than half of that fall is on speaker-line characters":
+        all(before["target speaker share"] - r["target speaker share"]
+            > 0.5 * (before["target"] - r["target"]) for r in gen_runs.values()),
+    "both: without speaker lines, the Falstaff loss changed by < 0.02":
+        all(abs(before["target without speakers"] - r["target without speakers"]) < 0.02
+            for r in gen_runs.values()),
+    "both: val loss rose by > 0.02, more than half of it on ordinary text":
+        all(r["val"] - before["val"] > 0.02 and
+            (r["val"] - r["val speaker share"]) - (before["val"] - before["val speaker share"])
+            > 0.5 * (r["val"] - before["val"]) for r in gen_runs.values()),
+    "LoRA's val loss rose less than full fine-tuning's (by > 0.01)":
+        full_ft["val"] - lora_ft["val"] > 0.01,
+}
+for claim, holds in checks.items():
+    print(f"{claim}: {holds}")
+assert all(checks.values())
 """),
 md(r"""
-Both runs moved the model towards Falstaff on a play they did not train on, and both paid for it on
-the held-out plays: measured in nats, the model lost more on the validation plays than it gained
-on the target. Which method forgot less is printed above: LoRA changes far fewer numbers, but
-fewer numbers changed is not the same as less forgetting — it has to be measured. The rise is not
-uniform across plays:
+What the model learned. The loss on Falstaff's speeches in a play the two runs were not
+fine-tuned on (pretraining saw it) fell — but most of the gain is the speaker line: full
+fine-tuning gained about 0.027 nats per character on the target, of which about 0.024 is the
+heading `FALSTAFF:` (which, after 40 steps of nothing but Falstaff, the model now predicts after
+every blank line), and on all the other characters its loss barely moved (by about 0.003, 1.620
+to 1.617; LoRA: about 0.008). The model learned "every speech is Falstaff's", not his voice.
+Meanwhile it paid on the held-out plays, and there the rise is on ordinary text, not the headings:
+about 0.083 of full fine-tuning's 0.097 nats per character (LoRA: 0.044 of 0.051). These are losses per character on
+different texts, so their ratio is no exchange rate; what they show is a small, mostly trivial
+gain bought with a broad loss elsewhere — at this scale, a rise of about 6% (full) and 3% (LoRA)
+of the validation loss, from 40 steps. That is catastrophic forgetting in miniature. LoRA, which
+changes far fewer numbers, forgot less here (one seed); fewer numbers changed is not the same as
+less forgetting in general — it has to be measured. The rise is not uniform across plays:
 """),
 code(r"""
-names = list(before["per_play"])
+names = list(val_texts)
 fig, ax = plt.subplots(figsize=(9, 3.2))
 for i, (name, run) in enumerate(gen_runs.items()):
     rise = [run["per_play"][s] - before["per_play"][s] for s in names]
@@ -477,21 +621,23 @@ ax.axhline(0, color="black", lw=0.8)
 ax.set_xticks([j + 0.19 for j in range(len(names))],
               [plays[s].title.replace("The ", "") for s in names], fontsize=8)
 ax.set_ylabel("change of the loss (nats/char)")
-ax.set_title("Forgetting, play by play: the validation plays after fine-tuning on Falstaff")
+ax.set_title("Forgetting, play by play: the validation plays' openings after fine-tuning on Falstaff")
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 """),
 md(r"""
-Samples from the same seed and prompt, before and after. (Fixed seeds make them reproducible;
-any single sample is one draw, and the losses above are the measurement.)
+Samples from the same seed and prompt, before and after (not compared by the tests: a sample of
+a fine-tuned model changes with the last bits of its weights). Any single sample is one draw; the
+losses above are the measurement.
 """),
 code(r"""
 prompt = "\n\n"
+samples = {}
 for name, model in (("pretrained", pretrained), ("full fine-tuning", full_ft["model"])):
-    text = generate_text(model, tok, prompt, 240, generator=torch.Generator().manual_seed(1))
-    print(f"--- {name} ---{text}\n")
-"""),
+    samples[name] = generate_text(model, tok, prompt, 200, generator=torch.Generator().manual_seed(1))
+    print(f"--- {name} ---{samples[name]}\n")
+""", "nbval-ignore-output"),
 md(r"""
 ## Loading GPT-2's weights the right way
 
@@ -530,52 +676,26 @@ assert moved == len(before_step)
 md(r"""
 ## Play with it
 
-Type or paste a passage: the explorer shows the genre probabilities of this chapter's best
-classifier (at most the last 128 characters are read; characters outside the model's 70 are
-dropped). The box needs a running notebook; the HTML book shows the explorer as it was saved, and
-the figure below it shows the probabilities for one test passage of each class.
+Type or paste a passage: the explorer (`gptlib.viz.genre_explorer`) shows the genre probabilities
+of this chapter's classifier with the highest macro-averaged accuracy (at most the last 128
+characters are read; characters outside the model's 70 are dropped). The box needs a running
+notebook; the HTML book shows the explorer as it was saved, and the figure below it shows the
+probabilities for one held-out passage of each class.
 """),
 code(r"""
-def genre_probabilities(model, text):
-    ids = [tok.stoi[c] for c in text if c in tok.stoi][-128:]
-    if not ids:
-        return None
-    with torch.no_grad():
-        return torch.softmax(model(torch.tensor([ids]))[0][0], -1)
-
-
-def genre_explorer(model, text):
-    box = widgets.Textarea(value=text, layout=widgets.Layout(width="95%", height="7em"))
-    out = widgets.HTML()
-
-    def update(change=None):
-        probs = genre_probabilities(model, box.value)
-        if probs is None:
-            out.value = "<p>Type some text.</p>"
-            return
-        rows = "".join(
-            f"<tr><td style='padding-right:8px'>{name}</td><td style='width:260px'>"
-            f"<div style='background:#4c72b0;height:14px;width:{round(260 * p)}px'></div></td>"
-            f"<td style='padding-left:8px'>{round(100 * p)}%</td></tr>"
-            for name, p in zip(test_set.classes, probs.tolist()))
-        out.value = f"<table>{rows}</table>"
-
-    box.observe(update, names="value")
-    update()
-    return widgets.VBox([box, out])
-
-
-genre_explorer(best_model, "KING HENRY IV:\nSo shaken as we are, so wan with care,\n"
-                           "Find we a time for frighted peace to pant,")
-"""),
+best_model = runs[best]["model"]
+genre_explorer(best_model, tok, eval_set.classes,
+               "KING HENRY IV:\nSo shaken as we are, so wan with care,\n"
+               "Find we a time for frighted peace to pant,")
+""", "nbval-ignore-output"),
 code(r"""
-examples = [next(i for i, l in enumerate(test_set.labels.tolist()) if l == k) for k in range(3)]
+examples = [next(i for i, l in enumerate(eval_set.labels.tolist()) if l == k) for k in range(3)]
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
 for ax, i in zip(axes, examples):
-    probs = genre_probabilities(best_model, test_set.texts[i])
-    ax.bar(test_set.classes, probs.tolist(), color=["C0", "C1", "C2"])
-    ax.set_title(f"{test_set.sources[i]} ({test_set.classes[test_set.labels[i]]})", fontsize=9)
-    ax.text(0.02, 0.97, test_set.texts[i][:70].replace("\n", " / ") + "...", transform=ax.transAxes,
+    probs = genre_probabilities(best_model, tok, eval_set.texts[i])
+    ax.bar(eval_set.classes, probs.tolist(), color=["C0", "C1", "C2"])
+    ax.set_title(f"{eval_set.sources[i]} ({eval_set.classes[eval_set.labels[i]]})", fontsize=9)
+    ax.text(0.02, 0.97, eval_set.texts[i][:70].replace("\n", " / ") + "...", transform=ax.transAxes,
             fontsize=6.5, va="top", wrap=True)
     ax.set_ylim(0, 1.15)
 axes[0].set_ylabel("probability")
@@ -588,42 +708,71 @@ md(r"""
 ```{admonition} Common misconception: "initialise by generating outputs with the pretrained model, then freeze them"
 :class: warning
 
-A widely circulated explanation of GPT-3 describes "pretrain, then fine-tune" like this (translated
-from Chinese): "the authors suggest that during training, one randomly selects some input
-sequences, randomly samples some words, uses the pretrained model to *generate results* for these
-sequences, and takes these as the initialisation. This is in effect a kind of *frozen training*
-that discards part of the data." It goes on to recommend "directly using the pretrained model's
-*results* as the initialisation", and illustrates it with code that runs GPT-2 once under
-`torch.no_grad()` and keeps its hidden states as numpy arrays.
+A widely circulated explanation of GPT-3 describes "pretrain, then fine-tune" as GPT-3's
+procedure, like this (translated from Chinese): "the authors of LM-T [a name the explanation
+gives GPT-3's model] suggest that during training, one randomly selects some input sequences,
+randomly samples some words, uses the pretrained model to *generate results* for these sequences,
+and takes these as the initialisation. This is in effect a kind of *frozen training* that
+discards part of the data." It goes on: "the better way is to train the pretrained model on a
+smaller dataset, then directly use the pretrained model's *results* as the initialisation", and
+illustrates it with code that runs GPT-2 once under `torch.no_grad()` and keeps its hidden states
+as numpy arrays. ("Results", 结果, could also mean outcomes; we read it as *outputs* because of
+"generate … results" and because the code keeps outputs.)
 
 That is not what initialising from a pretrained model means. What is carried over is the
 **weights** — every matrix of the network — not outputs the network generated. Fine-tuning loads
 those weights into the *same architecture*, puts a head on top if the task needs one, and trains
 with ordinary gradient descent on the new task's data: every parameter (full fine-tuning), some of
-them (the last blocks, the head), or small adapters beside frozen weights (LoRA). This is how GPT
-{cite:p}`radford2018improving` and ULMFiT {cite:p}`howard2018universal` did it, and everything in
-this chapter is an instance of it. Nothing generated by the pretrained model is used, and no data
-is discarded. Features computed once under `no_grad` and kept fixed do exist as a method — it is
-the *head only* row of the table above, a linear probe — but it is the weakest of the four starts
-here, not the definition of fine-tuning. (The code has its own bugs: GPT-2's forward pass has no
-`past=` argument, so it is swallowed silently — chapter 6 — and the hidden states are only
-returned when asked for with `output_hidden_states=True`.)
+them (the last blocks, the head), or small adapters beside frozen weights (LoRA). GPT
+{cite:p}`radford2018improving` and ULMFiT {cite:p}`howard2018universal` both carry over the
+weights and train them on the new task; GPT also keeps a language-modelling loss, and ULMFiT (an
+LSTM, not a transformer) first fine-tunes the language model on the task's text, then unfreezes
+the classifier layer by layer. Everything in this chapter is an instance of it. Nothing generated
+by the pretrained model is used, and no data is discarded. Features computed once under
+`no_grad` and kept fixed do exist as a method — the *head only* row of the table above, a linear
+probe — but it is one option, not the definition of fine-tuning. Nor is the pretrained model
+"trained on a smaller dataset": pretraining is the stage with the *most* data, and fine-tuning
+continues it on a smaller, task-specific one. And GPT-3 itself was evaluated mainly *without*
+fine-tuning, by few-shot learning in context: a few examples of the task written into the prompt,
+no weight changed {cite:p}`brown2020language`. (The code also fails on its own terms:
+`outputs, _ = model(...)` keeps only the last hidden state — in current `transformers`, only the
+string `'last_hidden_state'`, since unpacking a model output yields its keys — so `outputs[2]` is
+not the hidden states (here it is the letter `'s'`); those need `output_hidden_states=True`. The
+`past=` keyword was renamed in `transformers` 4 and is now ignored silently — chapter 6.)
 ```
 
-The cells below check the chapter's fine-tuned classifiers against that description: the runs
-*started* from the pretrained weights, the head-only run left every one of them untouched, and full
-fine-tuning moved every one of them.
+The cells below check the chapter's fine-tuned classifiers against that description. Full
+fine-tuning *started* from the pretrained weights and stayed close to them: every weight matrix
+moved, but $\lVert\theta - \theta_0\rVert / \lVert\theta_0\rVert$ stays well below 1, while the same
+training from a random start ends more than twice as far from $\theta_0$. And freezing means untouched: a head-only
+run, here even with weight decay switched on, leaves every backbone weight exactly as it was.
 """),
 code(r"""
 start = dict(pretrained.named_parameters())
-for name in ("head only", "full fine-tuning"):
-    backbone = runs[name]["model"].backbone
-    moved = [n for n, p in backbone.named_parameters() if not torch.equal(p, start[n])]
-    print(f"{name:<18} backbone tensors changed: {len(moved)} of {len(start)}")
-head_backbone = runs["head only"]["model"].backbone
+
+
+def relative_change(backbone):
+    # ||theta - theta_0|| / ||theta_0|| over all backbone parameters, theta_0 the pretrained values
+    moved = sum(((p - start[n]) ** 2).sum() for n, p in backbone.named_parameters())
+    return (moved / sum((q ** 2).sum() for q in start.values())).sqrt().item()
+
+
+full_change = relative_change(runs["full fine-tuning"]["model"].backbone)
+scratch_change = relative_change(runs["from scratch"]["model"].backbone)
 full_backbone = runs["full fine-tuning"]["model"].backbone
-assert all(torch.equal(p, start[n]) for n, p in head_backbone.named_parameters())
+print("full fine-tuning: every backbone tensor changed:",
+      all(not torch.equal(p, start[n]) for n, p in full_backbone.named_parameters()))
+print("full fine-tuning: relative distance from the pretrained weights < 0.5:", full_change < 0.5)
+print("from scratch ends more than twice as far from them:", scratch_change > 2 * full_change)
 assert all(not torch.equal(p, start[n]) for n, p in full_backbone.named_parameters())
+assert full_change < 0.5 and scratch_change > 2 * full_change
+
+probe = make_classifier(True, "head", None)
+finetune(probe, train_set, config(METHODS["head only"][3], weight_decay=0.1, steps=5))
+print("head only, weight decay 0.1: backbone untouched:",
+      all(torch.equal(p, start[n]) for n, p in probe.backbone.named_parameters()))
+assert all(torch.equal(p, start[n]) for n, p in probe.backbone.named_parameters())
+assert all(torch.equal(p, start[n]) for n, p in runs["head only"]["model"].backbone.named_parameters())
 """),
 md(r"""
 ## Exercises
@@ -640,24 +789,41 @@ from gptlib.model import GPTConfig
 Cg, Lg, r = 768, 12, 8
 by_hand = Lg * (r * (Cg + 3 * Cg) + r * (Cg + Cg))
 with torch.device("meta"):
-    small = apply_lora(GPT(GPTConfig()), r=r)
+    gpt2_small = GPT(GPTConfig())
+    n_small = gpt2_small.num_parameters()
+    small = apply_lora(gpt2_small, r=r)
 counted = sum(p.numel() for p in lora_parameters(small))
-print(f"LoRA r=8 on GPT-2 small: {by_hand:,} parameters, {by_hand / 124_439_808:.2%} of the model")
+print(f"GPT-2 small: {n_small:,} parameters; LoRA r=8 adds {by_hand:,}, {by_hand / n_small:.2%}")
+assert n_small == 124_439_808
 assert by_hand == counted == 442_368
 """, "hide-cell"),
 md(r"""
 **Exercise 2.** The chapter used mean pooling. Train the *last block* method again with
-`pooling="last"` (everything else the same) and compare the test accuracy.
+`pooling="last"` (everything else the same) and compare the macro-averaged accuracy. Why is the
+last token, GPT's choice, worse here?
 """),
 code(r"""
 # Solution
-set_seed(0)
-last_clf = freeze(GPTClassifier(load_backbone(pretrained)[0], 3, pooling="last"), "last_k", 1)
+last_clf = make_classifier(True, "last_k", 1, pooling="last")
 finetune(last_clf, train_set, config(METHODS["last block"][3]))
-acc_last = evaluate_classifier(last_clf, test_set)["accuracy"]
-print(f"last block, last-token pooling: {acc_last:.1%}   mean pooling: {acc['last block']:.1%}")
-assert acc_last < acc["last block"]
+macro_last = scores(predict(last_clf, eval_set), eval_set.labels)["macro"]
+print(f"last block, last-token pooling: macro {macro_last:.1%}; "
+      f"mean pooling: {runs['last block']['macro']:.1%}")
+""", "hide-cell", "nbval-ignore-output"),
+code(r"""
+print("last-token pooling within 5 points of chance:", abs(macro_last - 1 / 3) < 0.05)
+print("mean pooling better by > 5 points:", runs["last block"]["macro"] - macro_last > 0.05)
+assert abs(macro_last - 1 / 3) < 0.05 and runs["last block"]["macro"] - macro_last > 0.05
 """, "hide-cell"),
+md(r"""
+Why: a passage here ends wherever 128 characters run out — usually in the middle of a word — and
+the last position's state is what the pretrained model uses to predict the *next character*, so it
+is mostly about spelling the current word. GPT appended a learned *extract* token and fine-tuned
+the whole network, so that one position could learn to gather the passage; one trained block and
+80 steps here are not enough for the last character's state to learn that. (At seeds 0 and 1:
+32% and 35% with the last token, 46% and 44% with the mean.) The mean over 128 positions averages away the spelling and
+keeps what is common to the passage.
+"""),
 md(r"""
 **Exercise 3.** Merge the Falstaff LoRA model (`merge_lora`) and check that it is a plain `GPT`
 with no `LoRALinear` left, the same size as the pretrained model, and the same loss on the target
@@ -678,19 +844,23 @@ md(r"""
 - Fine-tuning starts from the pretrained *weights*, loaded into the same architecture; a task head
   is added if needed, and training continues with the same loss machinery and loop. Nothing the
   pretrained model generated is used.
-- What differs between methods is which parameters train: the head only (a linear probe), the last
-  blocks, everything, or LoRA's low-rank factors $B A$ (zero at the start, mergeable at the end).
-- On genre classification of held-out plays, under one small budget, starting from the pretrained
-  weights beat the same network trained from scratch; training some of the network beat training
-  the head alone.
+- What differs between methods is mainly which parameters train: the head only (a linear probe),
+  the last blocks, everything, or LoRA's low-rank factors $B A$ (zero at the start, mergeable at
+  the end).
+- On genre classification of twelve held-out plays, under one small budget, every pretrained start
+  beat the same network trained from scratch (which stayed at chance); but no method reached 60%
+  macro-averaged accuracy, results vary a lot by play, and the differences between the pretrained
+  methods are within seed noise. Report per class and per play, not one accuracy.
 - Fine-tuning a language model on narrow text improves it there and costs it elsewhere: the loss on
-  the held-out plays rises (catastrophic forgetting). Measure both.
+  the held-out plays rises (catastrophic forgetting). Measure both — and check *what* improved:
+  here, mostly the predictable speaker line.
 - GPT-2's weights load into `gptlib` from a `save_pretrained` directory and compute the same logits
   as Hugging Face's model; from there fine-tuning is the same as for the book's own model.
 
 ## References
 
-GPT's fine-tuning recipe {cite:p}`radford2018improving`, and GPT-2 {cite:p}`radford2019language`;
+GPT's fine-tuning recipe {cite:p}`radford2018improving`, GPT-2 {cite:p}`radford2019language`, and
+GPT-3's few-shot evaluation {cite:p}`brown2020language`;
 ULMFiT {cite:p}`howard2018universal`; BERT {cite:p}`devlin2019bert`; LoRA {cite:p}`hu2022lora`;
 adapters {cite:p}`houlsby2019parameter`; catastrophic forgetting
 {cite:p}`mccloskey1989catastrophic,kirkpatrick2017overcoming`; AdamW
