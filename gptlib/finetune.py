@@ -228,23 +228,25 @@ def count_trainable(model: nn.Module) -> int:
 @torch.no_grad()
 def evaluate_classifier(model: GPTClassifier, data: ClassificationData,
                         batch_size: int = 64) -> dict:
-    """``{"loss", "accuracy", "confusion"}`` over all of ``data``, in eval mode (the mode is put
-    back); ``confusion[i, j]`` counts examples of class i predicted as j, (K, K) int64."""
+    """``{"loss", "accuracy", "confusion", "predictions"}`` over all of ``data``, in eval mode
+    (the mode is put back); ``confusion[i, j]`` counts examples of class i predicted as j, (K, K)
+    int64; ``predictions`` (N,) int64 is the predicted class of each example."""
     device, was_training = next(model.parameters()).device, model.training
     model.eval()
     k = model.n_classes
-    confusion, loss_sum = torch.zeros(k, k, dtype=torch.long), 0.0
+    loss_sum, predictions = 0.0, []
     try:
         for ix in torch.arange(len(data)).split(batch_size):
             idx, mask, labels = data.batch(ix, device)
             logits, loss = model(idx, mask, labels)
             loss_sum += loss.item() * len(ix)
-            confusion += torch.bincount(labels.cpu() * k + logits.argmax(-1).cpu(),
-                                        minlength=k * k).view(k, k)
+            predictions.append(logits.argmax(-1).cpu())
     finally:
         model.train(was_training)
+    predictions = torch.cat(predictions)
+    confusion = torch.bincount(data.labels * k + predictions, minlength=k * k).view(k, k)
     return {"loss": loss_sum / len(data), "accuracy": confusion.trace().item() / len(data),
-            "confusion": confusion}
+            "confusion": confusion, "predictions": predictions}
 
 
 class ClassificationTask:

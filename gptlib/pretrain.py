@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from gptlib.data import get_batch
 
@@ -221,7 +222,7 @@ def estimate_loss(model: nn.Module, data: torch.Tensor, cfg, n_batches: int = 20
 
 @torch.no_grad()
 def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int,
-                 batch_size: int = 64) -> float:
+                 batch_size: int = 64, *, per_token: bool = False):
     """Mean cross-entropy over *all* of ``data``, cut into consecutive windows of ``block_size``.
 
     Unlike ``estimate_loss`` (random windows) this is a fixed number for a given model and text:
@@ -229,6 +230,8 @@ def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int,
     ``data[n * block_size]`` is scored exactly once (``n`` windows; the few tokens left over at
     the end are not). The context restarts at each window: its first target is predicted from one
     token, its last from ``block_size``. It is the number to report for a held-out split.
+    ``per_token=True`` returns the loss of each scored token instead, ``(n * block_size,)``: the
+    loss of ``data[1 + i]`` at index ``i`` (to average over a chosen part of the text).
     """
     if len(data) <= block_size:
         raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = "
@@ -240,13 +243,18 @@ def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int,
     was_training = model.training
     model.eval()
     try:
-        total = 0.0
+        total, per_token_losses = 0.0, []
         for i in range(0, n, batch_size):
-            _, loss = model(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device))
-            total += loss.item() * len(x[i:i + batch_size])
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            if per_token:
+                logits = model(xb)[0]                                       # (b, T, V)
+                per_token_losses.append(F.cross_entropy(logits.transpose(1, 2), yb,
+                                                        reduction="none").flatten().cpu())
+            else:
+                total += model(xb, yb)[1].item() * len(xb)
     finally:
         model.train(was_training)
-    return total / n
+    return torch.cat(per_token_losses) if per_token else total / n
 
 
 def _check_data(name: str, data, cfg: TrainConfig, model: nn.Module) -> None:

@@ -230,6 +230,7 @@ def test_evaluate_classifier_counts_a_confusion_matrix():
     assert scores["confusion"][data.labels[0], pred[0]] >= 1
     assert scores["accuracy"] == pytest.approx((pred == data.labels).float().mean().item())
     assert scores["loss"] == pytest.approx(loss.item(), abs=1e-5)
+    assert torch.equal(scores["predictions"], pred)
 
 
 # ---- the loop -----------------------------------------------------------------------------------

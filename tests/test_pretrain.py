@@ -187,6 +187,11 @@ def test_estimate_loss_and_dataset_loss_match_direct_computation():
         model.eval()
         whole = model(xs, ys)[1].item()
     assert dataset_loss(model, data, 16, batch_size=4) == pytest.approx(whole, abs=1e-6)
+    per_token = dataset_loss(model, data, 16, batch_size=4, per_token=True)
+    with torch.no_grad():
+        by_hand = torch.nn.functional.cross_entropy(model(xs)[0][2, 5], ys[2, 5]).item()
+    assert per_token.shape == (96,) and per_token.mean().item() == pytest.approx(whole, abs=1e-6)
+    assert per_token[2 * 16 + 5].item() == pytest.approx(by_hand, abs=1e-6)   # scores data[38]
 
 
 def test_block_size_beyond_the_data_or_the_model_is_a_clear_error():

@@ -799,11 +799,12 @@ code(r"""
 kv_models = {"shipped model (float32)": (4, 128, 128, 4), "GPT-2 small": (12, 768, 1024, 2),
              "GPT-3 175B": (96, 12288, 2048, 2)}                   # n_layer, C, context, bytes per number
 print(f"{'model':<26}{'per token':>12}{'full context, 1 sequence':>26}")
+full_context = {}
 for name, (L, C_kv, ctx, nb) in kv_models.items():
     b = 2 * L * C_kv * nb
+    full_context[name] = b * ctx
     print(f"{name:<26}{b / 2**10:>9,.0f} KiB{b * ctx / 2**20:>22,.1f} MiB")
-gpt3_full = 2 * 96 * 12288 * 2 * 2048
-assert gpt3_full == 9 * 2**30                                       # 9 GiB for one 2048-token sequence
+assert full_context["GPT-3 175B"] == 9 * 2**30                      # 9 GiB for one 2048-token sequence
 """),
 md(r"""
 Nine gibibytes for one full-length GPT-3 sequence is why the cache, not the arithmetic, often limits
