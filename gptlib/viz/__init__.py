@@ -15,9 +15,10 @@ from gptlib.viz.positions import (value_strip, line_chart, cosine_similarity_mat
                                   position_explorer)
 from gptlib.viz.parameters import (PARAMETER_GROUPS, parameter_groups, gpt_parameter_groups,
                                    gpt_flops_per_token, parameter_table, GPT_PRESETS,
-                                   parameter_explorer)
+                                   parameter_explorer, gpt_counts)
 from gptlib.viz.sampling import sampling_distribution, sampling_table, sampling_explorer
 from gptlib.viz.finetune import genre_probabilities, genre_explorer
+from gptlib.viz.controls import fmt, on_grid, check_on_grid, value_slider
 
 __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "attention_table",
            "attention_summary", "attention_explorer", "mask_row_html", "mask_explorer",
@@ -25,4 +26,5 @@ __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "at
            "cosine_similarity_matrix", "position_explorer", "PARAMETER_GROUPS", "parameter_groups",
            "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS",
            "parameter_explorer", "sampling_distribution", "sampling_table", "sampling_explorer",
-           "genre_probabilities", "genre_explorer"]
+           "genre_probabilities", "genre_explorer", "gpt_counts", "fmt", "on_grid",
+           "check_on_grid", "value_slider"]

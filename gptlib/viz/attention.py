@@ -6,6 +6,8 @@ import html
 
 import torch
 
+from gptlib.viz.controls import check_on_grid, fmt
+
 __all__ = ["attention_weights", "attention_table", "attention_summary", "attention_explorer"]
 
 
@@ -74,6 +76,11 @@ def attention_explorer(scores: dict, labels, mask: torch.Tensor | None = None,
     import ipywidgets as widgets
 
     names = list(scores)
+    if not names:
+        raise ValueError("attention_explorer needs at least one head's scores")
+    if head is not None and head not in scores:
+        raise ValueError(f"unknown head {head!r}; choose one of {names}")
+    check_on_grid("temperature", temperature, -1, 1, 0.05, log_base=10)
     choose = widgets.Dropdown(options=names, value=head or names[0], description="head:")
     temp = widgets.FloatLogSlider(value=temperature, base=10, min=-1, max=1, step=0.05,
                                   description="temperature:", readout_format=".2f",
@@ -84,7 +91,7 @@ def attention_explorer(scores: dict, labels, mask: torch.Tensor | None = None,
         w = attention_weights(scores[choose.value], mask, temp.value)
         top, entropy = attention_summary(w, mask)
         out.value = (f"<p>temperature {temp.value:.2f}: mean largest weight {top:.3f}, "
-                     f"mean entropy {entropy:.3f} nats (rows: queries, columns: keys)</p>"
+                     f"mean entropy {fmt(entropy)} nats (rows: queries, columns: keys)</p>"
                      + attention_table(w, labels, mask))
 
     choose.observe(update, names="value")

@@ -73,6 +73,10 @@ def mask_explorer(views: dict, query: int | None = None, view: str | None = None
     if len(sizes) != 1:
         raise ValueError(f"every view must have the same length, got {sorted(sizes)}")
     T = sizes.pop()
+    if view is not None and view not in views:
+        raise ValueError(f"unknown view {view!r}; choose one of {list(views)}")
+    if query is not None and not 0 <= query < T:
+        raise ValueError(f"query {query} is outside 0..{T - 1}")
     choose = widgets.Dropdown(options=list(views), value=view or next(iter(views)),
                               description="mask:", layout=widgets.Layout(width="max-content"))
     position = widgets.IntSlider(value=T - 1 if query is None else query, min=0, max=T - 1,

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import math
 
-__all__ = ["PARAMETER_GROUPS", "parameter_groups", "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS", "parameter_explorer"]
+from gptlib.viz.controls import check_on_grid, fmt, value_slider
+
+__all__ = ["PARAMETER_GROUPS", "parameter_groups", "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS", "parameter_explorer",
+           "gpt_counts", "CUSTOM", "SLIDER_RANGES", "TOKEN_COUNTS"]
 
 
 PARAMETER_GROUPS = ("embeddings", "attention", "MLP", "norms")
@@ -67,15 +72,42 @@ def _si(x: float) -> str:
     return f"{x:.3g}"
 
 
+def gpt_counts(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> dict:
+    """What chapter 6's explorer shows, counted by the library on the model itself: a
+    ``gptlib.model.GPT`` of that shape is built on PyTorch's meta device (shapes only, no
+    memory, no arithmetic) and asked. Returns ``groups`` (``parameter_groups(model)``), ``N``
+    (``model.num_parameters()``), ``N_compute`` (``num_parameters(non_embedding=True)``: N less
+    the position table) and ``flops_per_token`` (``model.flops_per_token()``, at full context).
+    Cached: moving a slider back to a shape seen before costs nothing."""
+    return dict(_gpt_counts(vocab_size, block_size, n_layer, n_embd))
+
+
+@functools.lru_cache(maxsize=256)
+def _gpt_counts(vocab_size, block_size, n_layer, n_embd):
+    import torch
+
+    from gptlib.model import GPT, GPTConfig
+
+    config = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=1,
+                       n_embd=n_embd)                 # heads do not change any count
+    with torch.device("meta"):
+        model = GPT(config)
+    return (("groups", parameter_groups(model)), ("N", model.num_parameters()),
+            ("N_compute", model.num_parameters(non_embedding=True)),
+            ("flops_per_token", model.flops_per_token()))
+
+
 def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
                     n_tokens: float | None = None) -> str:
     """An HTML table: the four parameter groups (count, share, bar) and the total N; then, with
     one count for compute throughout, N' = N minus the position table (as ``GPT.flops_per_token``
     counts): N', the training FLOPs per token at full context, 6·N' + 12·L·T·C, and, given
-    ``n_tokens`` D, the training compute ≈ 6·N'·D."""
-    groups = gpt_parameter_groups(vocab_size, block_size, n_layer, n_embd)
-    total = sum(groups.values())
-    n_compute = total - block_size * n_embd            # N': the position table costs no FLOPs
+    ``n_tokens`` D, the training compute ``gptlib.model.training_flops(N', D)`` = 6·N'·D.
+    Every number comes from ``gpt_counts`` (the library's own counts of a GPT of that shape)."""
+    from gptlib.model import training_flops
+
+    counts = gpt_counts(vocab_size, block_size, n_layer, n_embd)
+    groups, total, n_compute = counts["groups"], counts["N"], counts["N_compute"]
     colours = {"embeddings": "#4c72b0", "attention": "#dd8452", "MLP": "#55a868", "norms": "#c44e52"}
     rows = []
     for name, n in groups.items():
@@ -83,8 +115,8 @@ def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
         bar = (f'<div style="background:{colours[name]};height:0.8em;'
                f'width:{max(1, round(200 * share))}px"></div>')
         rows.append(f"<tr><td>{name}</td><td style='text-align:right'>{n:,}</td>"
-                    f"<td style='text-align:right'>{100 * share:.3g}%</td><td>{bar}</td></tr>")
-    flops = gpt_flops_per_token(vocab_size, block_size, n_layer, n_embd)
+                    f"<td style='text-align:right'>{fmt(100 * share, '.3g')}%</td><td>{bar}</td></tr>")
+    flops = counts["flops_per_token"]
     rows.append(f"<tr><th>total N</th><th style='text-align:right'>{total:,}</th>"
                 f"<th style='text-align:right'>{_si(total)}</th><th></th></tr>")
     rows.append(f"<tr><td>N' = N − position table (counted for compute)</td>"
@@ -94,8 +126,8 @@ def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
                 f"<td style='text-align:right'>{flops:.3e}</td><td></td><td></td></tr>")
     if n_tokens is not None:
         rows.append(f"<tr><td>training compute 6·N'·D, D = {_si(n_tokens)} tokens</td>"
-                    f"<td style='text-align:right'>{6 * n_compute * n_tokens:.2e}</td><td>FLOPs</td>"
-                    f"<td></td></tr>")
+                    f"<td style='text-align:right'>{training_flops(n_compute, n_tokens):.2e}</td>"
+                    f"<td>FLOPs</td><td></td></tr>")
     return ("<table><tr><th>group</th><th>parameters</th><th>share</th><th></th></tr>"
             + "".join(rows) + "</table>")
 
@@ -107,30 +139,73 @@ GPT_PRESETS = {  # (vocab_size, block_size, n_layer, n_embd); chapter 6 checks i
     "character model (chapter 6)": (70, 64, 3, 48),
 }
 
+CUSTOM = "custom"    # the preset drop-down's entry while the sliders match no preset
+
+# The sliders' ranges (min, max, step) and the token counts of the D slider: 1, 2, 3, 5 per decade
+# from 1M to 100T, plus the start value (so D starts exactly where the caller says).
+SLIDER_RANGES = {"n_layer": (1, 128, 1), "n_embd": (16, 16384, 16), "vocab_size": (2, 256000, 1),
+                 "block_size": (1, 32768, 1)}
+TOKEN_COUNTS = tuple(float(m * 10 ** e) for e in range(6, 15) for m in (1, 2, 3, 5)
+                     if m * 10 ** e <= 10 ** 14)
+
 
 def parameter_explorer(preset: str = "GPT-2 small", n_tokens: float = 300e9):
     """Sliders for depth, width, vocabulary and context; a table of the parameter groups, the
     FLOPs per token and the training compute for ``n_tokens`` tokens (default 300B, the budget
     of every GPT-3 model). Returns an ``ipywidgets.VBox`` whose HTML part holds the table, so the
-    saved state shows it."""
+    saved state shows it.
+
+    The drop-down names a preset only while the four sliders hold exactly its values, and says
+    "custom" otherwise. The D slider runs over ``TOKEN_COUNTS`` plus ``n_tokens``, so it starts
+    at exactly ``n_tokens``; sliders update when released (each change builds the model on the
+    meta device, see ``gpt_counts``)."""
     import ipywidgets as widgets
 
+    if preset not in GPT_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {list(GPT_PRESETS)}")
+    if not (isinstance(n_tokens, (int, float)) and not isinstance(n_tokens, bool)
+            and 0 < n_tokens < math.inf):
+        raise ValueError(f"n_tokens must be a positive finite number of tokens, got {n_tokens!r}")
+    for name, values in GPT_PRESETS.items():
+        for field, v in zip(("vocab_size", "block_size", "n_layer", "n_embd"), values):
+            check_on_grid(f"preset {name!r}: {field}", v, *SLIDER_RANGES[field])
     V, T, L, C = GPT_PRESETS[preset]
     style = {"description_width": "initial"}
-    choose = widgets.Dropdown(options=list(GPT_PRESETS), value=preset, description="preset:")
-    layers = widgets.IntSlider(value=L, min=1, max=128, description="n_layer:", style=style)
-    width = widgets.IntSlider(value=C, min=16, max=16384, step=16, description="n_embd:", style=style)
-    vocab = widgets.IntSlider(value=V, min=2, max=256000, description="vocab_size:", style=style)
-    context = widgets.IntSlider(value=T, min=1, max=32768, description="block_size:", style=style)
-    tokens = widgets.FloatLogSlider(value=n_tokens, base=10, min=6, max=14, step=0.1,
-                                    description="tokens D:", readout_format=".2e", style=style)
+    choose = widgets.Dropdown(options=[*GPT_PRESETS, CUSTOM], value=preset, description="preset:")
+
+    def slider(field, value):
+        lo, hi, step = SLIDER_RANGES[field]
+        return widgets.IntSlider(value=value, min=lo, max=hi, step=step, description=f"{field}:",
+                                 continuous_update=False, style=style)
+
+    layers, width = slider("n_layer", L), slider("n_embd", C)
+    vocab, context = slider("vocab_size", V), slider("block_size", T)
+    tokens = value_slider(TOKEN_COUNTS, n_tokens, "tokens D:", _si, continuous_update=False,
+                          style=style)
     out = widgets.HTML()
+    loading = [False]
 
     def update(change=None):
-        out.value = parameter_table(vocab.value, context.value, layers.value, width.value, tokens.value)
+        if loading[0]:
+            return
+        values = (vocab.value, context.value, layers.value, width.value)
+        matching = [name for name, v in GPT_PRESETS.items() if v == values]
+        loading[0] = True                       # renaming the preset must not load it
+        try:
+            choose.value = matching[0] if matching else CUSTOM
+        finally:
+            loading[0] = False
+        out.value = parameter_table(*values, tokens.value)
 
     def load_preset(change):
-        vocab.value, context.value, layers.value, width.value = GPT_PRESETS[choose.value]
+        if loading[0] or choose.value == CUSTOM:
+            return
+        loading[0] = True                       # one update once all four sliders are set
+        try:
+            vocab.value, context.value, layers.value, width.value = GPT_PRESETS[choose.value]
+        finally:
+            loading[0] = False
+        update()
 
     choose.observe(load_preset, names="value")
     for w in (layers, width, vocab, context, tokens):

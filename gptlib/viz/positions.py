@@ -6,6 +6,8 @@ import html
 
 import torch
 
+from gptlib.viz.controls import fmt
+
 __all__ = ["value_strip", "line_chart", "cosine_similarity_matrix", "position_explorer"]
 
 
@@ -22,7 +24,7 @@ def value_strip(values, vmax: float | None = None, cell_px: int = 9) -> str:
     vals = [float(v) for v in (values.tolist() if isinstance(values, torch.Tensor) else values)]
     vmax = max((abs(v) for v in vals), default=0.0) if vmax is None else float(vmax)
     td = f"width:{cell_px}px;height:{2 * cell_px}px;padding:0;border:1px solid #fff"
-    cells = "".join(f"<td style='{td};background:{_signed_colour(v, vmax)}' title='{i}: {v:.3f}'></td>"
+    cells = "".join(f"<td style='{td};background:{_signed_colour(v, vmax)}' title='{i}: {fmt(v)}'></td>"
                     for i, v in enumerate(vals))
     return f"<table style='border-collapse:collapse'><tr>{cells}</tr></table>"
 
@@ -58,8 +60,8 @@ def line_chart(values, marker: int | None = None, width: int = 480, height: int 
         parts.append(f"<line x1='{x(marker):.1f}' x2='{x(marker):.1f}' y1='{pad_t}' "
                      f"y2='{pad_t + h}' stroke='#c44e52' stroke-dasharray='3,2'/>")
     parts += [f"<polyline points='{points}' fill='none' stroke='#4c72b0' stroke-width='1.5'/>",
-              f"<text x='{pad_l - 4}' y='{pad_t + 8}' text-anchor='end'>{hi:.2f}</text>",
-              f"<text x='{pad_l - 4}' y='{pad_t + h}' text-anchor='end'>{lo:.2f}</text>",
+              f"<text x='{pad_l - 4}' y='{pad_t + 8}' text-anchor='end'>{fmt(hi, '.2f')}</text>",
+              f"<text x='{pad_l - 4}' y='{pad_t + h}' text-anchor='end'>{fmt(lo, '.2f')}</text>",
               f"<text x='{pad_l}' y='{height - 6}'>0</text>",
               f"<text x='{pad_l + w}' y='{height - 6}' text-anchor='end'>{n - 1}</text>",
               f"<text x='{pad_l + w / 2:.0f}' y='{height - 6}' text-anchor='middle'>"
@@ -89,7 +91,13 @@ def position_explorer(similarity: dict, vectors: dict | None = None, notes: dict
     import ipywidgets as widgets
 
     names = list(similarity)
+    if not names:
+        raise ValueError("position_explorer needs at least one encoding")
+    if encoding is not None and encoding not in similarity:
+        raise ValueError(f"unknown encoding {encoding!r}; choose one of {names}")
     n = similarity[names[0]].shape[0]
+    if not 0 <= position < n:
+        raise ValueError(f"position {position} is outside 0..{n - 1}")
     vectors, notes = vectors or {}, notes or {}
     choose = widgets.Dropdown(options=names, value=encoding or names[0], description="encoding:")
     pos = widgets.IntSlider(value=position, min=0, max=n - 1, description="position t:",
@@ -100,7 +108,7 @@ def position_explorer(similarity: dict, vectors: dict | None = None, notes: dict
         name, t = choose.value, pos.value
         row = similarity[name][t].double()
         others = [s for s in torch.argsort(row, descending=True, stable=True).tolist() if s != t]
-        nearest = ", ".join(f"{s} ({row[s].item():.2f})" for s in others[:4])
+        nearest = ", ".join(f"{s} ({fmt(row[s].item(), '.2f')})" for s in others[:4])
         vec = vectors.get(name)
         parts = [f"<p>{html.escape(notes.get(name, ''))}</p>"]
         if vec is None:

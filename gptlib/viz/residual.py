@@ -91,6 +91,8 @@ def gradient_flow_explorer(profiles: dict, depth: int | None = None, residual: b
     positive = [v for p in profiles.values() for v in p if v > 0]
     hi = 10.0 ** math.ceil(math.log10(max(positive)))
     lo = max(10.0 ** math.floor(math.log10(min(positive))), 1e-40)
+    if depth is not None and depth not in depths:
+        raise ValueError(f"profiles have no depth {depth}; choose one of {depths}")
     style = {"description_width": "initial"}
     depth_w = widgets.SelectionSlider(options=depths, value=depth or depths[-1],
                                       description="blocks:", style=style)

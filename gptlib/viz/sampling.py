@@ -6,6 +6,7 @@ import html
 
 import torch
 
+from gptlib.viz.controls import check_on_grid, fmt
 from gptlib.viz.tokens import _label
 
 __all__ = ["sampling_distribution", "sampling_table", "sampling_explorer"]
@@ -68,6 +69,8 @@ def sampling_explorer(model, tokenizer, prompts, temperature: float = 1.0, top_p
     prompts = list(prompts)
     if not prompts:
         raise ValueError("sampling_explorer needs at least one prompt")
+    check_on_grid("temperature", temperature, 0.0, 2.0, 0.05)
+    check_on_grid("top_p", top_p, 0.05, 1.0, 0.05)
     device = next(model.parameters()).device
     logits = {}
     with torch.no_grad():
@@ -90,12 +93,12 @@ def sampling_explorer(model, tokenizer, prompts, temperature: float = 1.0, top_p
         p_sample = sampling_distribution(z, t, None, p)
         kept = int((p_sample > 0).sum())
         nz = p_sample[p_sample > 0]
-        entropy = float(-(nz * nz.log()).sum())
+        entropy = float(-(nz * nz.log()).sum())         # -0.0 when one token is left
         text = generate_text(model, tokenizer, choose.value, n_chars, temperature=t, top_p=p,
                              generator=torch.Generator().manual_seed(seed))
         mode = "greedy (argmax)" if t == 0 else f"temperature {t:.2f}, top-p {p:.2f}"
         out.value = (f"<p>{mode}: {kept} of {z.numel()} tokens can be sampled; entropy of the "
-                     f"sampling distribution {entropy:.3f} nats</p>"
+                     f"sampling distribution {fmt(entropy)} nats</p>"
                      + sampling_table(p_model, p_sample, lambda i: tokenizer.decode([i]))
                      + "<p>a continuation sampled with these settings (seed "
                      f"{seed}):</p><pre style='white-space:pre-wrap'><b>"

@@ -34,7 +34,11 @@ def next_token_explorer(table: torch.Tensor, tokenizer, top: int = 8, start: str
     import ipywidgets as widgets
 
     options = [(_label(tokenizer.decode([i])), i) for i in range(table.shape[0])]
-    choose = widgets.Dropdown(options=options, value=tokenizer.encode(start)[0],
+    ids = tokenizer.encode(start)
+    if len(ids) != 1 or not 0 <= ids[0] < table.shape[0]:
+        raise ValueError(f"start={start!r} must be one token of the table's {table.shape[0]}, "
+                         f"got ids {ids}")
+    choose = widgets.Dropdown(options=options, value=ids[0],
                               description="current:")
     out = widgets.HTML()
 
