@@ -694,10 +694,14 @@ the four parameter groups and the total $N$. Its compute rows use one count thro
 $N' = N - T_{\max}C$, the parameters less the position table (a table look-up costs no
 arithmetic), as `GPT.flops_per_token` does: the training FLOPs per token at full context,
 $6N' + 12LT_{\max}C$, and the training compute $6N'D$ for $D$ tokens. $D$ starts at 300B, the
-budget every GPT-3 model was trained on (next cell). (The sliders need a running notebook; the HTML
-book shows the state the explorer was saved in, and the figure below it shows the same numbers
-across a whole model family.) The explorer's closed-form numbers must agree with a model built from
-the same configuration, and its presets with the models of this chapter:
+budget every GPT-3 model was trained on (next cell). The drop-down names a preset only while the
+sliders hold its values, and says "custom" otherwise. Every number in the table is counted by the
+library itself: the explorer builds a `GPT` of that shape on PyTorch's *meta* device (shapes, no
+memory) and asks it `num_parameters`, `flops_per_token` and `parameter_groups`, then
+`training_flops`. (The sliders need a running notebook; the HTML book shows the state the explorer
+was saved in, and the figure below it shows the same numbers across a whole model family.) The
+closed forms of this chapter must agree with a model built from the same configuration, and the
+explorer's presets with the models of this chapter:
 """),
 code(r"""
 for m in (model, ours_small, ours_gpt3):
@@ -708,7 +712,10 @@ for m in (model, ours_small, ours_gpt3):
     assert gpt_flops_per_token(*args, seq_len=100) == m.flops_per_token(100)
 assert GPT_PRESETS["character model (chapter 6)"] == (V, config.block_size, config.n_layer, config.n_embd)
 assert GPT_PRESETS["GPT-2 small"] == (Vg, Tg, Lg, Cg)
-parameter_explorer("GPT-2 small", n_tokens=300e9)      # D: GPT-3's training budget
+explorer = parameter_explorer("GPT-2 small", n_tokens=300e9)   # D: GPT-3's budget
+table = explorer.children[-1].value                  # the HTML table it shows
+assert "D = 300B tokens" in table and "2.23e+20" in table
+explorer
 """),
 md(r"""
 GPT-3 was not one model but eight, all trained on 300B tokens with the same vocabulary and context
