@@ -73,17 +73,20 @@ def _si(x: float) -> str:
 
 
 def gpt_counts(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> dict:
-    """What chapter 6's explorer shows, counted by the library on the model itself: a
-    ``gptlib.model.GPT`` of that shape is built on PyTorch's meta device (shapes only, no
-    memory, no arithmetic) and asked. Returns ``groups`` (``parameter_groups(model)``), ``N``
-    (``model.num_parameters()``), ``N_compute`` (``num_parameters(non_embedding=True)``: N less
-    the position table) and ``flops_per_token`` (``model.flops_per_token()``, at full context).
-    Cached: moving a slider back to a shape seen before costs nothing."""
+    """What chapter 6's explorer shows, counted by the library on the model itself. Returns
+    ``groups`` (``parameter_groups(model)``), ``N`` (``model.num_parameters()``), ``N_compute``
+    (``num_parameters(non_embedding=True)``: N less the position table) and ``flops_per_token``
+    (``model.flops_per_token()``, at full context) of ``GPT(GPTConfig(vocab_size, block_size,
+    n_layer, n_embd))``.
+
+    The models are built on PyTorch's meta device (shapes only: no memory, no arithmetic), with
+    1 and with 2 blocks; as every block is the same, each count is the 1-block count plus
+    ``n_layer - 1`` times the difference (building all 96 blocks of GPT-3 would take about a
+    second per slider move; a test checks the result against the full model). Cached."""
     return dict(_gpt_counts(vocab_size, block_size, n_layer, n_embd))
 
 
-@functools.lru_cache(maxsize=256)
-def _gpt_counts(vocab_size, block_size, n_layer, n_embd):
+def _model_counts(vocab_size, block_size, n_layer, n_embd):
     import torch
 
     from gptlib.model import GPT, GPTConfig
@@ -92,9 +95,20 @@ def _gpt_counts(vocab_size, block_size, n_layer, n_embd):
                        n_embd=n_embd)                 # heads do not change any count
     with torch.device("meta"):
         model = GPT(config)
-    return (("groups", parameter_groups(model)), ("N", model.num_parameters()),
-            ("N_compute", model.num_parameters(non_embedding=True)),
-            ("flops_per_token", model.flops_per_token()))
+    return {**parameter_groups(model), "N": model.num_parameters(),
+            "N_compute": model.num_parameters(non_embedding=True),
+            "flops_per_token": model.flops_per_token()}
+
+
+@functools.lru_cache(maxsize=256)
+def _gpt_counts(vocab_size, block_size, n_layer, n_embd):
+    if not isinstance(n_layer, int) or isinstance(n_layer, bool) or n_layer < 1:
+        raise ValueError(f"n_layer must be a positive int, got {n_layer!r}")
+    one = _model_counts(vocab_size, block_size, 1, n_embd)
+    two = _model_counts(vocab_size, block_size, 2, n_embd)
+    c = {k: one[k] + (n_layer - 1) * (two[k] - one[k]) for k in one}
+    return (("groups", {g: c[g] for g in PARAMETER_GROUPS}), ("N", c["N"]),
+            ("N_compute", c["N_compute"]), ("flops_per_token", c["flops_per_token"]))
 
 
 def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
