@@ -696,23 +696,32 @@ arithmetic), as `GPT.flops_per_token` does: the training FLOPs per token at full
 $6N' + 12LT_{\max}C$, and the training compute $6N'D$ for $D$ tokens. $D$ starts at 300B, the
 budget every GPT-3 model was trained on (next cell). The drop-down names a preset only while the
 sliders hold its values, and says "custom" otherwise. Every number in the table is counted by the
-library itself: the explorer builds a `GPT` of that shape on PyTorch's *meta* device (shapes, no
-memory) and asks it `num_parameters`, `flops_per_token` and `parameter_groups`, then
-`training_flops`. (The sliders need a running notebook; the HTML book shows the state the explorer
-was saved in, and the figure below it shows the same numbers across a whole model family.) The
-closed forms of this chapter must agree with a model built from the same configuration, and the
-explorer's presets with the models of this chapter:
+library itself (`gptlib.viz.gpt_counts`): the explorer builds `GPT`s of that vocabulary, context
+and width on PyTorch's *meta* device (shapes, no memory), with one block and with two, asks them
+`num_parameters`, `flops_per_token` and `parameter_groups`, and adds the second block's share once
+for every further block (the blocks are identical); `training_flops` gives the compute. (The
+sliders need a running notebook; the HTML book shows the state the explorer was saved in, and the
+figure below it shows the same numbers across a whole model family.) The closed forms of this
+chapter must agree with a model built from the same configuration, and the explorer's presets with
+the models of this chapter:
 """),
 code(r"""
+from gptlib.viz import gpt_counts      # what the explorer shows
+
 for m in (model, ours_small, ours_gpt3):
     c = m.config
     args = (c.vocab_size, c.block_size, c.n_layer, c.n_embd)
     assert gpt_parameter_groups(*args) == parameter_groups(m)
     assert gpt_flops_per_token(*args) == m.flops_per_token()
     assert gpt_flops_per_token(*args, seq_len=100) == m.flops_per_token(100)
-assert GPT_PRESETS["character model (chapter 6)"] == (V, config.block_size, config.n_layer, config.n_embd)
+    assert gpt_counts(*args) == {
+        "groups": parameter_groups(m), "N": m.num_parameters(),
+        "N_compute": m.num_parameters(non_embedding=True),
+        "flops_per_token": m.flops_per_token()}
+assert GPT_PRESETS["character model (chapter 6)"] == (
+    V, config.block_size, config.n_layer, config.n_embd)
 assert GPT_PRESETS["GPT-2 small"] == (Vg, Tg, Lg, Cg)
-explorer = parameter_explorer("GPT-2 small", n_tokens=300e9)   # D: GPT-3's budget
+explorer = parameter_explorer("GPT-2 small", n_tokens=300e9)  # D: GPT-3's budget
 table = explorer.children[-1].value                  # the HTML table it shows
 assert "D = 300B tokens" in table and "2.23e+20" in table
 explorer
