@@ -12,8 +12,9 @@ The explorers (and the chapter that shows each, with the start values it passes)
     ch8 genre_explorer(model, tok, classes, text)           text box
 
 For each: the controls start where the caller (the chapter) says *as a browser shows them* (a
-browser snaps a slider's value to its grid when it draws it and sends the snapped value back;
-``browser_value`` below is that snapping, written independently of ``gptlib.viz``), every
+browser snaps a slider's value to its grid when it draws it: chapter 6's old D slider, built at
+3e11, read 3.16e+11 in JupyterLab; ``browser_value`` below is that snapping, written
+independently of ``gptlib.viz``), every
 control is set to several values including its extremes, and the numbers the HTML shows are
 parsed and compared with the library's own computation for those values; no number may print
 as negative zero ("-0.000"), NaN or inf.

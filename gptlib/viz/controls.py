@@ -2,11 +2,12 @@
 that show exactly the value they were given.
 
 A browser snaps a slider's value to its grid (``min + k * step``; for ``FloatLogSlider`` the
-exponent ``min + k * step``) as soon as it draws the slider, and sends the snapped value back to
-the kernel, so an explorer built with an off-grid value starts somewhere else than its caller
-asked (``FloatLogSlider(value=300e9, min=6, step=0.1)`` shows 10^11.5 = 316B). ``on_grid`` is that
-snapping; the explorers check their start values with ``check_on_grid`` (a clear error instead of
-a silent move) or use ``value_slider``, whose grid is the list of values itself.
+exponent ``min + k * step``) as soon as it draws the slider, so an explorer built with an off-grid
+value does not start where its caller asked: in JupyterLab 4.6 (headless Chromium),
+``FloatLogSlider(value=300e9, min=6, step=0.1)`` reads 3.16e+11 (10^11.5) while the kernel still
+holds 3e11, and the first move of the slider leaves from 10^11.5. ``on_grid`` is that snapping;
+the explorers check their start values with ``check_on_grid`` (a clear error instead of a silent
+move) or use ``value_slider``, whose grid is the list of values itself.
 """
 
 from __future__ import annotations
