@@ -154,6 +154,7 @@ class TrainResult:
     tokens: int = 0
     elapsed_s: float = 0.0
     stopped_early: bool = False
+    state_bytes: dict | None = None     # this rank's parameter/gradient/optimizer bytes (last step)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -414,7 +415,7 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
     if progress and gdist.is_main():
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step")
-    t0, stopped, step = time.perf_counter(), False, start
+    t0, stopped, step, state_bytes = time.perf_counter(), False, start, None
     model.train()
     try:
         for step in range(start + 1, cfg.steps + 1):
@@ -442,6 +443,8 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
             norm = nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip or math.inf)
             norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm   # FSDP
             optimizer.step()
+            if step == cfg.steps:                              # what this rank stores
+                state_bytes = gdist.state_bytes(net, optimizer)
             optimizer.zero_grad(set_to_none=True)
             tokens += counts.get("tokens", 0)
             record = {"step": step, "lr": lr, "train_loss": loss_sum / cfg.grad_accum,
@@ -479,7 +482,8 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
                        final_train_loss=(evaluated[-1]["eval_train_loss"] if evaluated else
                                          history[-1]["train_loss"] if history else None),
                        steps=history[-1]["step"] if history else 0, tokens=tokens,
-                       elapsed_s=time.perf_counter() - t0, stopped_early=stopped)
+                       elapsed_s=time.perf_counter() - t0, stopped_early=stopped,
+                       state_bytes=state_bytes)
 
 
 if __name__ == "__main__":          # python -m gptlib.pretrain --config configs/X.json

@@ -153,7 +153,8 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
         results.update(parameters=model.num_parameters(), torch_version=torch.__version__,
                        threads=torch.get_num_threads())
         if gdist.world_size() > 1:
-            results.update(world_size=gdist.world_size(), parallel=tcfg.parallel)
+            results.update(world_size=gdist.world_size(), parallel=tcfg.parallel,
+                           state_bytes_rank0=result.state_bytes)
         if val_ids is not None and not result.stopped_early:   # all of it, not a sample
             results["val_loss_all_windows"] = dataset_loss(model, val_ids, tcfg.block_size)
         save_pretrained(out, model, tok, train=tcfg.to_dict(), data=cfg["data"], results=results,

@@ -18,6 +18,7 @@ from gptlib.viz.parameters import (PARAMETER_GROUPS, parameter_groups, gpt_param
                                    parameter_explorer)
 from gptlib.viz.sampling import sampling_distribution, sampling_table, sampling_explorer
 from gptlib.viz.finetune import genre_probabilities, genre_explorer
+from gptlib.viz.scaling import run_plan, run_plan_table, scale_explorer
 
 __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "attention_table",
            "attention_summary", "attention_explorer", "mask_row_html", "mask_explorer",
@@ -25,4 +26,4 @@ __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "at
            "cosine_similarity_matrix", "position_explorer", "PARAMETER_GROUPS", "parameter_groups",
            "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS",
            "parameter_explorer", "sampling_distribution", "sampling_table", "sampling_explorer",
-           "genre_probabilities", "genre_explorer"]
+           "genre_probabilities", "genre_explorer", "run_plan", "run_plan_table", "scale_explorer"]
