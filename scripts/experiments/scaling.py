@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     todo = [(size, steps, seed) for size in SIZES for steps in BUDGETS
             for seed in (args.seeds if steps == BUDGETS[-1] else args.seeds[:1])]
+    todo.sort(key=lambda t: -t[0][2] ** 2 * t[0][0] * t[1])   # longest first, for --jobs
     t0 = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "machine": platform.machine()},
         "total_s": round(time.perf_counter() - t0),
-        "runs": runs,
+        "runs": sorted(runs, key=lambda r: (r["N"], r["steps"], r["seed"])),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(dumps(results))
