@@ -376,7 +376,7 @@ same = all(torch.allclose(p.grad, q.grad, atol=1e-6)
 print(f"saved for backward: plain {saved['plain'] / 2**20:.1f} MiB, "
       f"checkpointed {saved['checkpointed'] / 2**20:.1f} MiB")
 print("same gradients (atol 1e-6):", same)
-assert same and saved["checkpointed"] < 0.3 * saved["plain"]
+assert same and saved["checkpointed"] < 0.1 * saved["plain"]
 """),
 code(r"""
 def step_time(m, reps=5):
@@ -394,9 +394,9 @@ print(f"forward + backward, best of 5: plain {times['plain'] * 1e3:.0f} ms, chec
       f"({times['checkpointed'] / times['plain']:.2f}x)")
 """, "nbval-ignore-output"),
 md(r"""
-The checkpointed model stores under a third of the bytes for exactly the same gradients (what it
-still stores: the block inputs and the final norm/output layer's tensors, which are not inside a
-checkpointed block). The time ratio printed above was measured on a shared machine; the extra
+The checkpointed model stores less than a tenth of the bytes for exactly the same gradients (what
+it still stores: the block inputs and the final norm and output layer's tensors, which are not
+inside a checkpointed block; during backward one block's activations exist again at a time). The time ratio printed above was measured on a shared machine; the extra
 forward pass makes it typically 1.2–1.4×, never less than 1.
 """),
 md(r"""
@@ -408,10 +408,12 @@ and only 7 mantissa bits. So bf16 covers fp32's range with less precision, and f
 precise but overflows above 65,504 and flushes small numbers to zero:
 """),
 code(r"""
-print(f"{'':>9} {'largest':>10} {'smallest normal':>16} {'eps (1 -> next)':>16}")
+print(f"{'':>9} {'largest':>10} {'smallest normal':>16} {'smallest > 0':>13} "
+      f"{'eps (1 -> next)':>16}")
 for dt in (torch.float32, torch.bfloat16, torch.float16):
     fi = torch.finfo(dt)
-    print(f"{str(dt)[6:]:>9} {fi.max:>10.3g} {fi.tiny:>16.3g} {fi.eps:>16.3g}")
+    print(f"{str(dt)[6:]:>9} {fi.max:>10.3g} {fi.tiny:>16.3g} {fi.tiny * fi.eps:>13.3g} "
+          f"{fi.eps:>16.3g}")
 tiny_grad = torch.tensor(1e-8)
 print("1e-8 in fp16:", tiny_grad.half().item(), " in bf16:",
       f"{tiny_grad.bfloat16().item():.3g}")
@@ -421,12 +423,14 @@ assert tiny_grad.half().item() == 0.0 and tiny_grad.bfloat16().item() > 0
 """),
 md(r"""
 **Why fp16 needs loss scaling.** Gradients are often far smaller than the activations: in fp16
-the smallest positive number is $6 \times 10^{-8}$, and anything smaller becomes exactly zero — the
-update for that weight is lost. {cite:t}`micikevicius2018mixed` multiply the loss by a large
+the smallest positive number is $6 \times 10^{-8}$ (a *subnormal*; below $6 \times 10^{-5}$ the
+precision already thins out), and anything smaller becomes exactly zero — the update for that
+weight is lost. {cite:t}`micikevicius2018mixed` multiply the loss by a large
 factor $S$ before backward (so every gradient is $S$ times larger and stays representable), and
 divide the gradients by $S$ in fp32 before the update; `torch.amp.GradScaler` does this and
-lowers $S$ whenever an overflow appears. Here are the real gradients of a small GPT, rounded to
-fp16 with and without a scale of $2^{16}$:
+lowers $S$ whenever an overflow appears. Here are the real gradients of a small GPT's loss,
+divided by 1,000 so that the effect shows on a model this small (deep models and long averages
+make such gradients), rounded to fp16 with and without a scale of $2^{16}$:
 """),
 code(r"""
 set_seed(0)
@@ -434,33 +438,36 @@ lm = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=64)
 xg = torch.randint(0, 65, (8, 64), generator=torch.Generator().manual_seed(1))
 lm(xg, xg)[1].backward()
 grads = torch.cat([p.grad.flatten() for p in lm.parameters()])
-grads = grads[grads != 0] * 1e-3      # a loss 1000x smaller, e.g. averaged over more tokens
+grads = grads[grads != 0] * 1e-3      # as if the loss were 1000x smaller
 S = 2.0 ** 16
-lost = (grads.half() == 0).float().mean().item()
-lost_scaled = ((grads * S).half() == 0).float().mean().item()
-back = ((grads * S).half().float() / S)
-rel = ((back - grads).abs() / grads.abs()).max().item()
-print(f"gradients that round to 0 in fp16: {lost:.1%}; with loss scale 2^16: "
-      f"{lost_scaled:.1%} (max relative error after unscaling: {rel:.1e})")
-assert lost > 0.01 and lost_scaled == 0.0 and rel < 1e-3
-"""),
+plain16 = grads.half().float()
+scaled16 = (grads * S).half().float() / S                  # unscaled in fp32
+for name, g16 in (("fp16", plain16), ("fp16, loss scale 2^16", scaled16)):
+    zero = (g16 == 0).float().mean().item()
+    err = ((g16 - grads).norm() / grads.norm()).item()
+    print(f"{name:>22}: {zero:6.1%} of the gradients become 0; "
+          f"error of the gradient vector {err:.1e}")
+assert (plain16 == 0).float().mean() > 0.05
+assert (scaled16 == 0).float().mean() < 0.01
+assert ((scaled16 - grads).norm() / grads.norm()) < 1e-3
+""", "nbval-ignore-output"),
 md(r"""
 bf16 has fp32's exponent range, so it needs no loss scaling, which is why it is the usual choice
 today. `TrainConfig(precision="bf16")` runs the forward pass under `torch.autocast` in bf16 (the
 matrix products in bf16, the softmax, norms and loss in fp32, PyTorch's autocast rules), while
-the weights, gradients and AdamW stay fp32. Three seeds, 60 steps each, fp32 vs bf16:
+the weights, gradients and AdamW stay fp32. Three seeds, 50 steps each, fp32 vs bf16:
 """),
 code(r"""
 small_text = load_text("train")[:200_000]
 char_tok = CharTokenizer.train(small_text)
 plays = encode_text(small_text, char_tok)
-PREC = dict(vocab_size=char_tok.vocab_size, block_size=64, n_layer=2, n_head=4, n_embd=64)
+PREC = dict(vocab_size=char_tok.vocab_size, block_size=64, n_layer=2, n_head=4, n_embd=32)
 curves, wall = {}, {}
 for precision in ("fp32", "bf16"):
     for seed in (0, 1, 2):
         set_seed(seed)
         m = GPT(GPTConfig(**PREC))
-        res = train(m, plays, TrainConfig(steps=60, batch_size=16, block_size=64, lr=3e-3,
+        res = train(m, plays, TrainConfig(steps=50, batch_size=8, block_size=64, lr=3e-3,
                                           warmup_steps=10, seed=seed, precision=precision))
         curves[precision, seed] = np.array([r["train_loss"] for r in res.history])
         wall[precision, seed] = res.elapsed_s
@@ -472,14 +479,14 @@ print(f"bf16 time / fp32 time: {1 / speed:.2f} (this CPU: "
       f"{torch.backends.cpu.get_cpu_capability()}, a shared machine)")
 """, "nbval-ignore-output"),
 code(r"""
-print("bf16 tracks fp32 within 0.05 nats at every step, every seed:", max(gaps) < 0.05)
-print("both learn (loss falls by more than 0.8 nats):",
-      all(curves[k][0] - curves[k][-1] > 0.8 for k in curves))
-assert max(gaps) < 0.05
-assert all(curves[k][0] - curves[k][-1] > 0.8 for k in curves)
+print("bf16 tracks fp32 within 0.02 nats at every step, every seed:", max(gaps) < 0.02)
+print("both learn (loss falls by more than 0.7 nats):",
+      all(curves[k][0] - curves[k][-1] > 0.7 for k in curves))
+assert max(gaps) < 0.02
+assert all(curves[k][0] - curves[k][-1] > 0.7 for k in curves)
 """),
 md(r"""
-The two curves are the same to within a few hundredths of a nat. How much faster bf16 is depends
+The two curves agree to within 0.02 nats at every step of every seed. How much faster bf16 is depends
 on the hardware: on a CPU with bf16 matrix units (Intel AMX) the matmuls run several times
 faster; on one without, autocast can even be slower, since every product pays for conversions.
 The ratio printed above is this machine's and is not a claim of the book. On GPUs bf16 runs on
@@ -771,7 +778,7 @@ md(r"""
   for GPT-3. Activations add $sbh(34 + 5as/h)$ bytes per layer (measured to the byte with fused
   modules); activation checkpointing trades an extra forward pass for most of them.
 - bf16 keeps fp32's range (no loss scaling) with 7 mantissa bits; a bf16-autocast run tracked
-  fp32 within 0.05 nats. fp16 flushes gradients below $6 \times 10^{-8}$ to zero unless the loss
+  fp32 within 0.02 nats. fp16 flushes gradients below $6 \times 10^{-8}$ to zero unless the loss
   is scaled.
 - GPT-3 alternates dense and locally banded attention; a banded mask saves compute only in a
   kernel that skips the masked blocks.
