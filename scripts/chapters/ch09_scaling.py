@@ -407,8 +407,10 @@ print(f"forward + backward, best of 5: plain {times['plain'] * 1e3:.0f} ms, "
 md(r"""
 The checkpointed model stores less than a tenth of the bytes for exactly the same gradients (what
 it still stores: the block inputs and the final norm and output layer's tensors, which are not
-inside a checkpointed block; during backward one block's activations exist again at a time). The time ratio printed above was measured on a shared machine; the extra
-forward pass makes it typically 1.2–1.4×, never less than 1.
+inside a checkpointed block; during backward one block's activations exist again at a time). The price is time: the printed ratio was measured on a shared machine and
+is not a claim of the book, but the count is simple — a training step costs about three forward
+passes (backward is about twice forward), and checkpointing adds a fourth, about 4/3 of the
+time.
 """),
 md(r"""
 ## 4. Lower precision
