@@ -417,6 +417,7 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
         bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step")
     t0, stopped, step, state_bytes = time.perf_counter(), False, start, None
     model.train()
+    net.train()
     try:
         for step in range(start + 1, cfg.steps + 1):
             lr = lr_at(step - 1, cfg)
@@ -427,8 +428,9 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
                 batch = task.batch(train_data, cfg, gen)       # the global batch, every rank
                 if rows is not None:
                     batch = _rows(batch, rows)                 # this rank's slice of it
-                sync = (world > 1 and cfg.parallel == "ddp" and micro < cfg.grad_accum - 1)
-                with net.no_sync() if sync else contextlib.nullcontext(), \
+                # DDP: all-reduce once per step, after the last micro-batch's backward
+                defer = world > 1 and cfg.parallel == "ddp" and micro < cfg.grad_accum - 1
+                with net.no_sync() if defer else contextlib.nullcontext(), \
                         torch.autocast(device.type, torch.bfloat16,
                                        enabled=cfg.precision == "bf16"):
                     loss, batch_counts = task.loss(net, batch, device)

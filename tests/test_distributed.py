@@ -65,6 +65,11 @@ def _worker(rank, world, port, tmp):
                              "val": res.final_val_loss, "tokens": res.tokens}
             if rank == 0:
                 save_file(weights(model), str(tmp / f"{parallel}.safetensors"))
+        # accumulation under DDP: 2 micro-batches per step, gradients all-reduced once
+        model = fresh_model()
+        train(model, data(), TrainConfig(**{**TRAIN, "grad_accum": 2}))
+        if rank == 0:
+            save_file(weights(model), str(tmp / "ddp_accum.safetensors"))
         # bytes each rank stores, measured after one step of each kind
         for parallel in ("ddp", "fsdp"):
             model = fresh_model()
@@ -130,6 +135,12 @@ def test_ddp_equals_one_process_with_the_global_batch_and_accumulation(spawned):
     assert abs(ranks[0]["ddp"]["val"] - res_big.final_val_loss) < LOSS_ATOL
     # and the weights did move: the comparison is not between two untrained models
     assert max_diff(ddp, weights(fresh_model())) > 1e-2
+
+
+def test_ddp_with_accumulation_equals_one_process_with_accumulation(spawned):
+    tmp, _ = spawned
+    one, _ = single(grad_accum=2)
+    assert max_diff(load_file(tmp / "ddp_accum.safetensors"), weights(one)) < WEIGHT_ATOL
 
 
 def test_fsdp_trains_to_the_same_losses_and_weights_as_ddp(spawned):
