@@ -23,7 +23,8 @@ import functools
 
 import torch
 
-__all__ = ["causal_mask", "padding_mask", "combine_masks", "apply_mask", "mask_after_softmax"]
+__all__ = ["causal_mask", "padding_mask", "combine_masks", "apply_mask", "mask_after_softmax",
+           "banded_causal_mask", "attended_pairs"]
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -190,3 +191,41 @@ def mask_after_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         raise TypeError("mask must be a bool tensor (True = may attend)")
     return torch.softmax(scores, dim=-1) * mask
+
+
+def banded_causal_mask(t_q: int, band: int, t_k: int | None = None, *,
+                       device=None) -> torch.Tensor:
+    """The locally banded causal mask ``(t_q, t_k)``: query i sees keys j with
+    ``i - band < j <= i`` (positions counted as in ``causal_mask``: the queries are the last t_q).
+
+    GPT-3 (Brown et al. 2020, sec. 2.1) alternates dense and "locally banded sparse attention
+    patterns in the layers of the transformer, similar to the Sparse Transformer" (Child et al.
+    2019): a banded layer lets each token see only the ``band`` most recent tokens (itself
+    included), and the dense layers in between carry information further. While
+    ``t_k <= band`` it equals ``causal_mask``.
+
+    >>> banded_causal_mask(4, 2).int()
+    tensor([[1, 0, 0, 0],
+            [1, 1, 0, 0],
+            [0, 1, 1, 0],
+            [0, 0, 1, 1]], dtype=torch.int32)
+    """
+    _check_int("band", band, 1)
+    causal = causal_mask(t_q, t_k, device=device)
+    offset = causal.size(1) - t_q
+    return causal & ~causal_mask(t_q, causal.size(1), offset=offset - band, device=device)
+
+
+def attended_pairs(t: int, band: int | None = None) -> int:
+    """How many (query, key) scores a causal layer needs over t positions: ``t(t+1)/2`` dense,
+    ``sum_i min(i+1, band)`` = ``band·t - band(band-1)/2`` banded (for t >= band).
+
+    That is the count a kernel that skips masked scores computes and stores; the written-out
+    attention (``gptlib.attention``) computes all ``t²`` and masks them, so a mask alone saves
+    nothing (chapter 3): the savings need a kernel that never forms the masked blocks.
+    """
+    _check_int("t", t, 1)
+    if band is None or band >= t:
+        return t * (t + 1) // 2
+    _check_int("band", band, 1)
+    return band * t - band * (band - 1) // 2

@@ -23,7 +23,9 @@ from gptlib.attention import KVCache
 from gptlib.normalization import NORM_POSITIONS, NORMS, Block, build_norm
 from gptlib.positional import POS_ENCODINGS, build_positional
 
-__all__ = ["GPTConfig", "GPT", "count_gpt_parameters", "training_flops"]
+__all__ = ["GPTConfig", "GPT", "count_gpt_parameters", "training_flops", "ATTENTION_LAYOUTS"]
+
+ATTENTION_LAYOUTS = ("dense", "alternating")
 
 
 @dataclasses.dataclass
@@ -37,6 +39,13 @@ class GPTConfig:
     original Transformer), norm ("layernorm" or "rmsnorm"), fused_attention (use PyTorch's fused
     kernel instead of the written-out attention), layer_norm_eps, causal (False removes the causal
     mask: the model then sees the tokens it predicts — only for chapter 3's demonstration).
+
+    Chapter 9: attention_layout "dense" (every layer sees the whole causal context) or
+    "alternating" (GPT-3, Brown et al. 2020: layers 0, 2, 4, ... dense, layers 1, 3, 5, ...
+    locally banded, each token seeing its ``sparse_band`` most recent tokens;
+    ``gptlib.masking.banded_causal_mask``). activation_checkpointing: in training, keep only each
+    block's input and recompute its activations during backward (``torch.utils.checkpoint``;
+    Chen et al. 2016): less memory, one more forward pass of compute.
     """
 
     vocab_size: int = 50257
@@ -52,6 +61,9 @@ class GPTConfig:
     fused_attention: bool = False
     layer_norm_eps: float = 1e-5
     causal: bool = True
+    attention_layout: str = "dense"
+    sparse_band: int = 256
+    activation_checkpointing: bool = False
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -75,6 +87,16 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.causal must be True or False, got {self.causal!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if self.attention_layout not in ATTENTION_LAYOUTS:
+            raise ValueError(f"GPTConfig.attention_layout={self.attention_layout!r} is unknown; "
+                             f"choose one of {ATTENTION_LAYOUTS}")
+        if not isinstance(self.sparse_band, int) or isinstance(self.sparse_band, bool) \
+                or self.sparse_band < 1:
+            raise ValueError(f"GPTConfig.sparse_band must be a positive int (how many recent "
+                             f"tokens a banded layer sees), got {self.sparse_band!r}")
+        if not isinstance(self.activation_checkpointing, bool):
+            raise ValueError(f"GPTConfig.activation_checkpointing must be True or False, "
+                             f"got {self.activation_checkpointing!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -175,9 +197,25 @@ class GPT(nn.Module):
         bias = self.pos.attn_bias(t, offset + t, offset, idx.device)               # (1, H, T, T_k)
         states = [x]
         for i, block in enumerate(self.h):
-            x = block(x, mask, bias, self.pos.rope, None if kv_cache is None else kv_cache[i])
+            layer_mask = self._layer_mask(i, mask, t, offset, idx.device)
+            cache = None if kv_cache is None else kv_cache[i]
+            if self.config.activation_checkpointing and self.training \
+                    and torch.is_grad_enabled() and cache is None:
+                from torch.utils.checkpoint import checkpoint     # recompute in backward
+                x = checkpoint(block, x, layer_mask, bias, self.pos.rope, None,
+                               use_reentrant=False)
+            else:
+                x = block(x, layer_mask, bias, self.pos.rope, cache)
             states.append(x)
         return states
+
+    def _layer_mask(self, i: int, mask, t: int, offset: int, device):
+        """Layer i's extra mask: None (dense), or the banded one for odd layers (alternating)."""
+        if self.config.attention_layout == "dense" or i % 2 == 0:
+            return mask
+        from gptlib.masking import banded_causal_mask
+        band = banded_causal_mask(t, self.config.sparse_band, offset + t, device=device)
+        return band if mask is None else mask & band                # (B, 1, T, T_k)
 
     def _check_inputs(self, idx, kv_cache, padding_mask) -> int:
         """Validate the inputs at the model's boundary; return the position of idx's first token."""

@@ -20,6 +20,7 @@ classification batches. The command line
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -35,6 +36,7 @@ __all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "param_groups", "
            "estimate_loss", "dataset_loss", "LanguageModelTask", "train"]
 
 SCHEDULES = ("cosine", "linear", "constant")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -48,6 +50,11 @@ class TrainConfig:
     turns clipping off. Validation loss every ``eval_every`` steps (0: only at the end), each an
     average over ``eval_batches`` batches; a checkpoint every ``checkpoint_every`` steps (0: only
     at the end) when ``train`` is given a ``checkpoint_dir``.
+
+    Under ``torchrun`` (chapter 9, ``gptlib.distributed``) ``batch_size`` is the *global* batch:
+    each of the N ranks trains on its 1/N slice; ``parallel`` says how the ranks share the model
+    ("ddp": each holds all of it; "fsdp": each holds a 1/N shard). ``precision="bf16"`` runs the
+    forward pass under ``torch.autocast`` in bfloat16 (weights, gradients and AdamW stay fp32).
     """
 
     steps: int
@@ -65,6 +72,8 @@ class TrainConfig:
     eval_batches: int = 20
     checkpoint_every: int = 0
     seed: int = 0
+    parallel: str = "ddp"
+    precision: str = "fp32"
 
     def __post_init__(self):
         def is_int(v):
@@ -103,6 +112,12 @@ class TrainConfig:
         if self.grad_clip is not None and (not is_num(self.grad_clip) or self.grad_clip <= 0):
             raise ValueError(f"TrainConfig.grad_clip must be a number > 0 or None (no clipping), "
                              f"got {self.grad_clip!r}")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise ValueError(f"TrainConfig.parallel={self.parallel!r} is unknown; choose 'ddp' "
+                             f"(every rank holds the whole model) or 'fsdp' (sharded)")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision={self.precision!r} is unknown; choose one "
+                             f"of {PRECISIONS}")
 
     @property
     def tokens_per_step(self) -> int:
@@ -139,6 +154,7 @@ class TrainResult:
     tokens: int = 0
     elapsed_s: float = 0.0
     stopped_early: bool = False
+    state_bytes: dict | None = None     # this rank's parameter/gradient/optimizer bytes (last step)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -322,6 +338,17 @@ class LanguageModelTask:
         return {}
 
 
+def _rows(batch, rows: slice):
+    """Rows ``rows`` of every tensor in a batch (a tensor, or a tuple/list/dict of them)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[rows]
+    if isinstance(batch, dict):
+        return {k: _rows(v, rows) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_rows(v, rows) for v in batch)
+    return batch
+
+
 def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task=None,
           progress: bool = False, callback=None, checkpoint_dir=None, resume_from=None,
           tokenizer=None) -> TrainResult:
@@ -338,7 +365,15 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
     evaluation). ``checkpoint_dir`` (language models only): save checkpoints
     (``gptlib.checkpoint``) there, with ``tokenizer`` if given; ``resume_from``: a checkpoint
     directory to continue from exactly.
+
+    Under ``torchrun`` (``gptlib.distributed``; the caller joins the process group) every rank
+    draws the same global batch of ``cfg.batch_size`` from the same seeded generator and trains
+    on its own slice, through DDP or FSDP (``cfg.parallel``): N ranks compute what one process
+    computes with the same global batch. Every rank evaluates the same batches (so histories and
+    callbacks agree), the logged ``train_loss`` and ``tokens`` are totals over the ranks, only
+    rank 0 writes checkpoints, and ``model`` ends up holding the trained weights on every rank.
     """
+    from gptlib import distributed as gdist
     task = LanguageModelTask() if task is None else task
     if checkpoint_dir is not None or resume_from is not None:
         if not isinstance(task, LanguageModelTask):
@@ -349,7 +384,13 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     task.check(model, cfg, train_data, val_data)
     device = next(model.parameters()).device
-    optimizer = make_optimizer(model, cfg)                    # the trainable parameters only
+    world = gdist.world_size() if gdist.is_active() else 1
+    rows = gdist.batch_slice(cfg.batch_size) if world > 1 else None   # this rank's slice
+    if world > 1 and cfg.parallel == "fsdp" and (checkpoint_dir or resume_from):
+        raise gdist.DistributedError("checkpoints are written for DDP runs only; train with "
+                                     "parallel='ddp' to checkpoint, or without checkpoint_dir")
+    net = gdist.wrap(model, cfg.parallel) if world > 1 else model    # what computes
+    optimizer = make_optimizer(net, cfg)                      # the trainable parameters only
     gen = torch.Generator().manual_seed(cfg.seed)             # the training batches
     history, start = [], 0
     if resume_from is not None:
@@ -357,41 +398,64 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
         gen.set_state(state["rng"]["batches"])
         ckpt.set_global_rng_state(state["rng"])
         history, start = state["history"], state["step"]
+        saved_world = history[-1].get("world_size", 1) if history else 1
+        if saved_world != world:
+            raise gdist.DistributedError(
+                f"the checkpoint at {resume_from} was written by a run on {saved_world} "
+                f"process(es) and this run has {world}; resume with the same number "
+                f"(torchrun --nproc_per_node {saved_world}) so that it continues exactly")
     tokens = history[-1]["tokens"] if history else 0
 
     def save(step):
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and gdist.is_main():     # one rank writes
             ckpt.save_checkpoint(checkpoint_dir, model, optimizer, cfg, step=step, history=history,
                                  rng={"batches": gen.get_state()}, tokenizer=tokenizer)
 
     bar = None
-    if progress:
+    if progress and gdist.is_main():
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step")
-    t0, stopped, step = time.perf_counter(), False, start
+    t0, stopped, step, state_bytes = time.perf_counter(), False, start, None
     model.train()
+    net.train()
     try:
         for step in range(start + 1, cfg.steps + 1):
             lr = lr_at(step - 1, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss_sum, counts = 0.0, {}
-            for _ in range(cfg.grad_accum):
-                loss, batch_counts = task.loss(model, task.batch(train_data, cfg, gen), device)
+            for micro in range(cfg.grad_accum):
+                batch = task.batch(train_data, cfg, gen)       # the global batch, every rank
+                if rows is not None:
+                    batch = _rows(batch, rows)                 # this rank's slice of it
+                # DDP: all-reduce once per step, after the last micro-batch's backward
+                defer = world > 1 and cfg.parallel == "ddp" and micro < cfg.grad_accum - 1
+                with net.no_sync() if defer else contextlib.nullcontext(), \
+                        torch.autocast(device.type, torch.bfloat16,
+                                       enabled=cfg.precision == "bf16"):
+                    loss, batch_counts = task.loss(net, batch, device)
                 (loss / cfg.grad_accum).backward()             # gradients add up
                 loss_sum += loss.item()
                 for key, value in batch_counts.items():
                     counts[key] = counts.get(key, 0) + value
+            if world > 1:                                      # the totals over all ranks
+                loss_sum, counts = gdist.all_sum(loss_sum, counts)
+                loss_sum /= world
             # the global norm of all gradients; clipping rescales them all by one factor
-            norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
+            norm = nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip or math.inf)
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm   # FSDP
             optimizer.step()
+            if step == cfg.steps:                              # what this rank stores
+                state_bytes = gdist.state_bytes(net, optimizer)
             optimizer.zero_grad(set_to_none=True)
             tokens += counts.get("tokens", 0)
             record = {"step": step, "lr": lr, "train_loss": loss_sum / cfg.grad_accum,
                       "grad_norm": norm.item(), "tokens": tokens,
                       "time_s": time.perf_counter() - t0, **task.step_metrics(counts)}
+            if world > 1:
+                record["world_size"] = world
             if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
-                record.update(task.evaluate(model, cfg, train_data, val_data))
+                record.update(task.evaluate(net, cfg, train_data, val_data))
             history.append(record)
             if bar is not None:
                 bar.update(1)
@@ -411,6 +475,8 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
         if bar is not None:
             bar.close()
         model.eval()
+    if net is not model and cfg.parallel == "fsdp":            # the shards, whole again
+        model.load_state_dict(gdist.full_state_dict(net))
     evaluated = [r for r in history if "eval_train_loss" in r]
     return TrainResult(history=history,
                        final_val_loss=next((r["val_loss"] for r in reversed(history)
@@ -418,7 +484,8 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
                        final_train_loss=(evaluated[-1]["eval_train_loss"] if evaluated else
                                          history[-1]["train_loss"] if history else None),
                        steps=history[-1]["step"] if history else 0, tokens=tokens,
-                       elapsed_s=time.perf_counter() - t0, stopped_early=stopped)
+                       elapsed_s=time.perf_counter() - t0, stopped_early=stopped,
+                       state_bytes=state_bytes)
 
 
 if __name__ == "__main__":          # python -m gptlib.pretrain --config configs/X.json

@@ -132,6 +132,7 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
     run). Writes ``model.safetensors``, ``config.json``, ``train_log.csv`` and, given
     ``command``, ``COMMAND``. Returns the ``TrainResult``.
     """
+    from gptlib import distributed as gdist
     from gptlib.utils import set_seed
     cfg = load_run_config(config)
     tcfg = cfg["train"]
@@ -141,16 +142,19 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
         raise ValueError(f"model.vocab_size={model_cfg['vocab_size']} but the tokenizer has "
                          f"{tok.vocab_size} tokens; leave vocab_size out to use the tokenizer's")
     set_seed(tcfg.seed)
-    model = GPT(GPTConfig.from_dict(model_cfg))
+    model = GPT(GPTConfig.from_dict(model_cfg)).to(gdist.local_device())   # same init, all ranks
     result = train(model, train_ids, tcfg, val_ids, progress=progress,
                    callback=None if stop_after is None else (lambda r: r["step"] >= stop_after),
                    checkpoint_dir=checkpoint_dir, resume_from=resume_from, tokenizer=tok)
     out = out_dir if out_dir is not None else cfg["out_dir"]
-    if out is not None:
+    if out is not None and gdist.is_main():                    # one rank writes
         results = {k: getattr(result, k) for k in ("final_val_loss", "final_train_loss", "steps",
                                                    "tokens", "elapsed_s", "stopped_early")}
         results.update(parameters=model.num_parameters(), torch_version=torch.__version__,
                        threads=torch.get_num_threads())
+        if gdist.world_size() > 1:
+            results.update(world_size=gdist.world_size(), parallel=tcfg.parallel,
+                           state_bytes_rank0=result.state_bytes)
         if val_ids is not None and not result.stopped_early:   # all of it, not a sample
             results["val_loss_all_windows"] = dataset_loss(model, val_ids, tcfg.block_size)
         save_pretrained(out, model, tok, train=tcfg.to_dict(), data=cfg["data"], results=results,
@@ -180,11 +184,25 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     argv = sys.argv[1:] if argv is None else argv
-    result = run(args.config, out_dir=args.out, stop_after=args.stop_after,
-                 checkpoint_dir=args.checkpoint_dir, resume_from=args.resume,
-                 progress=not args.no_progress,
-                 command=shlex.join(["python", "-m", "gptlib.pretrain", *argv]))
-    val = "n/a" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
-    print(f"{result.steps} steps, {result.tokens} tokens in {result.elapsed_s:.0f} s; "
-          f"validation loss {val}")
+    from gptlib import distributed as gdist
+    try:
+        gdist.init_from_env()                  # under torchrun: join the group (gloo or nccl)
+    except gdist.DistributedError as err:
+        sys.exit(f"error: {err}")
+    launcher, main_rank = ["python"], gdist.is_main()
+    if gdist.launched():
+        launcher = ["torchrun", "--nproc_per_node", str(gdist.world_size())]
+    try:
+        result = run(args.config, out_dir=args.out, stop_after=args.stop_after,
+                     checkpoint_dir=args.checkpoint_dir, resume_from=args.resume,
+                     progress=not args.no_progress,
+                     command=shlex.join([*launcher, "-m", "gptlib.pretrain", *argv]))
+    except gdist.DistributedError as err:
+        sys.exit(f"error (rank {gdist.rank()}): {err}")
+    finally:
+        gdist.shutdown()
+    if main_rank:
+        val = "n/a" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
+        print(f"{result.steps} steps, {result.tokens} tokens in {result.elapsed_s:.0f} s; "
+              f"validation loss {val}")
 
