@@ -36,7 +36,9 @@ class GPTConfig:
     LayerNorms), pos_encoding (one of ``POS_ENCODINGS``), norm_position ("pre": GPT-2; "post":
     original Transformer), norm ("layernorm" or "rmsnorm"), fused_attention (use PyTorch's fused
     kernel instead of the written-out attention), layer_norm_eps, causal (False removes the causal
-    mask: the model then sees the tokens it predicts — only for chapter 3's demonstration).
+    mask: the model then sees the tokens it predicts — only for chapter 3's demonstration),
+    mlp (False: attention-only blocks, no MLP and no ln_2 — the models of Elhage et al. 2021 that
+    chapter 10 takes apart).
     """
 
     vocab_size: int = 50257
@@ -52,6 +54,7 @@ class GPTConfig:
     fused_attention: bool = False
     layer_norm_eps: float = 1e-5
     causal: bool = True
+    mlp: bool = True
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -75,6 +78,9 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.causal must be True or False, got {self.causal!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if not isinstance(self.mlp, bool):
+            raise ValueError(f"GPTConfig.mlp must be True or False (False: attention-only "
+                             f"blocks), got {self.mlp!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -108,7 +114,8 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.h = nn.ModuleList(
             Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_position=c.norm_position,
-                  norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps, causal=c.causal)
+                  norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps, causal=c.causal,
+                  mlp=c.mlp)
             for _ in range(c.n_layer))
         # (with post-LN the last block already ends in a norm; ln_f is kept so that both
         # variants share one layout)
