@@ -8,6 +8,8 @@ Everything here works on an unmodified ``gptlib.model.GPT`` through PyTorch hook
 - ``previous_token_score`` / ``induction_score``: how much of a head's attention goes to the
   previous token, or to the token *after an earlier occurrence of the current token* (where an
   induction head looks: ``... A B ... A`` -> attend to ``B``, then copy it);
+- ``k_composition``: from the weights alone, how much a later head's keys read what an earlier
+  head wrote (Elhage et al. 2021's composition score);
 - ``ablate_heads(model, [(layer, head), ...])``: zero those heads' outputs before the output
   projection ``c_proj``, i.e. remove exactly their contribution to the residual stream.
 """
@@ -19,7 +21,7 @@ from contextlib import contextmanager
 import torch
 
 __all__ = ["record_attention", "attention_patterns", "previous_token_score", "induction_score",
-           "head_scores", "ablate_heads"]
+           "head_scores", "ablate_heads", "k_composition"]
 
 
 def _blocks(model):
@@ -160,3 +162,39 @@ def ablate_heads(model, heads):
     finally:
         for h in handles:
             h.remove()
+
+
+@torch.no_grad()
+def k_composition(model, src_layer: int = 0, dst_layer: int = 1) -> torch.Tensor:
+    """(H_src, H_dst): Elhage et al. (2021)'s K-composition score between every head of
+    ``src_layer`` and every head of ``dst_layer``, computed from the weights alone.
+
+    Head ``h`` of ``src_layer`` writes ``W_OV^h x`` into the residual stream, with
+    ``W_OV^h = W_O^h W_V^h`` (C x C, rank <= d). Head ``g`` of ``dst_layer`` scores a query
+    ``x_q`` against a key ``x_k`` by the bilinear form ``x_q^T W_QK^g x_k``,
+    ``W_QK^g = W_Q^g^T W_K^g`` (C x C). Its keys read the earlier head's output through
+    ``W_QK^g W_OV^h``; the score is ``||W_QK^g W_OV^h||_F / (||W_QK^g||_F ||W_OV^h||_F)``, in
+    [0, 1] (by submultiplicativity). ``ln_1``'s gain is folded into the weights that read the
+    normalised stream; its per-token scaling (a positive number per token) is left out.
+    """
+    blocks = _blocks(model)
+    if not 0 <= src_layer < dst_layer < len(blocks):
+        raise ValueError(f"need 0 <= src_layer < dst_layer < {len(blocks)}, got {src_layer}, "
+                         f"{dst_layer}")
+    src, dst = blocks[src_layer], blocks[dst_layer]
+    a, b = src.attn, dst.attn
+    C, d = a.n_embd, a.head_dim
+    g_src = src.ln_1.weight if getattr(src.ln_1, "weight", None) is not None else torch.ones(C)
+    g_dst = dst.ln_1.weight if getattr(dst.ln_1, "weight", None) is not None else torch.ones(C)
+    Wq, Wk, _ = b.c_attn.weight.split(C, dim=0)                 # (C, C) each: rows = outputs
+    _, _, Wv = a.c_attn.weight.split(C, dim=0)
+    Wo = a.c_proj.weight                                         # (C, C): columns = head slices
+    out = torch.zeros(a.n_heads, b.n_heads)
+    for h in range(a.n_heads):
+        s = slice(h * d, (h + 1) * d)
+        W_ov = Wo[:, s] @ (Wv[s] * g_src)                        # (C, C)
+        for g in range(b.n_heads):
+            t = slice(g * d, (g + 1) * d)
+            W_qk = (Wq[t] * g_dst).T @ (Wk[t] * g_dst)           # (C, C)
+            out[h, g] = (W_qk @ W_ov).norm() / (W_qk.norm() * W_ov.norm())
+    return out

@@ -7,8 +7,8 @@ batches repeat and held-out sequences are never trained on:
   segment of ``min_len..max_len`` tokens appears twice, at a random distance. The second copy can
   be predicted only by looking back at the first: from context, not from the weights.
 - ``FewShotRule`` (after Garg et al. 2022, with a random letter substitution instead of a random
-  linear map): ``k`` pairs ``x_1 y_1 x_2 y_2 ...`` in which every sequence draws its own rule, a
-  random one-to-one map ``f`` from the inputs ``a..h`` to the outputs ``A..H``, ``y_i = f(x_i)``.
+  linear map): ``k`` demonstrations ``x_i? x_i->y_i`` in which every sequence draws its own
+  rule, a random one-to-one map ``f`` from the inputs ``a..h`` to the outputs ``A..H``.
 
 Both produce ``(x, y)`` batches of shape ``(B, T)`` for next-token prediction, with ``y = -100``
 where a position is not trained on, and a ``Batch`` with the masks that the chapter's metrics
@@ -28,10 +28,18 @@ from torch.nn import functional as F
 from gptlib.pretrain import LanguageModelTask, _check_model
 from gptlib.tokenizer import CharTokenizer
 
-__all__ = ["Batch", "RepeatedSegments", "FewShotRule", "SequenceTask", "SOURCES", "prepare",
+__all__ = ["gpt3_prompt", "Batch", "RepeatedSegments", "FewShotRule", "SequenceTask", "SOURCES", "prepare",
            "per_token_loss"]
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def gpt3_prompt(description: str, shots, query: str, arrow: str = " => ") -> str:
+    """A prompt in the format of Brown et al. (2020), Figure 2.1: the task description, then one
+    line ``input => output`` per example (``shots``: (input, output) pairs; none is zero-shot,
+    one is one-shot, a few is few-shot), then the query with its output left for the model."""
+    lines = [description] + [f"{x}{arrow}{y}" for x, y in shots] + [f"{query}{arrow}".rstrip()]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -71,6 +79,10 @@ class RepeatedSegments:
     segment of length ``L ~ U{min_len..max_len}`` starting at ``a`` is copied to start at ``b``,
     ``a + L <= b`` (the distance between the copies varies, so position alone cannot find the
     first copy — with a fixed distance even a 1-layer model copies by attending by position).
+    ``placement="end"``: the two copies are adjacent and end the sequence (a random prefix, the
+    segment, the segment again), so the distance is ``L``, which still varies. ``placement="tile"``
+    (Olsson et al.'s repeated random tokens): the sequence is the segment repeated end to end,
+    ``a = 0``, ``b = L``, and ``repeat`` marks every later copy, not only the second.
     Masks over the targets ``y[:, t] = tokens[:, t + 1]``: ``first`` marks the segment's tokens
     1..L-1 in the first copy, ``repeat`` the same tokens in the second copy (token 0 of a copy
     cannot be foreseen either time), so the two losses compare the same tokens.
@@ -79,8 +91,13 @@ class RepeatedSegments:
     vocab_size: int = 16
     min_len: int = 8
     max_len: int = 28
+    placement: str = "random"
 
     def __post_init__(self):
+        if self.placement not in ("random", "end", "tile"):
+            raise ValueError(f"placement must be 'random' (copies anywhere, any distance apart), "
+                             f"'end' (the two copies adjacent, ending the sequence) or 'tile' "
+                             f"(the segment repeated to the end), got {self.placement!r}")
         if not 2 <= self.vocab_size <= len(LETTERS):
             raise ValueError(f"vocab_size must be in 2..{len(LETTERS)} (tokens are shown as "
                              f"letters), got {self.vocab_size!r}")
@@ -99,8 +116,20 @@ class RepeatedSegments:
                              f"seq_len >= {2 * self.max_len - 1}, got {seq_len}")
         tokens = torch.randint(self.vocab_size, (n, seq_len + 1), generator=generator)
         length = _randint(self.min_len, self.max_len, n, generator)             # (n,)
-        a = _randint(0, seq_len + 1 - 2 * length, n, generator)                 # first copy
-        b = a + length + _randint(0, seq_len + 1 - 2 * length - a, n, generator)  # second
+        if self.placement == "tile":
+            pos = torch.arange(seq_len + 1)
+            tokens = tokens.gather(1, pos[None] % length[:, None])
+            t = pos[None, 1:]
+            first = (t > 0) & (t < length[:, None])
+            repeat = t > length[:, None]
+            return Batch(tokens, tokens[:, 1:].clone(), {"first": first, "repeat": repeat},
+                         {"length": length, "a": torch.zeros_like(length), "b": length})
+        if self.placement == "end":
+            b = seq_len + 1 - length                                            # second copy
+            a = b - length                                                      # first copy
+        else:
+            a = _randint(0, seq_len + 1 - 2 * length, n, generator)             # first copy
+            b = a + length + _randint(0, seq_len + 1 - 2 * length - a, n, generator)
         pos = torch.arange(seq_len + 1)                                         # (T+1,)
         i = pos[None] - b[:, None]                                              # index in copy
         inside = (i >= 0) & (i < length[:, None])
@@ -123,15 +152,17 @@ class RepeatedSegments:
 
 @dataclass
 class FewShotRule:
-    """Sequences of ``n_pairs`` pairs ``x y`` under a rule that every sequence draws afresh.
+    """Few-shot prompts for a family of tasks: every sequence draws its own rule.
 
     The rule is a random permutation ``f`` of ``n_symbols`` symbols, a letter substitution from
-    the inputs ``a, b, ...`` (ids ``0..n-1``) to the outputs ``A, B, ...`` (ids ``n..2n-1``). The
-    inputs ``x_i`` are uniform (with repeats), ``y_i = f(x_i)``; sequence ``a C b A a C ...``.
-    Only the outputs are trained on (inputs are random: ``y = -100`` there). ``masks["query"]``
-    marks the targets that are outputs; the output of pair ``i`` is predicted after ``i`` shots
-    (complete earlier pairs). ``info["seen"]`` (B, n_pairs) bool: pair ``i``'s input occurred
-    in an earlier pair, so that a look-up in the context can answer it.
+    the inputs ``a, b, ...`` to the outputs ``A, B, ...``. A sequence holds ``n_pairs``
+    demonstrations, each written as two tokens: a *query* token ``x?`` ("what is f(x)?", ids
+    ``n^2 + x``) followed by the *answer* token ``x->f(x)`` (ids ``x * n + f(x)``, one per
+    (input, output) pair, like one word of a prompt). The inputs ``x_i`` are uniform (with
+    repeats). Only the answers are trained on (``y = -100`` after an answer, where the next
+    query is random); the answer of pair ``i`` is predicted after ``i`` shots (earlier pairs).
+    ``info["seen"]`` (B, n_pairs) bool: pair ``i``'s input occurred in an earlier pair, so a
+    look-up in the context can answer it; otherwise the best guess is an output not yet used.
     """
 
     n_symbols: int = 8
@@ -145,14 +176,21 @@ class FewShotRule:
 
     @property
     def vocab_size(self) -> int:
-        return 2 * self.n_symbols
+        return self.n_symbols ** 2 + self.n_symbols
 
     def tokenizer(self) -> CharTokenizer:
-        return CharTokenizer(LETTERS[:self.n_symbols] + LETTERS[:self.n_symbols].upper())
+        """One character per token (for saving; ``describe`` shows sequences readably)."""
+        return CharTokenizer([chr(0x100 + i) for i in range(self.vocab_size)])
+
+    def describe(self, tokens) -> str:
+        """Token ids -> text: answers as ``a->C``, queries as ``a?``."""
+        n, lo, up = self.n_symbols, LETTERS, LETTERS.upper()
+        return " ".join(f"{lo[t // n]}->{up[t % n]}" if t < n * n else f"{lo[t - n * n]}?"
+                        for t in (int(t) for t in tokens))
 
     def sample(self, n: int, seq_len: int, generator: torch.Generator,
                rules: torch.Tensor | None = None) -> Batch:
-        """``n`` sequences; ``seq_len`` must be ``2 * n_pairs - 1`` (the last output is the last
+        """``n`` sequences; ``seq_len`` must be ``2 * n_pairs - 1`` (the last answer is the last
         target). ``rules`` (n, n_symbols): given permutations instead of random ones."""
         _check_gen(generator)
         k, s = self.n_pairs, self.n_symbols
@@ -162,20 +200,21 @@ class FewShotRule:
         if rules is None:
             rules = torch.argsort(torch.rand(n, s, generator=generator), dim=1)   # (n, s)
         xs = torch.randint(s, (n, k), generator=generator)                       # (n, k)
-        ys = rules.gather(1, xs) + s
-        tokens = torch.stack([xs, ys], dim=2).view(n, 2 * k)                     # x y x y ...
+        ys = rules.gather(1, xs)                                                 # f(x)
+        tokens = torch.stack([s * s + xs, xs * s + ys], dim=2).view(n, 2 * k)    # x? x->y ...
         y = tokens[:, 1:].clone()
         query = torch.zeros_like(y, dtype=torch.bool)
-        query[:, 0::2] = True                         # targets 0, 2, ...: the outputs
+        query[:, 0::2] = True                         # targets 0, 2, ...: the answers
         y[~query] = -100
         seen = torch.zeros(n, k, dtype=torch.bool)
         for i in range(1, k):
             seen[:, i] = (xs[:, :i] == xs[:, i:i + 1]).any(dim=1)
-        return Batch(tokens, y, {"query": query}, {"rules": rules, "seen": seen, "inputs": xs})
+        return Batch(tokens, y, {"query": query},
+                     {"rules": rules, "seen": seen, "inputs": xs, "outputs": ys})
 
     def metrics(self, losses: torch.Tensor, batch: Batch, logits: torch.Tensor) -> dict:
-        """``accuracy``: argmax correct on the outputs; ``seen_accuracy``/``unseen_accuracy`` on
-        outputs whose input did / did not occur in an earlier pair."""
+        """``accuracy``: the most likely token is the right answer; ``seen_accuracy`` /
+        ``unseen_accuracy`` on answers whose input did / did not occur in an earlier pair."""
         q = batch.masks["query"]
         correct = (logits.argmax(-1) == batch.tokens[:, 1:])[q].view(len(q), -1).float()
         seen = batch.info["seen"]

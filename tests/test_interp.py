@@ -141,3 +141,25 @@ def test_head_scores_find_a_previous_token_head_built_by_hand():
     assert scores["previous_token"][0, 1] > 0.99
     assert scores["previous_token"][0, 1] == scores["previous_token"].max()
     assert scores["induction"][0, 1] < 0.01                        # it looks back one, not L - 1
+
+
+def test_k_composition_is_scale_free_and_zero_for_heads_that_read_other_directions():
+    from gptlib.interp import k_composition
+    model = small_model()
+    base = k_composition(model)
+    assert base.shape == (4, 4) and ((base > 0) & (base <= 1)).all()
+    C, d = 32, 8
+    with torch.no_grad():
+        a, b = model.h[0].attn, model.h[1].attn
+        a.c_proj.weight[:, :d] *= 3.0                          # a scale changes nothing
+        torch.testing.assert_close(k_composition(model), base)
+        # head 0 of layer 0 writes only into channels 0..3; head 2 of layer 1 keys read only
+        # channels 4..: no K-composition between them
+        a.c_proj.weight[4:, :d] = 0.0
+        b.c_attn.weight[C + 2 * d:C + 3 * d, :4] = 0.0
+        assert k_composition(model)[0, 2] < 1e-6
+        # ... while a layer-1 head whose keys read exactly those channels composes strongly
+        b.c_attn.weight[C + 3 * d:C + 4 * d, 4:] = 0.0
+        assert k_composition(model)[0, 3] > 2 * base[0, 3]
+    with pytest.raises(ValueError, match="src_layer < dst_layer"):
+        k_composition(model, 1, 1)

@@ -80,18 +80,21 @@ def test_repeated_segments_repeat_a_segment_at_a_varying_distance():
 def test_few_shot_rule_pairs_follow_each_sequences_own_permutation():
     src = FewShotRule(n_symbols=8, n_pairs=16)
     b = src.sample(300, 31, gen(2))
-    assert b.tokens.shape == (300, 32) and src.vocab_size == 16
-    xs, ys = b.tokens[:, 0::2], b.tokens[:, 1::2]
-    assert xs.max() < 8 and ys.min() >= 8
+    assert b.tokens.shape == (300, 32) and src.vocab_size == 72
+    queries, answers = b.tokens[:, 0::2], b.tokens[:, 1::2]
+    xs = queries - 64
+    assert xs.min() >= 0 and xs.max() < 8 and answers.max() < 64
+    torch.testing.assert_close(answers // 8, xs)                            # x? then x->y
     rules = b.info["rules"]
     assert all(sorted(r.tolist()) == list(range(8)) for r in rules)          # permutations
-    torch.testing.assert_close(ys, rules.gather(1, xs) + 8)
+    torch.testing.assert_close(answers % 8, rules.gather(1, xs))
     assert len({tuple(r.tolist()) for r in rules}) > 290                     # a rule each
-    assert (b.y[:, 1::2] == -100).all() and torch.equal(b.y[:, 0::2], ys)    # outputs only
+    assert (b.y[:, 1::2] == -100).all() and torch.equal(b.y[:, 0::2], answers)   # answers only
     seen = b.info["seen"]
     assert not seen[:, 0].any()
     assert bool(seen[5, 3]) == bool((xs[5, :3] == xs[5, 3]).any())
-    assert src.tokenizer().decode([0, 8, 7, 15]) == "aAhH"
+    assert src.describe([64, 2, 71, 63]) == "a? a->C h? h->H"
+    assert src.tokenizer().vocab_size == 72
 
 
 @pytest.mark.parametrize("make, message", [
@@ -123,7 +126,7 @@ def test_a_perfect_copier_gets_zero_loss_on_the_repeat_and_the_metrics_say_so():
 def test_sequence_task_trains_through_the_one_loop_and_logs_its_metrics():
     src = FewShotRule(n_symbols=4, n_pairs=6)
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=8, block_size=11, n_layer=2, n_head=2, n_embd=32, mlp=False))
+    model = GPT(GPTConfig(vocab_size=20, block_size=11, n_layer=2, n_head=2, n_embd=32, mlp=False))
     cfg = TrainConfig(steps=60, batch_size=32, block_size=11, lr=3e-3, eval_every=30,
                       eval_batches=2)
     result = train(model, src, cfg, src, task=SequenceTask())
