@@ -37,17 +37,19 @@ import torch
 from gptlib import set_seed, show
 from gptlib.checkpoint import load_pretrained
 from gptlib.data import data_dir
-from gptlib.interp import (ablate_heads, attention_patterns, head_scores, induction_score,
-                           k_composition, previous_token_score, record_attention)
+from gptlib.interp import (ablate_heads, attention_patterns, head_scores,
+                           induction_score, previous_token_score,
+                           record_attention)
 from gptlib.model import GPT, GPTConfig
 from gptlib.pretrain import train
 from gptlib.runconfig import load_run_config, read_log
-from gptlib.synthetic import (FewShotRule, RepeatedSegments, SequenceTask, gpt3_prompt,
-                              per_token_loss)
-from gptlib.viz.in_context import in_context_explorer, plot_last_token, plot_patterns
+from gptlib.synthetic import (FewShotRule, RepeatedSegments, SequenceTask,
+                              gpt3_prompt, per_token_loss)
+from gptlib.viz.in_context import (in_context_explorer, plot_last_token,
+                                   plot_patterns)
 
-torch.set_num_threads(1)   # a fixed count: these models are small, results must not depend on
-                           # the machine's cores
+torch.set_num_threads(1)   # a fixed count: results must not depend on the
+                           # machine's cores
 plt.rcParams["figure.dpi"] = 90
 PRETRAINED = data_dir() / "pretrained"
 ROOT = data_dir().parent
@@ -111,11 +113,11 @@ def weights_hash(model):
 
 fewshot, _, _ = load_pretrained(PRETRAINED / "fewshot_large")
 family = FewShotRule(n_symbols=8, n_pairs=16)
-batch = family.sample(2048, 31, torch.Generator().manual_seed(10))   # fresh rules
+batch = family.sample(2048, 31, torch.Generator().manual_seed(10))  # new rules
 before = weights_hash(fewshot)
 _, logits = per_token_loss(fewshot, batch)
-answers = logits.argmax(-1)[:, 0::2]              # the prediction after each question
-right = answers == batch.tokens[:, 1::2]          # (2048, 16): pair i, after i shots
+answers = logits.argmax(-1)[:, 0::2]       # the prediction after each question
+right = answers == batch.tokens[:, 1::2]   # (2048, 16): pair i, after i shots
 after = weights_hash(fewshot)
 print("a prompt with K = 4:", family.describe(batch.tokens[0, :9]), "-> ?")
 for k in (0, 1, 2, 4, 8, 15):
@@ -124,9 +126,10 @@ print("weights unchanged:", before == after)
 """),
 code(r"""
 acc = right.float().mean(0)
-assert before == after                            # in-context: no weight changed
-assert abs(acc[0] - 1 / 8) < 0.05                 # zero-shot: chance (1 in 8)
-assert acc[1] > acc[0] + 0.05 and acc[15] > acc[1] + 0.3   # rises with the number of shots
+assert before == after                 # in-context: no weight changed
+assert abs(acc[0] - 1 / 8) < 0.05      # zero-shot: chance (1 in 8)
+assert acc[1] > acc[0] + 0.05          # rises with the number of shots
+assert acc[15] > acc[1] + 0.3
 """),
 md(r"""
 The rest of the chapter opens such models up to see *how* reading the prompt can do this.
@@ -174,7 +177,8 @@ its position's (chapter 5).
    knows nothing about $x_{j-1}$.
 
 A single layer *can* copy if the earlier occurrence sits at a fixed distance — it then attends by
-position. So the training data must put the repeats at varying distances.
+position. So the training data must put the repeats at varying distances. Section 3 tests whether the
+models trained here built this circuit.
 
 ### The data
 
@@ -190,7 +194,8 @@ code(r"""
 show(RepeatedSegments.sample)
 """),
 code(r"""
-repeats = RepeatedSegments(vocab_size=16, min_len=8, max_len=28, placement="tile")
+repeats = RepeatedSegments(vocab_size=16, min_len=8, max_len=28,
+                           placement="tile")
 example = repeats.sample(1, 64, torch.Generator().manual_seed(3))
 letters = repeats.tokenizer().decode(example.tokens[0].tolist())
 L = int(example.info["length"][0])
@@ -227,17 +232,18 @@ print("model:", run["model"])
 print("data:", run["data"]["task"])
 set_seed(cfg.seed)
 live = GPT(GPTConfig(vocab_size=16, block_size=cfg.block_size, **run["model"]))
-source = RepeatedSegments(**{k: v for k, v in run["data"]["task"].items() if k != "name"})
+spec = {k: v for k, v in run["data"]["task"].items() if k != "name"}
+source = RepeatedSegments(**spec)
 result = train(live, source, cfg, source, task=SequenceTask(),
-               callback=lambda r: r["step"] >= 300)          # the first 300 steps
+               callback=lambda r: r["step"] >= 100)   # the first 100 steps
 shipped_log = read_log(PRETRAINED / "induction_2l" / "train_log.csv")
-for r in result.history[99::100]:
+for r in result.history[24::25]:
     print(f"step {r['step']}: train loss {r['train_loss']:.4f}, shipped log "
           f"{shipped_log[r['step'] - 1]['train_loss']:.4f}")
 """, "nbval-ignore-output"),
 code(r"""
 ours = torch.tensor([r["train_loss"] for r in result.history])
-theirs = torch.tensor([r["train_loss"] for r in shipped_log[:300]])
+theirs = torch.tensor([r["train_loss"] for r in shipped_log[:100]])
 print(len(ours), "steps; same losses as the shipped log:",
       torch.allclose(ours, theirs, rtol=1e-3))
 assert torch.allclose(ours, theirs, rtol=1e-3)
@@ -245,178 +251,183 @@ assert torch.allclose(ours, theirs, rtol=1e-3)
 md(r"""
 ## 3. Taking the models apart
 
-### The phase change
+### What an induction head looks like
 
-The shipped log has the evaluation every 100 steps, on the same 256 held-out sequences. The
-two-layer model sits on a plateau — the repeat is no easier than the first copy — then, within a
-few hundred steps, its loss on the repeat collapses. The one-layer model never leaves the plateau:
+Before opening a trained model, here are the two patterns the theory predicts, built by hand on
+a segment of 32 letters repeated once, and the scores `gptlib.interp` gives them. (`tests/
+test_interp.py` checks these scores, and that the hooks below record exactly the attention a
+model used.) The previous-token head is a line just below the diagonal; the induction head, in
+the second copy, a line $L - 1 = 31$ below it — each token looks at the token after its earlier
+occurrence:
 """),
 code(r"""
-logs = {n: read_log(PRETRAINED / f"induction_{n}" / "train_log.csv") for n in ("1l", "2l")}
+show(induction_score)
+"""),
+code(r"""
+segment = torch.randint(16, (256, 32),
+                        generator=torch.Generator().manual_seed(7))
+doubled = torch.cat([segment, segment], dim=1)                 # (256, 64)
+T = 64
+ideal_prev = torch.zeros(T, T)
+ideal_prev[0, 0] = 1.0
+ideal_prev[torch.arange(1, T), torch.arange(T - 1)] = 1.0
+ideal_ind = ideal_prev.clone()
+ideal_ind[32:] = 0.0
+ideal_ind[torch.arange(32, T), torch.arange(1, T - 31)] = 1.0   # t -> t - 31
+ideal = torch.stack([ideal_prev, ideal_ind])[None]             # (1, 2, T, T)
+tok = repeats.tokenizer()
+print("previous-token scores:",
+      " ".join(f"{v:.2f}" for v in previous_token_score(ideal)))
+print("induction scores:     ",
+      " ".join(f"{v:.2f}" for v in induction_score(ideal, doubled[:1])))
+labels = list(tok.decode(doubled[0].tolist()))
+plot_patterns({"previous-token head (ideal)": ideal_prev,
+               "induction head (ideal)": ideal_ind}, labels)
+plt.show()
+"""),
+md(r"""
+### The trained models
+
+The shipped log has the evaluation every 100 steps, on the same 256 held-out sequences. Both
+models start at $\ln 16$ on both copies. The two-layer model's loss on the repeats falls well
+below the one-layer model's, but from the first steps on, with no plateau and no sudden cliff
+afterwards: nothing like a phase change within the 3,000 steps it was trained for (about 7
+minutes of one shared CPU core):
+"""),
+code(r"""
+logs = {n: read_log(PRETRAINED / f"induction_{n}" / "train_log.csv")
+        for n in ("1l", "2l")}
 evals = {n: [r for r in log if "repeat_loss" in r] for n, log in logs.items()}
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for n, style in (("2l", "-"), ("1l", "--")):
     steps = [r["step"] for r in evals[n]]
     ax.plot(steps, [r["first_loss"] for r in evals[n]], style, color="tab:gray",
             label=f"{n[0]} layer: first copy")
-    ax.plot(steps, [r["repeat_loss"] for r in evals[n]], style, color="tab:blue",
-            label=f"{n[0]} layer: repeat")
+    ax.plot(steps, [r["repeat_loss"] for r in evals[n]], style,
+            color="tab:blue", label=f"{n[0]} layer: repeats")
     bx.plot(steps, [r["icl_score"] for r in evals[n]], style, color="tab:red",
             label=f"{n[0]} layer")
 ax.set_xlabel("training step"), ax.set_ylabel("loss (nats per token)")
-ax.set_title("held-out loss on the two copies", fontsize=11)
-bx.set_xlabel("training step"), bx.set_ylabel("late-token minus early-token loss")
+ax.set_title("held-out loss on the copies", fontsize=11)
+bx.set_xlabel("training step")
+bx.set_ylabel("late-token minus early-token loss")
 bx.set_title("in-context learning score", fontsize=11)
 ax.legend(fontsize=8), bx.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 """),
 code(r"""
-def phase_change(evals):
-    # the first evaluation at which the repeat loss is below halfway between its value on the
-    # plateau (step 500) and its final value
-    plateau = next(r for r in evals if r["step"] == 500)["repeat_loss"]
-    half = (plateau + evals[-1]["repeat_loss"]) / 2
-    return next(r["step"] for r in evals if r["repeat_loss"] < half), plateau, half
+def steepest_drop(evals, window=500):
+    # the largest fall of the repeat loss within `window` steps, and its start
+    by_step = {r["step"]: r["repeat_loss"] for r in evals}
+    drops = {s: by_step[s] - by_step[s + window]
+             for s in by_step if s + window in by_step}
+    start = max(drops, key=drops.get)
+    return start, drops[start]
 
 
-step, plateau, half = phase_change(evals["2l"])
-before = next(r for r in evals["2l"] if r["step"] == step - 500)["repeat_loss"]
-after = next(r for r in evals["2l"] if r["step"] == step + 500)["repeat_loss"]
+start, drop = steepest_drop(evals["2l"])
+total = evals["2l"][0]["repeat_loss"] - evals["2l"][-1]["repeat_loss"]
 final = {n: e[-1] for n, e in evals.items()}
-print(f"phase change at step ~{round(step, -2)}: repeat loss {before:.1f} -> {after:.1f} "
-      f"nats within 1,000 steps")
+print(f"steepest 500 steps: from step {start}, "
+      f"{drop / total:.0%} of the total fall")
 for n, r in final.items():
-    print(f"{n[0]} layer, end: first copy {r['first_loss']:.1f}, repeat {r['repeat_loss']:.1f}")
+    print(f"{n[0]} layer, end: first copy {r['first_loss']:.1f}, repeats "
+          f"{r['repeat_loss']:.1f}")
 """),
 code(r"""
-drop_total = plateau - final["2l"]["repeat_loss"]
-assert before - after > 0.6 * drop_total            # most of the fall in 1,000 steps
-assert final["2l"]["repeat_loss"] < final["2l"]["first_loss"] - 1.5
-assert abs(final["1l"]["repeat_loss"] - final["1l"]["first_loss"]) < 0.3
+assert start <= 200 and drop / total < 0.5   # falls at once, then slowly: no cliff
+assert final["2l"]["repeat_loss"] < final["1l"]["repeat_loss"] - 0.5
 """),
 md(r"""
-### Copying on fresh sequences
-
-The logged evaluations use fixed held-out sequences. On sequences drawn with a seed no training
-or evaluation used, the two-layer model's loss on the repeat is far below its loss on the first
-copy; the one-layer model's is not:
+On fresh sequences (a seed no training or evaluation used) of the kind they were trained on,
+the two-layer model's loss on the repeats is about 1.5 nats below the first copy's, the
+one-layer model's about half as much (it can at least learn that only the segment's letters
+occur). But on a *single* repeat of a segment among random letters (`placement="random"`), where
+only a content-based look-up helps, both gaps shrink to a fraction of a nat:
 """),
 code(r"""
 two, tok, _ = load_pretrained(PRETRAINED / "induction_2l")
 one, _, _ = load_pretrained(PRETRAINED / "induction_1l")
-fresh = repeats.sample(512, 64, torch.Generator().manual_seed(2024))
 
 
-def copy_losses(model, batch=fresh):
-    losses, _ = per_token_loss(model, batch)
-    return (losses[batch.masks["first"]].mean().item(),
-            losses[batch.masks["repeat"]].mean().item())
+def copy_gap(model, placement):
+    src = RepeatedSegments(vocab_size=16, placement=placement)
+    b = src.sample(512, 64, torch.Generator().manual_seed(2024))
+    losses, _ = per_token_loss(model, b)
+    first, repeat = b.masks["first"], b.masks["repeat"]
+    return (losses[first].mean() - losses[repeat].mean()).item()
 
 
-gaps = {}
-for name, model in (("1 layer", one), ("2 layers", two)):
-    first, repeat = copy_losses(model)
-    gaps[name] = first - repeat
-    print(f"{name}: first copy {first:.2f}, repeat {repeat:.2f} nats/token, "
-          f"gap {first - repeat:.2f}")
+gaps = {(n, p): copy_gap(m, p) for n, m in (("1 layer", one), ("2 layers", two))
+        for p in ("tile", "random")}
+for (n, p), g in gaps.items():
+    print(f"{n}, {p:6s}: first-copy loss minus repeat loss {g:.2f} nats")
 """),
 code(r"""
-assert gaps["2 layers"] > 2.0 and gaps["1 layer"] < 0.3
+assert gaps["2 layers", "tile"] > 1.2 and gaps["1 layer", "tile"] < 0.8
+assert gaps["2 layers", "random"] < 0.8   # no general look-up
 """),
 md(r"""
-### Finding the heads
+### Looking for the heads
 
-`gptlib.interp` records each head's attention pattern with PyTorch hooks on an unmodified model:
-a pre-hook asks every attention layer for its weights, a forward hook keeps them and passes the
-output on. (`tests/test_interp.py` checks that the recorded weights equal a recomputation from
-the model's matrices, and that the model's output does not change.)
+`gptlib.interp` records each head's pattern with PyTorch hooks on the unmodified model: a
+pre-hook asks every attention layer for its weights, a forward hook keeps them and passes the
+output on:
 """),
 code(r"""
 show(record_attention)
 """),
-md(r"""
-Two scores per head, on sequences made of a random segment of 32 letters repeated (as Olsson et
-al. measure them): the **previous-token score** is the mean weight from position $t$ to $t-1$;
-the **induction score** is the weight on the keys that follow an earlier occurrence of the
-current token:
+code(r"""
+scores = {name: head_scores(m, doubled)
+          for name, m in (("1 layer", one), ("2 layers", two))}
+for name, sc in scores.items():
+    for layer in range(sc["induction"].size(0)):
+        prev = " ".join(f"{v:.2f}" for v in sc["previous_token"][layer])
+        ind = " ".join(f"{v:.2f}" for v in sc["induction"][layer])
+        print(f"{name}, layer {layer}: previous-token {prev}  induction {ind}")
 """),
 code(r"""
-show(induction_score)
-"""),
-code(r"""
-segment = torch.randint(16, (256, 32), generator=torch.Generator().manual_seed(7))
-doubled = torch.cat([segment, segment], dim=1)                 # (256, 64)
-scores = {name: head_scores(m, doubled) for name, m in (("1 layer", one), ("2 layers", two))}
-for name, s in scores.items():
-    for layer in range(s["induction"].size(0)):
-        print(f"{name}, layer {layer}: previous-token",
-              " ".join(f"{v:.2f}" for v in s["previous_token"][layer]), " induction",
-              " ".join(f"{v:.2f}" for v in s["induction"][layer]))
-s2 = scores["2 layers"]
-prev_head = int(s2["previous_token"][0].argmax())
-ind_head = int(s2["induction"][1].argmax())
-print(f"previous-token head: layer 0 head {prev_head}; induction head: layer 1 head {ind_head}")
-"""),
-code(r"""
-assert s2["previous_token"][0, prev_head] > 0.5
-assert s2["induction"][1, ind_head] > 0.5
-assert scores["1 layer"]["induction"].max() < 0.3      # no induction head in one layer
+top = max(sc[k].max() for sc in scores.values() for k in sc)
+print("largest score of any head:", f"{top:.1f}")
+assert top < 0.3                     # no previous-token head, no induction head
 """),
 md(r"""
-Their patterns on one repeated sequence: the previous-token head is a line just below the
-diagonal; the induction head, in the second half, is a line $L - 1$ below it — each token looks at
-the token after its earlier occurrence:
-"""),
-code(r"""
-one_seq = doubled[:1]
-pats = attention_patterns(two, one_seq)
-labels = list(tok.decode(one_seq[0].tolist()))
-plot_patterns({f"layer 0, head {prev_head} (previous token)": pats[0][0, prev_head],
-               f"layer 1, head {ind_head} (induction)": pats[1][0, ind_head]}, labels)
-plt.show()
-"""),
-md(r"""
-### Ablation: remove one head, lose the copying
-
-`ablate_heads` zeroes chosen heads' outputs before the output projection `c_proj`, which removes
-exactly their term $\text{out}^h$ from the residual stream (tested):
+No head scores anywhere near the ideal patterns (1.00 for the previous-token head; 0.65 for the
+induction head, not 1, because the 16 letters already recur inside the first copy, where the
+ideal head still looks one back): neither model has formed a previous-token or an induction
+head. Ablation says the same from the other side. `ablate_heads` zeroes chosen
+heads' outputs before the output projection `c_proj`, which removes exactly their term from the
+residual stream (tested):
 """),
 code(r"""
 show(ablate_heads)
 """),
 code(r"""
-base_first, base_repeat = copy_losses(two)
 ablated = {}
 for layer, head in [(0, h) for h in range(4)] + [(1, h) for h in range(4)]:
     with ablate_heads(two, [(layer, head)]):
-        first, repeat = copy_losses(two)
-    ablated[layer, head] = first - repeat
-    print(f"without layer {layer} head {head}: gap {first - repeat:.2f} nats "
-          f"(intact: {base_first - base_repeat:.2f})")
+        ablated[layer, head] = copy_gap(two, "tile")
+    print(f"without layer {layer} head {head}: gap "
+          f"{ablated[layer, head]:.2f} nats "
+          f"(intact: {gaps['2 layers', 'tile']:.2f})")
 """),
 code(r"""
-gap = base_first - base_repeat
-assert ablated[1, ind_head] < 0.3 * gap                 # the induction head carries the copying
-others = [h for h in range(4) if h != ind_head and s2["induction"][1, h] < 0.3]
-assert others and all(ablated[1, h] > 0.7 * gap for h in others)
-assert ablated[0, prev_head] < 0.5 * gap                # ... and needs the previous-token head
+intact = gaps["2 layers", "tile"]
+layer0 = [ablated[0, h] for h in range(4)]
+layer1 = [ablated[1, h] for h in range(4)]
+# several layer-0 heads are each needed; the layer-1 heads are interchangeable
+assert sum(g < 0.5 * intact for g in layer0) >= 2
+assert max(layer1) - min(layer1) < 0.2 * intact
 """),
 md(r"""
-Removing the previous-token head in layer 0 hurts the copying too, although that head copies
-nothing itself: the induction head's keys need what it writes. The composition can also be read
-off the weights. Elhage et al.'s **K-composition score** between an earlier head $h$ and a later
-head $g$ is $\lVert W_{QK}^g W_{OV}^h\rVert_F / (\lVert W_{QK}^g\rVert_F\,\lVert W_{OV}^h\rVert_F)$:
-how much of what $h$ writes lands where $g$'s keys read.
-"""),
-code(r"""
-kc = k_composition(two)                  # (layer-0 head, layer-1 head)
-print("K-composition with the induction head, per layer-0 head:",
-      " ".join(f"{v:.2f}" for v in kc[:, ind_head]))
-print("largest for the previous-token head:", int(kc[:, ind_head].argmax()) == prev_head)
-"""),
-code(r"""
-assert int(kc[:, ind_head].argmax()) == prev_head
+Removing any of several layer-0 heads destroys most of the gain, while the layer-1 heads are
+interchangeable: whatever this model computes is spread over its heads, not the two-head circuit
+of section 2. An honest summary: in 3,000 steps on one shared CPU core, the two-layer model found
+a cheaper statistic of tiled repeats, and the induction head — which Olsson et al. see appear
+after a plateau {cite:p}`olsson2022context` — had not formed (trial runs with one repeat per
+sequence, other learning rates, position encodings and initial scales, up to 5,000 steps, had not
+got there either). Exercise 2 is the next experiment to run with more compute.
 """),
 md(r"""
 ## 4. Few-shot learning of a task family, at two sizes
@@ -438,8 +449,9 @@ show(FewShotRule.sample)
 code(r"""
 pairs = family.sample(1, 31, torch.Generator().manual_seed(1))
 print(family.describe(pairs.tokens[0]))
-print("rule:", " ".join(f"{a}->{fewshot_tok.decode([b + 8])}"
-                        for a, b in zip("abcdefgh", pairs.info["rules"][0].tolist())))
+rule = pairs.info["rules"][0].tolist()
+print("rule:", " ".join(f"{a}->{'ABCDEFGH'[b]}"
+                        for a, b in zip("abcdefgh", rule)))
 """),
 md(r"""
 What can be learnt from the context is bounded: an output can be known only if its input
@@ -456,16 +468,20 @@ import json
 
 results = json.loads((ROOT / "data" / "results" / "few_shot.json").read_text())
 runs, base = results["runs"], {b["baseline"]: b for b in results["baselines"]}
-curves = {size: torch.tensor([r["accuracy_by_shots"] for r in runs if r["size"] == size])
+curves = {size: torch.tensor([r["accuracy_by_shots"] for r in runs
+                              if r["size"] == size])
           for size in ("small", "large")}
 params = {r["size"]: r["parameters"] for r in runs}
 ks = (0, 1, 2, 4, 8, 15)
 print("shots K:           " + " ".join(f"{k:5d}" for k in ks))
 for size, c in curves.items():
-    print(f"{size:5s} ({params[size]:5d} p.)" + " ".join(f"{c[:, k].mean():5.2f}" for k in ks),
-          f"  seeds: {c.size(0)}, max spread {(c.max(0).values - c.min(0).values).max():.2f}")
+    row = " ".join(f"{c[:, k].mean():5.2f}" for k in ks)
+    spread_ = (c.max(0).values - c.min(0).values).max()
+    print(f"{size:5s} ({params[size]:5d} p.){row}   seeds: {c.size(0)}, "
+          f"max spread {spread_:.2f}")
 for name, b in base.items():
-    print(f"{name:18s}" + " ".join(f"{b['accuracy_by_shots'][k]:5.2f}" for k in ks))
+    row = " ".join(f"{b['accuracy_by_shots'][k]:5.2f}" for k in ks)
+    print(f"{name:18s}{row}")
 """),
 code(r"""
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -473,8 +489,9 @@ K = range(16)
 for name, b in base.items():
     ax.plot(K, b["accuracy_by_shots"], ":", label=f"baseline: {name}")
 for size, c in curves.items():
-    ax.errorbar(K, c.mean(0), yerr=(c.max(0).values - c.min(0).values) / 2, marker="o",
-                ms=3, capsize=2, label=f"{size} model ({params[size]:,} parameters)")
+    half = (c.max(0).values - c.min(0).values) / 2
+    ax.errorbar(K, c.mean(0), yerr=half, marker="o", ms=3, capsize=2,
+                label=f"{size} model ({params[size]:,} parameters)")
 ax.set_xlabel("number of shots K (earlier pairs in the context)")
 ax.set_ylabel("accuracy on fresh rules")
 ax.legend(fontsize=8)
@@ -495,42 +512,48 @@ prior knowledge could help (unlike natural-language tasks, where larger models a
 """),
 code(r"""
 small, large = curves["small"], curves["large"]
-unseen = {s: torch.tensor([r["unseen_accuracy"] for r in runs if r["size"] == s])
+unseen = {s: torch.tensor([r["unseen_accuracy"] for r in runs
+                          if r["size"] == s])
           for s in ("small", "large")}
-copy, best = (torch.tensor(base[n]["accuracy_by_shots"]) for n in ("copy", "optimal"))
+copy = torch.tensor(base["copy"]["accuracy_by_shots"])
+best = torch.tensor(base["optimal"]["accuracy_by_shots"])
 spread = max((c.max(0).values - c.min(0).values).max() for c in curves.values())
-print("seeds per size:", small.size(0), large.size(0), f"  largest spread {spread:.2f}")
+print("seeds per size:", small.size(0), large.size(0),
+      f"  largest spread {spread:.2f}")
 assert small.size(0) >= 3 and large.size(0) >= 3
-assert (abs(small[:, 0] - 1 / 8) < 0.03).all() and (abs(large[:, 0] - 1 / 8) < 0.03).all()
-assert (small.mean(0)[15] > 0.8) and (large.mean(0)[15] > 0.8)  # far above chance
+assert (abs(small[:, 0] - 1 / 8) < 0.03).all()    # zero-shot: chance
+assert (abs(large[:, 0] - 1 / 8) < 0.03).all()
+assert small.mean(0)[15] > 0.8 and large.mean(0)[15] > 0.8
 # the small model copies: within 3 points of the copy baseline at every K
 assert ((small.mean(0) - copy).abs() < 0.03).all()
-# the large one beats copying from K = 2 on, in every seed; on average by more than the
-# spread between seeds
+# the large one beats copying from K = 2 on, in every seed; on average by
+# more than the spread between seeds
 assert (large[:, 2:].min(0).values > copy[2:] + 0.01).all()
 assert large[:, 2:].mean() - copy[2:].mean() > spread
 assert (large.min(0).values[2:] > small.max(0).values[2:]).all()
-assert unseen["large"].min() > unseen["small"].max() + 0.03     # uses the permutation
-assert (large.mean(0) <= best + 0.01).all()                     # and nobody beats optimal
+# the large model uses that the rule is a permutation; nobody beats optimal
+assert unseen["large"].min() > unseen["small"].max() + 0.03
+assert (large.mean(0) <= best + 0.01).all()
 """),
 md(r"""
 ## Play with it
 
-Type letters `a`–`p` (or pick an example) and see, for every head of the two-layer induction
-model, where the *last* token looks, and what the model predicts next. Try a segment that repeats;
-change a letter in the first copy; break the repeat. (The explorer needs a running kernel; the
+Type letters `a`–`p` (or pick an example) and see, for every head of the two-layer model of
+section 3, where the *last* token looks, and what the model predicts next. Try a segment that
+repeats end to end, as in its training; then a single repeat among random letters; then break
+the repeat. (The explorer needs a running kernel; the
 figure below shows its first example for readers of the HTML book.)
 """),
 code(r"""
 examples = {
-    "repeat: predict the letter after the earlier 'c'": "pmoknbacfhgjlikdebacfh",
+    "tiled: 'abcdefghij' repeated": "abcdefghijabcdefghijabcdef",
+    "one repeat among random letters": "pmoknbacfhgjlikdebacfh",
     "no repeat": "pmoknbacfhgjlikde",
-    "two earlier 'a's, followed by b and then j": "abxyzajxyza",
 }
 in_context_explorer(two, tok, examples)
 """),
 code(r"""
-plot_last_token(two, tok, examples["repeat: predict the letter after the earlier 'c'"])
+plot_last_token(two, tok, examples["tiled: 'abcdefghij' repeated"])
 plt.show()
 """),
 md(r"""
@@ -546,8 +569,8 @@ achieve better results". It is the GPT-1 recipe {cite:p}`radford2018improving`, 
 GPT-3 was pretrained once, from random weights, on its corpus — and then evaluated on dozens of
 tasks with **no fine-tuning at all**: the task is described and demonstrated in the prompt, and
 the model's weights are the same for every task and every $K$ {cite:p}`brown2020language`. That
-is what "few-shot learner" means. The "learning" is done by mechanisms such as the induction
-head above, inside one forward pass. Section 1 checked it on a small scale: accuracy rose from
+is what "few-shot learner" means. The "learning" is done inside one forward pass, by
+mechanisms such as the induction head of section 2. Section 1 checked it on a small scale: accuracy rose from
 chance to far above it as shots were added, and the hash of every weight was identical before and
 after. The opposite error is common too — "few-shot prompting teaches the model": nothing is
 stored; the next prompt, without the examples, gets chance again.
@@ -556,53 +579,38 @@ stored; the next prompt, without the examples, gets chance again.
 md(r"""
 ## Exercises
 
-**Exercise 1.** Without calling `induction_score`, find the induction head of the two-layer model
-from its layer-1 patterns on `doubled`: for each head, average the weight that positions
-$32 \ldots 63$ give to the key exactly $31$ positions back (the token after the earlier
-occurrence). Which head wins, and does it agree with the chapter?
+**Exercise 1.** Build by hand the pattern of a head that attends from every position to the
+token *two* back ($t \to t - 2$), score it with `previous_token_score` and `induction_score` on
+`doubled`, and explain both numbers.
 """),
 code(r"""
 # solution
-pats = attention_patterns(two, doubled)[1]             # (256, 4, 64, 64)
-t = torch.arange(32, 64)
-back = pats[:, :, t, t - 31].mean(dim=(0, 2))           # (4,)
-print("weight 31 back, per layer-1 head:", " ".join(f"{v:.2f}" for v in back))
-assert int(back.argmax()) == ind_head
+two_back = torch.zeros(T, T)
+two_back[0, 0] = two_back[1, 0] = 1.0
+two_back[torch.arange(2, T), torch.arange(T - 2)] = 1.0
+p = previous_token_score(two_back[None, None])
+i = induction_score(two_back[None, None], doubled[:1])
+print(f"previous-token {p.item():.2f}, induction {i.item():.2f}")
+assert p.item() < 0.05           # only position 1 looks one back
+assert i.item() < 0.2    # on a target only when x[t-1] happens to equal x[t]
 """, "hide-cell"),
 md(r"""
-**Exercise 2.** K-composition predicts that the induction head cannot find its targets without
-the previous-token head. Ablate layer 0's previous-token head and measure the induction head's
-induction score again. Then ablate a layer-0 head with a low previous-token score instead.
+**Exercise 2.** (Needs more CPU than the chapter.) Train `configs/induction_2l.json` for longer,
+or with `placement="random"`, and watch the head scores every 1,000 steps with `head_scores`.
+When a previous-token head appears in layer 0, does an induction head appear in layer 1 at the
+same time, and does the `random` copying gap jump? The cell below runs the check on the shipped
+model, as the template.
 """),
 code(r"""
-# solution
-low = int(s2["previous_token"][0].argmin())
-for heads in ([], [(0, prev_head)], [(0, low)]):
-    with ablate_heads(two, heads):
-        score = head_scores(two, doubled)["induction"][1, ind_head]
-    print(f"ablated {heads or 'nothing'}: induction score {score:.2f}")
-    if heads == [(0, prev_head)]:
-        assert score < 0.5 * s2["induction"][1, ind_head]
-""", "hide-cell"),
-md(r"""
-**Exercise 3.** The induction model was never trained on pairs. Give it few-shot prompts in its
-own alphabet — 16 pairs `x y`, inputs `a`–`h`, outputs `i`–`p`, one random substitution per
-sequence, each pair two tokens — and measure its accuracy after 0 and after 15 shots. Does
-in-context learning of the task family emerge from copying alone? Compare with the `copy`
-baseline.
-"""),
-code(r"""
-# solution
-g = torch.Generator().manual_seed(4)
-rules = torch.argsort(torch.rand(2048, 8, generator=g), dim=1)      # a..h -> i..p
-xs = torch.randint(8, (2048, 16), generator=g)
-prompts = torch.stack([xs, rules.gather(1, xs) + 8], dim=2).view(2048, 32)
-print(tok.decode(prompts[0, :12].tolist()), "...")
-logits = two(prompts[:, :-1])[0]
-right = (logits.argmax(-1)[:, 0::2] == prompts[:, 1::2]).float().mean(0)
-print(f"0 shots: {right[0]:.2f}, 15 shots: {right[15]:.2f}, "
-      f"copy baseline at 15: {base['copy']['accuracy_by_shots'][15]:.2f}")
-assert right[15] > right[0] + 0.3
+# solution (the check to run on a longer-trained model)
+sc = head_scores(two, doubled)
+prev_head = int(sc["previous_token"][0].argmax())
+ind_head = int(sc["induction"][1].argmax())
+formed = bool(sc["previous_token"][0, prev_head] > 0.5
+              and sc["induction"][1, ind_head] > 0.5)
+print(f"best previous-token head: layer 0 head {prev_head}; best induction "
+      f"head: layer 1 head {ind_head}; circuit formed: {formed}")
+assert not formed                  # the shipped model: not yet
 """, "hide-cell"),
 md(r"""
 ## Key points
@@ -615,12 +623,14 @@ md(r"""
   **induction head** in the next layer matches its query against those keys (K-composition) and
   copies the token that followed the earlier occurrence. One layer cannot, unless the repeat is at
   a fixed distance, when position alone finds it.
-- In a two-layer attention-only model the mechanism appears in a sudden **phase change** of the
-  training curve; afterwards the loss on a repeated segment is far below the first occurrence's.
-  Ablating the induction head removes that gap; ablating another head does not.
+- Olsson et al. see the mechanism appear in a sudden **phase change** of the training curve.
+  Our small CPU run did not reach it: its two-layer model lowered the loss on tiled repeats with a
+  statistic spread over its heads, which the head scores and ablations exposed — the tools say
+  what a model does, not what we hoped it would do.
 - Trained on a family of tasks, each sequence with its own rule, small models learn to infer the
-  rule from the examples in their context: accuracy rises with $K$ at fixed weights. Compare with
-  baselines (chance, copying, the best possible) before calling it learning.
+  rule from the examples in their context: accuracy rises with $K$ at fixed weights, and the
+  larger model gets more out of the same examples (it also uses that the rule is a permutation).
+  Compare with baselines (chance, copying, the best possible) before calling it learning.
 
 ## References
 
