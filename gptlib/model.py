@@ -38,7 +38,9 @@ class GPTConfig:
     LayerNorms), pos_encoding (one of ``POS_ENCODINGS``), norm_position ("pre": GPT-2; "post":
     original Transformer), norm ("layernorm" or "rmsnorm"), fused_attention (use PyTorch's fused
     kernel instead of the written-out attention), layer_norm_eps, causal (False removes the causal
-    mask: the model then sees the tokens it predicts — only for chapter 3's demonstration).
+    mask: the model then sees the tokens it predicts — only for chapter 3's demonstration),
+    mlp (False: attention-only blocks, no MLP and no ln_2 — the models of Elhage et al. 2021 that
+    chapter 10 takes apart).
 
     Chapter 9: attention_layout "dense" (every layer sees the whole causal context) or
     "alternating" (GPT-3, Brown et al. 2020: layers 0, 2, 4, ... dense, layers 1, 3, 5, ...
@@ -64,6 +66,7 @@ class GPTConfig:
     attention_layout: str = "dense"
     sparse_band: int = 256
     activation_checkpointing: bool = False
+    mlp: bool = True
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -97,6 +100,9 @@ class GPTConfig:
         if not isinstance(self.activation_checkpointing, bool):
             raise ValueError(f"GPTConfig.activation_checkpointing must be True or False, "
                              f"got {self.activation_checkpointing!r}")
+        if not isinstance(self.mlp, bool):
+            raise ValueError(f"GPTConfig.mlp must be True or False (False: attention-only "
+                             f"blocks), got {self.mlp!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -130,7 +136,8 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.h = nn.ModuleList(
             Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_position=c.norm_position,
-                  norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps, causal=c.causal)
+                  norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps, causal=c.causal,
+                  mlp=c.mlp)
             for _ in range(c.n_layer))
         # (with post-LN the last block already ends in a norm; ln_f is kept so that both
         # variants share one layout)

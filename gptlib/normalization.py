@@ -166,11 +166,15 @@ class Block(nn.Module):
     attend, broadcastable to (B, H, T, T_k), e.g. a padding mask (B, 1, 1, T_k)) is combined with
     the causal mask; ``bias`` (float, e.g. ALiBi) is added to the scores; ``rope`` rotates q and k;
     ``kv_cache`` (a ``gptlib.attention.KVCache``) holds this layer's earlier keys and values.
+
+    ``mlp=False`` builds an attention-only block (Elhage et al. 2021): no MLP and no ``ln_2``, so
+    ``x = x + attn(ln_1(x))`` (pre-LN) or ``x = ln_1(x + attn(x))`` (post-LN).
     """
 
     def __init__(self, n_embd: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True,
                  norm_position: str = "pre", norm: str = "layernorm", residual: bool = True,
-                 fused: bool = False, eps: float = 1e-5, causal: bool = True):
+                 fused: bool = False, eps: float = 1e-5, causal: bool = True,
+                 mlp: bool = True):
         super().__init__()
         if norm_position not in NORM_POSITIONS:
             raise ValueError(f"unknown norm_position {norm_position!r}; choose one of {NORM_POSITIONS}")
@@ -182,8 +186,8 @@ class Block(nn.Module):
         self.causal = causal
         self.ln_1 = build_norm(norm, n_embd, eps, bias=bias)
         self.attn = MultiHeadAttention(n_embd, n_heads, bias=bias, dropout=dropout, fused=fused)
-        self.ln_2 = build_norm(norm, n_embd, eps, bias=bias)
-        self.mlp = MLP(n_embd, bias=bias, dropout=dropout)
+        self.ln_2 = build_norm(norm, n_embd, eps, bias=bias) if mlp else None
+        self.mlp = MLP(n_embd, bias=bias, dropout=dropout) if mlp else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 bias: torch.Tensor | None = None, rope=None, kv_cache=None) -> torch.Tensor:
@@ -200,11 +204,13 @@ class Block(nn.Module):
         if self.norm_position == "pre":
             h = attn(self.ln_1(x))
             x = x + h if r else h
-            h = self.mlp(self.ln_2(x))
-            x = x + h if r else h
+            if self.mlp is not None:
+                h = self.mlp(self.ln_2(x))
+                x = x + h if r else h
         else:
             h = attn(x)
             x = self.ln_1(x + h if r else h)
-            h = self.mlp(x)
-            x = self.ln_2(x + h if r else h)
+            if self.mlp is not None:
+                h = self.mlp(x)
+                x = self.ln_2(x + h if r else h)
         return x

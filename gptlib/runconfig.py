@@ -23,7 +23,7 @@ __all__ = ["load_run_config", "prepare_data", "run", "write_log", "read_log", "m
 
 RUN_KEYS = ("description", "model", "train", "data", "out_dir")
 DATA_DEFAULTS = {"source": "corpus", "train_split": "train", "val_split": "val",
-                 "tokenizer": "char", "path": None, "val_fraction": 0.1}
+                 "tokenizer": "char", "path": None, "val_fraction": 0.1, "task": None}
 LOG_COLUMNS = ("step", "tokens", "lr", "train_loss", "grad_norm", "eval_train_loss", "val_loss",
                "time_s")
 
@@ -44,7 +44,8 @@ def load_run_config(config) -> dict:
          "data":  {"source": "corpus" (gptlib.data's splits) or "text" (a plain-text file),
                    "train_split": "train", "val_split": "val" (or null),   # source "corpus"
                    "path": ..., "val_fraction": 0.1,   # source "text": the last 10% validate
-                   "tokenizer": "char" or the path of a saved tokenizer (JSON)},
+                   "tokenizer": "char" or the path of a saved tokenizer (JSON),
+                   "task": {...}},   # source "synthetic": gptlib.synthetic's sequences
          "out_dir": where to export the trained model, "description": free text}
 
     Returns the same sections with ``train`` as a ``TrainConfig`` and ``data`` completed with
@@ -66,8 +67,9 @@ def load_run_config(config) -> dict:
              "the run config's 'model' section")
     data = dict(DATA_DEFAULTS, **config.get("data", {}))
     _unknown(data, DATA_DEFAULTS, "the run config's 'data' section")
-    if data["source"] not in ("corpus", "text"):
-        raise ValueError(f"data.source must be 'corpus' or 'text', got {data['source']!r}")
+    if data["source"] not in ("corpus", "text", "synthetic"):
+        raise ValueError(f"data.source must be 'corpus', 'text' or 'synthetic', "
+                         f"got {data['source']!r}")
     if data["source"] == "text" and not data["path"]:
         raise ValueError("data.source 'text' needs data.path, the plain-text file to train on")
     return {"description": config.get("description", ""), "model": dict(config["model"]),
@@ -83,6 +85,9 @@ def prepare_data(data: dict):
     """
     from gptlib.data import encode_text, load_text
     from gptlib.tokenizer import CharTokenizer, load_tokenizer
+    if data["source"] == "synthetic":       # sequences drawn afresh (gptlib.synthetic)
+        from gptlib.synthetic import prepare
+        return prepare(data)
     if data["source"] == "corpus":
         train_text = load_text(data["train_split"])
         val_text = load_text(data["val_split"]) if data["val_split"] else None
@@ -101,11 +106,14 @@ def prepare_data(data: dict):
 
 
 def write_log(path, history: list[dict]) -> None:
-    """The training history as CSV, one row per step (``LOG_COLUMNS``; blank when not measured)."""
+    """The training history as CSV, one row per step (``LOG_COLUMNS``, then any other metrics the
+    task logged; blank when not measured)."""
     def fmt(v):
         return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
-    lines = [",".join(LOG_COLUMNS)]
-    lines += [",".join(fmt(r.get(c)) for c in LOG_COLUMNS) for r in history]
+    columns = LOG_COLUMNS + tuple(dict.fromkeys(k for r in history for k in r
+                                                if k not in LOG_COLUMNS))   # a task's metrics
+    lines = [",".join(columns)]
+    lines += [",".join(fmt(r.get(c)) for c in columns) for r in history]
     _atomic_write(Path(path), lambda p: p.write_text("\n".join(lines) + "\n", encoding="utf-8"))
 
 
@@ -143,7 +151,11 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
                          f"{tok.vocab_size} tokens; leave vocab_size out to use the tokenizer's")
     set_seed(tcfg.seed)
     model = GPT(GPTConfig.from_dict(model_cfg)).to(gdist.local_device())   # same init, all ranks
-    result = train(model, train_ids, tcfg, val_ids, progress=progress,
+    task = None
+    if cfg["data"]["source"] == "synthetic":
+        from gptlib.synthetic import SequenceTask
+        task = SequenceTask()
+    result = train(model, train_ids, tcfg, val_ids, task=task, progress=progress,
                    callback=None if stop_after is None else (lambda r: r["step"] >= stop_after),
                    checkpoint_dir=checkpoint_dir, resume_from=resume_from, tokenizer=tok)
     out = out_dir if out_dir is not None else cfg["out_dir"]
@@ -155,7 +167,7 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
         if gdist.world_size() > 1:
             results.update(world_size=gdist.world_size(), parallel=tcfg.parallel,
                            state_bytes_rank0=result.state_bytes)
-        if val_ids is not None and not result.stopped_early:   # all of it, not a sample
+        if task is None and val_ids is not None and not result.stopped_early:   # all of it
             results["val_loss_all_windows"] = dataset_loss(model, val_ids, tcfg.block_size)
         save_pretrained(out, model, tok, train=tcfg.to_dict(), data=cfg["data"], results=results,
                         description=cfg["description"])
