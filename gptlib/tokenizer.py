@@ -322,9 +322,7 @@ class BPETokenizer:
                     raise ValueError(f"{merges_path} line {number}: token {token!r} is not in "
                                      f"{vocab_path.name}")
             merges.append((encoder[pair[0]], encoder[pair[1]]))
-        specials = {s: encoder[s] for s in special_tokens}
-        for s, i in specials.items():
-            vocab[i] = s.encode("utf-8")
+        specials = {s: encoder[s] for s in special_tokens}   # their entries: the text's bytes
         try:
             return cls(merges, GPT2_PATTERN, vocab=vocab, special_tokens=specials)
         except ValueError as err:

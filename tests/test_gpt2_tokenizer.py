@@ -173,6 +173,16 @@ def test_same_ids_on_random_mixes_of_the_tricky_characters(files, text):
     assert files["ours"].decode(ids) == text
 
 
+def test_decoding_a_split_character_gives_the_replacement_character_as_gpt2_does(files):
+    ours, hf = files["ours"], files["hf"]
+    ids = ours.encode("语")                              # three bytes, no merge joins them all
+    assert len(ids) >= 2
+    for part in (ids[:1], ids[1:], ids[:1] + ours.encode("a") + ids[1:]):
+        assert ours.decode(part) == hf.decode(part)
+        assert "\ufffd" in ours.decode(part)               # errors="replace", as GPT-2's encoder.py
+    assert ours.decode(ids[:1] + ours.encode("a")).endswith("a")
+
+
 def test_pre_tokenizer_equals_hugging_faces_and_differs_from_gptlibs_default_pattern():
     from tokenizers.pre_tokenizers import ByteLevel
     text = "snake_case __init__ a\x1c\x1db x  \t\n y's DON'T 12_34"
