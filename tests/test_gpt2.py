@@ -180,7 +180,8 @@ def test_unsupported_gpt2_variants_are_named():
     base = json.loads(transformers.GPT2Config(**CONFIGS["2x32"]).to_json_string())
     assert config_from_hf(base) == config_from_hf(transformers.GPT2Config(**CONFIGS["2x32"]))
     for field, value in [("activation_function", "relu"), ("n_inner", 100),
-                         ("scale_attn_by_inverse_layer_idx", True), ("tie_word_embeddings", False)]:
+                         ("scale_attn_by_inverse_layer_idx", True), ("tie_word_embeddings", False),
+                         ("scale_attn_weights", False), ("add_cross_attention", True)]:
         with pytest.raises(ValueError, match=f"{field}: checkpoint has {value!r}"):
             config_from_hf({**base, field: value})
 
