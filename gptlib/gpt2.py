@@ -13,6 +13,13 @@ Reading GPT-2 itself (needs the network once, then the Hugging Face cache)::
 
     from gptlib.gpt2 import from_pretrained
     model = from_pretrained("gpt2")          # or "gpt2-medium", "gpt2-large", "gpt2-xl"
+
+Nothing changes silently on the way: a model keeps the checkpoint's dtype (float64, bfloat16, ...)
+unless ``dtype=`` asks for another, and the config's special-token ids (``bos_token_id``,
+``eos_token_id``, ``pad_token_id``) are kept on the model as ``model.special_token_ids`` and
+written back by ``to_hf``. Activations: ``gelu_new``, ``gelu_pytorch_tanh`` and ``gelu_fast`` are
+all GPT-2's tanh approximation (``gelu_fast`` rounds the constant sqrt(2/pi) to 10 digits: equal to
+``gelu_new`` within 1e-12 in float64); the exact erf ``gelu`` is refused.
 """
 
 from __future__ import annotations
@@ -25,13 +32,17 @@ import torch
 from gptlib.model import GPT, GPTConfig
 
 __all__ = ["config_from_hf", "hf_config_from", "from_hf_state_dict", "to_hf_state_dict", "from_hf",
-           "to_hf", "load_hf_checkpoint", "from_pretrained"]
+           "to_hf", "load_hf_checkpoint", "from_pretrained", "SPECIAL_TOKEN_FIELDS"]
 
 # Weights that GPT-2's Conv1D stores as (in, out): transposed to nn.Linear's (out, in).
 _TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # What GPT-2 is, in GPTConfig's terms.
 _GPT2_ARCH = {"pos_encoding": "learned", "norm": "layernorm", "norm_position": "pre", "bias": True,
               "causal": True}
+# Hugging Face's names for the special-token ids a config records.
+SPECIAL_TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
+# Names Hugging Face gives GPT-2's tanh-approximated GELU (gelu_fast: constant rounded, < 1e-12 off).
+_TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 
 
 def config_from_hf(hf_config) -> GPTConfig:
@@ -49,9 +60,13 @@ def config_from_hf(hf_config) -> GPTConfig:
             return getattr(hf_config, key, default)
     if get("model_type", "gpt2") != "gpt2":
         raise ValueError(f"model_type: checkpoint has {get('model_type')!r}, gptlib reads 'gpt2'")
+    if get("activation_function", "gelu_new") == "gelu":
+        raise ValueError("activation_function: checkpoint has 'gelu', the exact (erf) GELU; gptlib's GPT "
+                         "computes GPT-2's tanh approximation ('gelu_new'), which differs from it by up "
+                         "to 4.7e-4 per activation, so the logits would not be the checkpoint's")
     n_embd = get("n_embd")
     unsupported = {
-        "activation_function": (get("activation_function", "gelu_new"), ("gelu_new", "gelu_pytorch_tanh")),
+        "activation_function": (get("activation_function", "gelu_new"), _TANH_GELUS),
         "n_inner": (get("n_inner"), (None, 4 * n_embd)),
         "scale_attn_weights": (get("scale_attn_weights", True), (True,)),
         "scale_attn_by_inverse_layer_idx": (get("scale_attn_by_inverse_layer_idx", False), (False,)),
@@ -71,17 +86,59 @@ def config_from_hf(hf_config) -> GPTConfig:
                      layer_norm_eps=get("layer_norm_epsilon", 1e-5), **_GPT2_ARCH)
 
 
-def hf_config_from(config: GPTConfig):
-    """The ``transformers.GPT2Config`` for a GPT-2-shaped ``GPTConfig``."""
+def hf_config_from(config: GPTConfig, special_token_ids: dict | None = None):
+    """The ``transformers.GPT2Config`` for a GPT-2-shaped ``GPTConfig``.
+
+    ``special_token_ids``: ``bos_token_id`` / ``eos_token_id`` / ``pad_token_id`` (each an id or
+    ``None``); by default bos and eos are the last id, as GPT-2's ``<|endoftext|>`` (50256) is."""
     from transformers import GPT2Config
 
     _check_gpt2_arch(config)
     last = config.vocab_size - 1   # GPT-2's <|endoftext|> is its last token, 50256
+    ids = _check_special_token_ids(special_token_ids if special_token_ids is not None else
+                                   {"bos_token_id": last, "eos_token_id": last}, config.vocab_size,
+                                   check_range=not getattr(special_token_ids, "from_hf", False))
     return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
                       n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
                       resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
-                      layer_norm_epsilon=config.layer_norm_eps, bos_token_id=last, eos_token_id=last,
-                      tie_word_embeddings=True)
+                      layer_norm_epsilon=config.layer_norm_eps, tie_word_embeddings=True,
+                      **{field: ids.get(field) for field in SPECIAL_TOKEN_FIELDS})
+
+
+def _check_special_token_ids(ids, vocab_size: int, check_range: bool = True) -> dict:
+    """Only the three known fields, each ``None``, an id or a list of ids (inside the vocabulary,
+    unless they come unchanged from a Hugging Face config, which may hold any)."""
+    if not isinstance(ids, dict):
+        raise TypeError(f"special_token_ids must be a dict with keys {SPECIAL_TOKEN_FIELDS}, got "
+                        f"{type(ids).__name__}")
+    unknown = sorted(set(ids) - set(SPECIAL_TOKEN_FIELDS))
+    if unknown:
+        raise ValueError(f"special_token_ids: unknown field(s) {unknown}; known: {SPECIAL_TOKEN_FIELDS}")
+    for field, value in ids.items():
+        for i in (value if isinstance(value, (list, tuple)) else [value]):
+            if i is None:
+                continue
+            if not isinstance(i, int) or isinstance(i, bool):
+                raise TypeError(f"{field} must be a token id (int) or None, got {i!r}")
+            if check_range and not 0 <= i < vocab_size:
+                raise ValueError(f"{field} {i} is outside the vocabulary (0..{vocab_size - 1})")
+    return dict(ids)
+
+
+class _HFTokenIds(dict):
+    """Special-token ids exactly as a Hugging Face config had them (written back unchecked)."""
+    from_hf = True
+
+
+def _special_token_ids_of(hf_config) -> dict:
+    get = hf_config.get if isinstance(hf_config, dict) else lambda k: getattr(hf_config, k, None)
+    return _HFTokenIds({field: get(field) for field in SPECIAL_TOKEN_FIELDS})
+
+
+def _check_dtype(dtype) -> None:
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype (e.g. torch.float32) or None to "
+                        f"keep the checkpoint's, got {dtype!r}")
 
 
 def _check_gpt2_arch(config: GPTConfig) -> None:
@@ -114,12 +171,21 @@ def _check_shapes(sd: dict, config: GPTConfig) -> None:
             raise ValueError(f"{field}: checkpoint has {value}, config says {getattr(config, field)}")
 
 
-def from_hf_state_dict(sd: dict, config: GPTConfig) -> GPT:
+def from_hf_state_dict(sd: dict, config: GPTConfig, dtype: torch.dtype | None = None) -> GPT:
     """A ``GPT`` holding the weights of a Hugging Face GPT-2 state dict (``GPT2LMHeadModel`` or
-    ``GPT2Model`` keys). Conv1D weights are transposed; a mismatch with ``config`` raises."""
+    ``GPT2Model`` keys). Conv1D weights are transposed; a mismatch with ``config`` raises.
+
+    ``dtype``: the model's parameter dtype; ``None`` keeps the state dict's (which must then be
+    one floating-point dtype for all weights)."""
     _check_gpt2_arch(config)
+    _check_dtype(dtype)
     sd = _strip(sd)
     _check_shapes(sd, config)
+    dtypes = {v.dtype for v in sd.values() if torch.is_tensor(v) and v.is_floating_point()}
+    if dtype is None and len(dtypes) > 1:
+        raise ValueError(f"the state dict mixes dtypes {sorted(map(str, dtypes))}; pass dtype= to "
+                         f"choose the model's")
+    dtype = dtype or next(iter(dtypes), torch.float32)
     if "lm_head.weight" in sd and not torch.equal(sd.pop("lm_head.weight"), sd["wte.weight"]):
         raise ValueError("lm_head.weight differs from wte.weight; gptlib's GPT ties them, as GPT-2 does")
     ours = {}
@@ -127,7 +193,7 @@ def from_hf_state_dict(sd: dict, config: GPTConfig) -> GPT:
         value = value.t() if key.endswith(_TRANSPOSED) else value        # Conv1D (in, out) -> (out, in)
         ours["pos.wpe.weight" if key == "wpe.weight" else key] = value
     ours["lm_head.weight"] = ours["wte.weight"]
-    model = GPT(config)
+    model = GPT(config).to(dtype)
     missing, unexpected = model.load_state_dict(ours, strict=False)
     if missing or unexpected:
         raise ValueError(f"state dict does not match GPT-2's layout: missing {missing}, "
@@ -146,26 +212,35 @@ def to_hf_state_dict(model: GPT) -> dict:
     return out
 
 
-def from_hf(hf_model) -> GPT:
-    """A ``GPT`` equal to a ``transformers`` ``GPT2LMHeadModel`` (same train/eval mode)."""
-    model = from_hf_state_dict(hf_model.state_dict(), config_from_hf(hf_model.config))
+def from_hf(hf_model, dtype: torch.dtype | None = None) -> GPT:
+    """A ``GPT`` equal to a ``transformers`` ``GPT2LMHeadModel`` (same train/eval mode, and the
+    same dtype unless ``dtype`` says otherwise). The config's bos/eos/pad ids are kept in
+    ``model.special_token_ids``."""
+    model = from_hf_state_dict(hf_model.state_dict(), config_from_hf(hf_model.config), dtype)
+    model.special_token_ids = _special_token_ids_of(hf_model.config)
     return model.train(hf_model.training)
 
 
-def to_hf(model: GPT):
-    """A ``transformers.GPT2LMHeadModel`` equal to ``model`` (same device, dtype, train/eval mode)."""
+def to_hf(model: GPT, special_token_ids: dict | None = None):
+    """A ``transformers.GPT2LMHeadModel`` equal to ``model`` (same device, dtype, train/eval mode).
+
+    Its config's bos/eos/pad ids are ``special_token_ids`` if given, else those a model read from
+    Hugging Face keeps in ``model.special_token_ids``, else GPT-2's convention (the last id)."""
     from transformers import GPT2LMHeadModel
 
-    hf_model = GPT2LMHeadModel(hf_config_from(model.config))
+    if special_token_ids is None:
+        special_token_ids = getattr(model, "special_token_ids", None)
+    hf_model = GPT2LMHeadModel(hf_config_from(model.config, special_token_ids))
     missing, unexpected = hf_model.load_state_dict(to_hf_state_dict(model), strict=False)
     if missing or unexpected:
         raise ValueError(f"GPT2LMHeadModel expects other weights: missing {missing}, unexpected {unexpected}")
     return hf_model.to(device=model.wte.weight.device, dtype=model.wte.weight.dtype).train(model.training)
 
 
-def load_hf_checkpoint(directory) -> GPT:
+def load_hf_checkpoint(directory, dtype: torch.dtype | None = None) -> GPT:
     """A ``GPT`` (in eval mode) from a directory written by ``save_pretrained``: ``config.json``
-    plus ``model.safetensors`` (or shards listed in ``model.safetensors.index.json``).
+    plus ``model.safetensors`` (or shards listed in ``model.safetensors.index.json``). The weights
+    keep the file's dtype unless ``dtype`` is given; bos/eos/pad ids go to ``model.special_token_ids``.
 
     Reads tensors with ``safetensors`` only — never pickles (``pytorch_model.bin``), which can
     run arbitrary code when loaded. Does not need ``transformers``.
@@ -176,7 +251,9 @@ def load_hf_checkpoint(directory) -> GPT:
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"no config.json in {directory}; expected a directory written by "
                                 f"save_pretrained")
-    config = config_from_hf(json.loads((directory / "config.json").read_text()))
+    _check_dtype(dtype)
+    hf_config = json.loads((directory / "config.json").read_text())
+    config = config_from_hf(hf_config)
     index = directory / "model.safetensors.index.json"
     if (directory / "model.safetensors").is_file():
         files = [directory / "model.safetensors"]
@@ -189,13 +266,17 @@ def load_hf_checkpoint(directory) -> GPT:
     sd = {}
     for file in files:
         sd.update(load_file(str(file)))
-    return from_hf_state_dict(sd, config).eval()
+    model = from_hf_state_dict(sd, config, dtype)
+    model.special_token_ids = _special_token_ids_of(hf_config)
+    return model.eval()
 
 
-def from_pretrained(name: str = "gpt2", **kwargs) -> GPT:
+def from_pretrained(name: str = "gpt2", dtype: torch.dtype | None = None, **kwargs) -> GPT:
     """GPT-2 from the Hugging Face Hub (``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"``,
-    ``"gpt2-xl"``), in eval mode. Needs ``transformers`` and, the first time, the network;
-    ``kwargs`` go to ``GPT2LMHeadModel.from_pretrained`` (e.g. ``cache_dir``)."""
+    ``"gpt2-xl"``), in eval mode, in the checkpoint's dtype unless ``dtype`` is given. Needs
+    ``transformers`` and, the first time, the network; ``kwargs`` go to
+    ``GPT2LMHeadModel.from_pretrained`` (e.g. ``cache_dir``)."""
     from transformers import GPT2LMHeadModel
 
-    return from_hf(GPT2LMHeadModel.from_pretrained(name, **kwargs)).eval()
+    _check_dtype(dtype)
+    return from_hf(GPT2LMHeadModel.from_pretrained(name, dtype="auto", **kwargs), dtype).eval()

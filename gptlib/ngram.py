@@ -29,6 +29,40 @@ def _check_ids(ids: torch.Tensor, vocab_size: int) -> None:
                          f"{int(ids.min())}..{int(ids.max())}")
 
 
+def _as_id_list(ids, vocab_size: int, name: str) -> list[int]:
+    """A list of int token ids in ``0..vocab_size-1`` (from a list or a 1-D tensor)."""
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be an int >= 1, got {vocab_size!r}")
+    if isinstance(ids, torch.Tensor):
+        if ids.ndim != 1 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise ValueError(f"{name} must be a 1-D tensor of integer token ids, got {ids.dtype} "
+                             f"of shape {tuple(ids.shape)}")
+        ids = ids.tolist()
+    ids = list(ids)
+    if ids and all(type(t) is int for t in ids) and 0 <= min(ids) and max(ids) < vocab_size:
+        return ids                           # the fast check; below, find the culprit
+    for i, t in enumerate(ids):
+        if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size:
+            raise ValueError(f"{name}[{i}] = {t!r} is not a token id in 0..{vocab_size - 1}")
+    return ids
+
+
+def _check_table(probs: torch.Tensor) -> None:
+    """A ``(V, V)`` table of probabilities whose rows sum to 1."""
+    if not isinstance(probs, torch.Tensor) or probs.ndim != 2 or probs.shape[0] != probs.shape[1] \
+            or not probs.is_floating_point():
+        raise ValueError(f"probs must be a (V, V) float tensor, p(b | a) in row a; got "
+                         f"{getattr(probs, 'dtype', type(probs).__name__)} of shape "
+                         f"{tuple(getattr(probs, 'shape', ()))}")
+    p = probs.double()
+    if not bool(torch.isfinite(p).all()) or bool((p < 0).any()):
+        raise ValueError("probs must be finite and non-negative")
+    worst = float((p.sum(dim=1) - 1).abs().max())
+    if worst > 1e-6:
+        raise ValueError(f"each row of probs must sum to 1 (a distribution over the next token); "
+                         f"the worst is off by {worst:.3g}")
+
+
 def count_bigrams(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """``N[a, b]`` = how often token ``b`` follows token ``a`` in ``ids`` (shape ``(V, V)``)."""
     _check_ids(ids, vocab_size)
@@ -42,8 +76,13 @@ def bigram_probs(counts: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
     With ``alpha = 0`` this is the maximum-likelihood estimate; a row that never occurs (a token
     never followed by anything) becomes uniform rather than 0/0.
     """
-    if alpha < 0:
+    if not alpha >= 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if not isinstance(counts, torch.Tensor) or counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"counts must be a (V, V) tensor of pair counts (count_bigrams' output), got "
+                         f"shape {tuple(getattr(counts, 'shape', ()))}")
+    if bool((counts < 0).any()):
+        raise ValueError("counts must be non-negative")
     c = counts.double() + alpha
     totals = c.sum(dim=1, keepdim=True)
     uniform = torch.full_like(c, 1.0 / c.shape[1])
@@ -52,7 +91,10 @@ def bigram_probs(counts: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
 
 def bigram_loss(probs: torch.Tensor, ids: torch.Tensor) -> float:
     """Mean negative log-likelihood (nats per token) of ``ids[1:]`` given ``ids[:-1]``."""
+    _check_table(probs)
     _check_ids(ids, probs.shape[0])
+    if len(ids) < 2:
+        raise ValueError(f"a bigram loss needs at least 2 tokens (one prediction), got {len(ids)}")
     return float(-probs[ids[:-1], ids[1:]].log().mean())
 
 
@@ -75,8 +117,17 @@ def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: in
     is dominated by the ``alpha * V`` pseudo-counts. Both get more common as ``n`` grows, which is
     why the loss eventually rises again. (A full table would have ``V**(n-1)`` rows.)
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}: without smoothing an n-gram never seen "
+                         f"in training has probability 0 and the loss is infinite")
+    train_ids = _as_id_list(train_ids, vocab_size, "train_ids")
+    eval_ids = _as_id_list(eval_ids, vocab_size, "eval_ids")
+    for name, ids in (("train_ids", train_ids), ("eval_ids", eval_ids)):
+        if len(ids) < n:
+            raise ValueError(f"{name} has {len(ids)} token(s); an n-gram model with n={n} needs at "
+                             f"least {n} (one context of {n - 1} tokens and the token after it)")
     k = n - 1
     grams = Counter(tuple(train_ids[i:i + n]) for i in range(len(train_ids) - k))
     contexts = Counter()
@@ -132,6 +183,13 @@ def sample_from_probs(probs: torch.Tensor, start: int, n_tokens: int,
     Inverse-CDF sampling in float64 (a uniform draw, then the first token whose cumulative
     probability exceeds it): the same generator seed gives the same text on every CPU.
     """
+    _check_table(probs)
+    V = probs.shape[0]
+    if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start < V:
+        raise ValueError(f"start must be a token id in 0..{V - 1} (the table has {V} rows), "
+                         f"got {start!r}")
+    if not isinstance(n_tokens, int) or isinstance(n_tokens, bool) or n_tokens < 0:
+        raise ValueError(f"n_tokens must be an int >= 0, got {n_tokens!r}")
     cdf = probs.double().cumsum(dim=1)
     cdf[:, -1] = 1.0  # guard against rounding leaving the last entry just below 1
     u = torch.rand(n_tokens, generator=generator, dtype=torch.float64)

@@ -180,7 +180,8 @@ def test_unsupported_gpt2_variants_are_named():
     base = json.loads(transformers.GPT2Config(**CONFIGS["2x32"]).to_json_string())
     assert config_from_hf(base) == config_from_hf(transformers.GPT2Config(**CONFIGS["2x32"]))
     for field, value in [("activation_function", "relu"), ("n_inner", 100),
-                         ("scale_attn_by_inverse_layer_idx", True), ("tie_word_embeddings", False)]:
+                         ("scale_attn_by_inverse_layer_idx", True), ("tie_word_embeddings", False),
+                         ("scale_attn_weights", False), ("add_cross_attention", True)]:
         with pytest.raises(ValueError, match=f"{field}: checkpoint has {value!r}"):
             config_from_hf({**base, field: value})
 
@@ -204,3 +205,90 @@ def test_differing_dropout_rates_are_refused_naming_the_fields():
                "n_embd": 32, "resid_pdrop": 0.3}
     assert config_from_hf(partial).dropout == 0.3
     assert config_from_hf({k: v for k, v in partial.items() if k != "resid_pdrop"}).dropout == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_loading_keeps_the_checkpoints_dtype_unless_asked(tmp_path, dtype):
+    hf = hf_gpt2("2x32").to(dtype)
+    ours = from_hf(hf)
+    assert {p.dtype for p in ours.parameters()} == {dtype}
+    for key, value in to_hf_state_dict(ours).items():           # bit for bit, no float32 detour
+        assert value.dtype == dtype and torch.equal(value, hf.state_dict()[key]), key
+    idx = tokens(hf, (2, 16))
+    atol = 1e-10 if dtype == torch.float64 else 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(ours(idx)[0], hf(idx).logits, rtol=0, atol=atol)
+    hf.save_pretrained(tmp_path)
+    loaded = load_hf_checkpoint(tmp_path)
+    assert loaded.wte.weight.dtype == dtype and torch.equal(loaded.wte.weight, hf.transformer.wte.weight)
+    assert from_pretrained(str(tmp_path)).h[0].mlp.c_fc.weight.dtype == dtype
+    assert to_hf(ours).transformer.h[1].attn.c_attn.weight.dtype == dtype
+    # asked for another dtype: converted, once
+    for model in (from_hf(hf, dtype=torch.float32), load_hf_checkpoint(tmp_path, dtype=torch.float32),
+                  from_pretrained(str(tmp_path), dtype=torch.float32)):
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+        assert torch.equal(model.wte.weight, hf.transformer.wte.weight.float())
+    with pytest.raises(TypeError, match="dtype must be a floating-point torch.dtype"):
+        from_hf(hf, dtype="float32")
+    with pytest.raises(TypeError, match="dtype must be a floating-point torch.dtype"):
+        load_hf_checkpoint(tmp_path, dtype=torch.int64)
+
+
+def test_a_state_dict_of_mixed_dtypes_needs_an_explicit_dtype():
+    hf = hf_gpt2("2x32")
+    sd = dict(hf.state_dict())
+    sd["transformer.wte.weight"] = sd["transformer.wte.weight"].double()
+    sd["lm_head.weight"] = sd["transformer.wte.weight"]
+    with pytest.raises(ValueError, match=r"mixes dtypes \['torch.float32', 'torch.float64'\]; pass dtype="):
+        from_hf_state_dict(sd, config_from_hf(hf.config))
+    assert from_hf_state_dict(sd, config_from_hf(hf.config), dtype=torch.float64).wte.weight.dtype == torch.float64
+
+
+def test_special_token_ids_survive_gptlib_hf_gptlib(tmp_path):
+    torch.manual_seed(0)
+    kw = CONFIGS["2x32"]
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw, bos_token_id=3, eos_token_id=5,
+                                                               pad_token_id=7)).eval()
+    ours = from_hf(hf)
+    assert ours.special_token_ids == {"bos_token_id": 3, "eos_token_id": 5, "pad_token_id": 7}
+    back = to_hf(ours)
+    assert (back.config.bos_token_id, back.config.eos_token_id, back.config.pad_token_id) == (3, 5, 7)
+    back.save_pretrained(tmp_path)
+    again = load_hf_checkpoint(tmp_path)
+    assert again.special_token_ids == ours.special_token_ids
+    assert from_hf(to_hf(again)).special_token_ids == {"bos_token_id": 3, "eos_token_id": 5, "pad_token_id": 7}
+    # a gptlib model: GPT-2's convention by default, or the ids given
+    fresh = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    assert (to_hf(fresh).config.bos_token_id, to_hf(fresh).config.pad_token_id) == (49, None)
+    chosen = to_hf(fresh, special_token_ids={"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2})
+    assert (chosen.config.bos_token_id, chosen.config.eos_token_id, chosen.config.pad_token_id) == (0, 1, 2)
+    assert from_hf(chosen).special_token_ids == {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2}
+    # ids a Hugging Face config held are written back as they were, even outside the vocabulary
+    default_ids = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw))
+    assert to_hf(from_hf(default_ids)).config.eos_token_id == default_ids.config.eos_token_id == 50256
+    with pytest.raises(ValueError, match=r"pad_token_id 50 is outside the vocabulary \(0..49\)"):
+        to_hf(fresh, special_token_ids={"pad_token_id": 50})
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['sep_token_id'\]"):
+        to_hf(fresh, special_token_ids={"sep_token_id": 1})
+    with pytest.raises(TypeError, match="eos_token_id must be a token id"):
+        to_hf(fresh, special_token_ids={"eos_token_id": "1"})
+
+
+def test_gelu_fast_is_gelu_new_to_1e12_and_exact_gelu_is_refused():
+    from transformers.activations import ACT2FN
+    x = torch.linspace(-20, 20, 400_001, dtype=torch.float64)
+    fast_vs_new = (ACT2FN["gelu_fast"](x) - ACT2FN["gelu_new"](x)).abs().max().item()
+    exact_vs_new = (ACT2FN["gelu"](x) - ACT2FN["gelu_new"](x)).abs().max().item()
+    assert 1e-14 < fast_vs_new < 1e-12          # not the same function, but within 1e-12
+    assert 4.6e-4 < exact_vs_new < 4.8e-4       # the figure the error message quotes
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**CONFIGS["2x32"], activation_function="gelu_fast",
+                                                              bos_token_id=96, eos_token_id=96)).double().eval()
+    ours = from_hf(hf)
+    idx = tokens(hf, (2, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(idx)[0], hf(idx).logits, rtol=0, atol=1e-10)
+    assert to_hf(ours).config.activation_function == "gelu_new"
+    with pytest.raises(ValueError, match=r"activation_function: checkpoint has 'gelu', the exact \(erf\) "
+                                         r"GELU; gptlib's GPT computes GPT-2's tanh approximation"):
+        config_from_hf({**CONFIGS["2x32"], "activation_function": "gelu"})

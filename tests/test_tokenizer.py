@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptlib.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer, tokenizer_from_dict
+from gptlib.tokenizer import (GPT2_PATTERN, PRETOKENIZE_PATTERN, BPETokenizer, CharTokenizer,
+                              load_tokenizer, tokenizer_from_dict)
 
 SETTINGS = settings(max_examples=60, deadline=None)
 TRAIN = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
@@ -45,7 +46,9 @@ def test_bpe_merges_on_a_hand_checked_example():
 def naive_bpe_merges(text, vocab_size, pattern):
     """Reference BPE: recount every pair from scratch after every merge (slow, obviously right)."""
     import re
-    words = Counter(re.findall(pattern, text))
+
+    import regex
+    words = Counter((re if pattern == PRETOKENIZE_PATTERN else regex).findall(pattern, text))
     seqs = {w: list(w.encode("utf-8")) for w in words}
     merges = []
     for new_id in range(256, vocab_size):
@@ -72,11 +75,19 @@ def naive_bpe_merges(text, vocab_size, pattern):
     return merges
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.text(alphabet="ab cd\n", min_size=1, max_size=300), st.integers(256, 300))
-def test_incremental_training_equals_the_naive_reference(text, vocab_size):
-    tok = BPETokenizer.train(text, vocab_size)
-    assert tok.merges == naive_bpe_merges(text, vocab_size, tok.pattern)
+# Pieces of text to build training text from: letters, spaces, newlines, digits, punctuation,
+# contractions and multi-byte UTF-8 (2, 3 and 4 bytes), some repeated so that merges happen.
+PIECES = list("ab cd\n0123456789.,;:!?'-_()\t") + ["'s", "'ll", "n't", "'ve", "é", "ü", "语", "言",
+                                                   "😀", "the ", " the", "  ", "ab", "__", "x's"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=150).map("".join),
+       st.integers(256, 320), st.sampled_from([PRETOKENIZE_PATTERN, GPT2_PATTERN]))
+def test_incremental_training_equals_the_naive_reference(text, vocab_size, pattern):
+    tok = BPETokenizer.train(text, vocab_size, pattern=pattern)
+    assert tok.merges == naive_bpe_merges(text, vocab_size, pattern)
+    assert tok.decode(tok.encode(text)) == text
 
 
 def test_bpe_shortens_sequences_and_learns_common_pieces(bpe):
@@ -123,3 +134,56 @@ def test_clear_errors(tmp_path, bpe):
     bad.write_text('{"type": "wordpiece"}')
     with pytest.raises(ValueError, match="type 'char' or 'bpe'"):
         load_tokenizer(bad)
+
+
+@pytest.mark.parametrize("description, message", [
+    ({"type": "bpe", "merges": [[97]]}, r"merge 0 must be a pair of token ids \[a, b\], got \[97\]"),
+    ({"type": "bpe", "merges": [[97, 98, 99]]}, "merge 0 must be a pair of token ids"),
+    ({"type": "bpe", "merges": [[97, 98], 5]}, "merge 1 must be a pair of token ids"),
+    ({"type": "bpe", "merges": [["a", "b"]]}, r"merge 0 = \['a', 'b'\]: token ids must be ints"),
+    ({"type": "bpe", "merges": [[97, True]]}, "token ids must be ints"),
+    ({"type": "bpe", "merges": [[97.0, 98]]}, "token ids must be ints"),
+    ({"type": "bpe", "merges": "ab"}, "merges must be a list, got str"),
+    ({"type": "bpe", "merges": {"0": [97, 98]}}, "merges must be a list, got dict"),
+    ({"type": "bpe", "merges": [[97, 257]]}, r"merge 0 = \(97, 257\) refers to a token that does not "
+                                             r"exist yet \(ids must be below 256\)"),
+    ({"type": "bpe", "merges": [[-1, 98]]}, "refers to a token that does not exist yet"),
+    ({"type": "bpe", "merges": [[97, 98], [97, 98]]}, r"merge 1 = \(97, 98\) repeats merge 0"),
+    ({"type": "bpe", "merges": [], "vocab_size": 300}, r"unknown key\(s\) \['vocab_size'\]"),
+    ({"type": "char", "chars": "ab", "merges": []}, r"unknown key\(s\) \['merges'\]"),
+    ({"type": "bpe"}, "missing key 'merges'"),
+    ({"type": "char"}, "missing key 'chars'"),
+    ({"type": "char", "chars": ["a", "b"]}, "chars must be a str, got list"),
+    ({"type": "char", "chars": "aba"}, "distinct single characters"),
+    ({"type": "char", "chars": ""}, "at least one character"),
+    ({"type": "bpe", "merges": [], "pattern": 5}, "pattern must be a str"),
+    ({"type": "bpe", "merges": [], "pattern": "(a"}, r"pattern '\(a' is not a valid regular expression"),
+    ({"type": "bpe", "merges": [], "special_tokens": {"<|e|>": 256}}, "special_tokens given without a vocab"),
+    # GPT-2's layout (from_gpt2_files): the bytes of every id, as GPT-2 writes them
+    ({"type": "bpe", "merges": [], "vocab": ["a", "a"]}, r"duplicate token: ids 0 and 1 both stand for b'a'"),
+    ({"type": "bpe", "merges": [], "vocab": "abc"}, "vocab must be a list"),
+    ({"type": "bpe", "merges": [], "vocab": [1, 2]}, r"vocab\[0\] must be a str"),
+    ({"type": "bpe", "merges": [], "vocab": ["a", " "]}, r"vocab\[1\] = ' ' has ' ', which is not in "
+                                                         r"GPT-2's byte-to-unicode alphabet"),
+    ({"type": "bpe", "merges": [], "vocab": ["a", "b"]}, r"no token for byte\(s\) \[0, 1, 2"),
+    ({"type": "bpe", "merges": [], "vocab": ["a"], "special_tokens": {"<|e|>": 5}},
+     r"special token '<\|e\|>' id 5 is outside the vocabulary \(0..0\)"),
+    ({"type": "bpe", "merges": [], "vocab": ["a"], "special_tokens": ["<|e|>"]},
+     "special_tokens must be a dict"),
+])
+def test_malformed_tokenizer_descriptions_are_refused_naming_the_problem(description, message):
+    with pytest.raises(ValueError, match="corrupt (bpe|char) tokenizer description: .*" + message):
+        tokenizer_from_dict(description)
+
+
+def test_gpt2_layout_description_errors_in_merges():
+    from gptlib.tokenizer import bytes_to_unicode
+    vocab = list(bytes_to_unicode().values()) + ["ab"]
+    ok = tokenizer_from_dict({"type": "bpe", "merges": [[97 - 33, 98 - 33]], "vocab": vocab,
+                              "pattern": GPT2_PATTERN})
+    assert ok.encode("cab") == [99 - 33, 256] and ok.decode([256]) == "ab"
+    for merges, message in [([[0, 300]], r"merge 0 = \(0, 300\): id 300 is outside the vocabulary"),
+                            ([[0, 1]], r"merge 0 joins b'!' and b'\"' into b'!\"', which is not in"),
+                            ([["0", 1]], "token ids must be ints")]:
+        with pytest.raises(ValueError, match=message):
+            tokenizer_from_dict({"type": "bpe", "merges": merges, "vocab": vocab})

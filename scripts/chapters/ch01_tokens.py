@@ -231,6 +231,134 @@ assert rows[0][2] == rows[1][2] == len(measure_text)
 print(f"BPE {rows[-1][1]} makes sequences {rows[1][2] / rows[-1][2]:.2f}x shorter than bytes")
 """),
 md(r"""
+## GPT-2's own tokenizer
+
+Our BPE is GPT-2's algorithm trained on our corpus. GPT-2's *trained* tokenizer is two files:
+`vocab.json` (OpenAI's release calls it `encoder.json`), which maps each of its 50,257 tokens to
+an id, and `merges.txt` (`vocab.bpe`), its 50,000 merges in the order they were learned. Both
+are in the Hugging Face Hub repository `openai-community/gpt2`.
+`BPETokenizer.from_gpt2_files` reads such a pair and encodes exactly as GPT-2 does. Three details
+matter:
+
+1. **Bytes written as characters.** A JSON file holds text, not bytes, so GPT-2 writes each byte
+   as a printable character (`bytes_to_unicode`): the 188 printable bytes stand for themselves,
+   the other 68 move to U+0100 onwards. That is why a space shows as `Ġ` and a newline as `Ċ` in
+   every GPT-2 vocabulary.
+2. **The pre-tokenizer.** GPT-2's pattern uses Unicode classes (`\p{L}`: a letter, `\p{N}`: a
+   number) that Python's `re` does not have, so gptlib compiles it with the `regex` package. It
+   is not quite the pattern we used above: an underscore joins the punctuation beside it, the
+   control characters `\x1c`–`\x1f` (whitespace to `re`) are not whitespace to GPT-2, and the
+   contractions are lower case only, so `DON'T` splits as `DON`, `'`, `T`.
+3. **A special token.** Id 50,256 is `<|endoftext|>`, which GPT-2 saw between documents. A text
+   that merely *contains* those 13 characters must not turn into that id by accident, so
+   `encode` refuses it unless told what to do: `allowed_special` makes it one id,
+   `disallowed_special=()` encodes it as ordinary text.
+"""),
+code(r"""
+import regex
+from gptlib.tokenizer import GPT2_PATTERN, bytes_to_unicode
+
+b2u = bytes_to_unicode()
+print(sum(b2u[b] == chr(b) for b in range(256)), "bytes stand for themselves;",
+      f"space -> {b2u[ord(' ')]}, newline -> {b2u[ord(chr(10))]}")
+s = "I'll lend 2 ears. DON'T __init__(x) a \x1cb"
+print("ours: ", re.findall(PRETOKENIZE_PATTERN, s))
+print("GPT-2:", regex.findall(GPT2_PATTERN, s))
+"""),
+md(r"""
+The book builds offline, so it cannot download GPT-2's files. Instead we make a small vocabulary
+*in GPT-2's format*: a BPE with GPT-2's pattern trained on the first 300,000 characters of the
+training plays, written out with `to_gpt2_files`, plus `<|endoftext|>` as the last id. Then we
+read it back the way GPT-2's own files are read. The first lines of `merges.txt` are the first
+merges, written with `Ġ` for the space:
+"""),
+code(r"""
+import json
+import tempfile
+from pathlib import Path
+
+folder = tempfile.TemporaryDirectory()
+vocab_path = Path(folder.name) / "vocab.json"
+merges_path = Path(folder.name) / "merges.txt"
+small = BPETokenizer.train(train_text[:300_000], 512, pattern=GPT2_PATTERN)
+small.to_gpt2_files(vocab_path, merges_path)
+vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+vocab["<|endoftext|>"] = len(vocab)
+vocab_path.write_text(json.dumps(vocab), encoding="utf-8")
+print(merges_path.read_text(encoding="utf-8").splitlines()[:4])
+
+gpt2_style = BPETokenizer.from_gpt2_files(vocab_path, merges_path)
+print(gpt2_style, gpt2_style.special_tokens)
+"""),
+md(r"""
+Here is how it splits the chapter's example sentences, each token printed as `vocab.json` writes
+it (`Ġ` is the space; a character of several bytes that no merge joined shows as several odd
+characters, one per byte). With 512 tokens instead of GPT-2's 50,257, words split into more
+pieces than GPT-2's would. Hugging Face's `GPT2Tokenizer`, built from the same two files, must
+give the same ids:
+"""),
+code(r"""
+import transformers
+
+transformers.logging.set_verbosity_error()
+hf_tok = transformers.GPT2Tokenizer.from_pretrained(folder.name,
+                                                    local_files_only=True)
+examples = ["Friends, Romans, countrymen, lend me your ears;",
+            "To be, or not to be", "Où est le café ?", "语言模型"]
+for s in examples:
+    ids = gpt2_style.encode(s)
+    assert ids == hf_tok(s)["input_ids"] and gpt2_style.decode(ids) == s
+    as_written = ["".join(b2u[b] for b in gpt2_style.token_bytes(i)) for i in ids]
+    print(f"{len(ids):2d} tokens:", " ".join(as_written))
+"""),
+md(r"""
+The special token, three ways — and the same ids as Hugging Face's tokenizer, which encodes
+`<|endoftext|>` as one id unless asked to split it:
+"""),
+code(r"""
+doc = "Exeunt.<|endoftext|>ACT I"
+one_id = gpt2_style.encode(doc, allowed_special="all")
+as_text = gpt2_style.encode(doc, disallowed_special=())
+print("allowed:   ", one_id)
+print("as text:   ", as_text)
+try:
+    gpt2_style.encode(doc)
+except ValueError as e:
+    print("by default:", f"{type(e).__name__}: {e}")
+assert one_id == hf_tok(doc)["input_ids"]
+assert as_text == hf_tok(doc, split_special_tokens=True)["input_ids"]
+"""),
+md(r"""
+**Prove it.** On the first 50,000 characters of the validation plays, gptlib and Hugging Face
+give the same ids, and decoding gives the text back. (The tests compare the two, and an
+independent implementation of GPT-2's published algorithm, on code, whitespace runs,
+contractions, emoji, other scripts and random Unicode text.)
+"""),
+code(r"""
+ids = gpt2_style.encode(val_text[:50_000])
+print(len(ids), "tokens, same as Hugging Face:",
+      ids == hf_tok(val_text[:50_000])["input_ids"])
+assert ids == hf_tok(val_text[:50_000])["input_ids"]
+assert gpt2_style.decode(ids) == val_text[:50_000]
+folder.cleanup()
+"""),
+md(r"""
+With GPT-2's real files the code is the same. They need the network once (this cell is not
+run in the book):
+
+```python
+from huggingface_hub import hf_hub_download
+
+gpt2_tok = BPETokenizer.from_gpt2_files(
+    hf_hub_download("openai-community/gpt2", "vocab.json"),
+    hf_hub_download("openai-community/gpt2", "merges.txt"))
+for s in examples:
+    ids = gpt2_tok.encode(s)
+    print(len(ids), [gpt2_tok.token_bytes(i) for i in ids])
+print(gpt2_tok.encode("<|endoftext|>", allowed_special="all"))  # [50256]
+```
+"""),
+md(r"""
 For the rest of the early chapters we use **characters**: $V = 70$ keeps every model small enough
 to train on a laptop CPU, and every prediction is easy to read. Chapter 6 builds GPT-2's
 architecture and counts the parameters of its 50,257-token models.
