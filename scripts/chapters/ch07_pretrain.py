@@ -733,9 +733,10 @@ md(r"""
 Without the cache, step $t$ costs a forward pass over $t$ positions, about $L(tC^2 + t^2C)$
 operations (projections and MLPs at every position, plus attention between all pairs), so the time
 per token grows with the length; with it, a step is one position attending to $t$ cached ones,
-about $L(C^2 + tC)$, and its time grows far more slowly. (`KVCache.append` joins the new row on with
-`torch.cat`, which copies the whole cache at every step — another $O(LtC)$ numbers moved, cheap
-next to the arithmetic here; a preallocated buffer would avoid the copy.) Speed does not depend on the weights, so we time a randomly initialised model of
+about $L(C^2 + tC)$, and its time grows far more slowly. (`KVCache` keeps its keys and values in
+buffers allocated once for the whole context, and `append` writes only the new row into them;
+joining the new row on with `torch.cat` would copy the whole cache at every step, another $O(LtC)$
+numbers moved.) Speed does not depend on the weights, so we time a randomly initialised model of
 the shipped shape, with a context of 1,024 so that lengths beyond 128 can be measured. Each point is
 the fastest of 9 runs of one generation step at that length, the two kinds of step alternating so
 that both see the same load (timings vary by machine, so this cell's output is not checked, and
@@ -760,11 +761,10 @@ with torch.no_grad():
     for n in lengths:
         kv = timing_model.new_kv_cache()
         timing_model(seq[:, :n - 1], kv_cache=kv)                   # the n - 1 earlier tokens, cached
-        saved = [(layer.k, layer.v) for layer in kv]
 
         def one_step():
-            for layer, (k, v) in zip(kv, saved):                    # back to n - 1 cached tokens
-                layer.k, layer.v = k, v
+            for layer in kv:                                        # back to n - 1 cached tokens
+                layer.truncate(n - 1)
             timing_model(seq[:, n - 1:n], kv_cache=kv)              # the new token only
         runs_n = {"without cache": [], "with cache": []}
         for _ in range(9):                                          # alternate: both see the same load

@@ -125,6 +125,8 @@ def worker(name: str, seed: int, trace: bool, eval_every: int, core: int | None)
                             torch.Generator().manual_seed(1))
         full = dataset_loss(model, val_ids, tcfg.block_size) if est < 2.0 else None
         trace_points.append((rec["step"], round(clock["train"], 2), est, full))
+        print(f"[{name} seed {seed}] step {rec['step']} train {clock['train']:.0f} s "
+              f"est {est:.3f} full {full}", file=sys.stderr, flush=True)
         model.train()
         clock["t"] = time.perf_counter()
         return full is not None and full <= TARGET - 0.03     # well past the target: stop
@@ -135,7 +137,7 @@ def worker(name: str, seed: int, trace: bool, eval_every: int, core: int | None)
         return dict(line, steps=result.steps, time_s=result.elapsed_s, val_loss=val,
                     reached=val <= TARGET)
     hit = next((p for p in trace_points if p[3] is not None and p[3] <= TARGET), None)
-    return dict(line, steps=result.steps, trace=trace_points,
+    return dict(line, steps=result.steps, trace=trace_points, time_s=trace_points[-1][1],
                 steps_to_target=None if hit is None else hit[0],
                 time_to_target_s=None if hit is None else hit[1],
                 val_loss=trace_points[-1][3], reached=hit is not None)
@@ -161,6 +163,63 @@ def run_pair(a: str, b: str, seed: int, trace: bool, eval_every: int) -> list[di
     return lines
 
 
+def load(path=RESULTS) -> list[dict]:
+    """The result lines of ``path`` (one JSON object per line)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def paired_ratios(lines: list[dict], recipe: str, mode: str = "final") -> list[float]:
+    """``recipe``'s time over the baseline's, for every pair in which both ran side by side
+    (in trace mode: ``recipe``'s time to the target over the baseline's whole run)."""
+    out = []
+    for line in lines:
+        if line["recipe"] != recipe or line["mode"] != mode:
+            continue
+        partner = next((o for o in lines if o["pair"] == line["pair"]
+                        and o["recipe"] == "baseline"), None)
+        if partner is None:
+            continue
+        t = line["time_s"] if mode == "final" else line.get("time_to_target_s")
+        if t is not None and line["reached"]:
+            out.append(t / partner["time_s"])
+    return out
+
+
+def table(lines: list[dict]) -> list[dict]:
+    """One row per (recipe, mode): seeds, how many reached the target, mean steps and time to it,
+    mean final validation loss, and the paired time ratios to the baseline."""
+    rows = []
+    for key in dict.fromkeys((ln["recipe"], ln["mode"]) for ln in lines):
+        runs = [ln for ln in lines if (ln["recipe"], ln["mode"]) == key]
+        hits = [ln for ln in runs if ln["reached"]]
+        mean = (lambda xs: sum(xs) / len(xs) if xs else None)
+        steps = [ln.get("steps_to_target", ln["steps"]) for ln in hits]
+        times = [ln.get("time_to_target_s", ln["time_s"]) for ln in hits]
+        rows.append({"recipe": key[0], "mode": key[1], "note": runs[0]["note"],
+                     "seeds": sorted(ln["seed"] for ln in runs), "reached": len(hits),
+                     "steps": mean(steps), "time_s": mean(times),
+                     "val_loss": mean([ln["val_loss"] for ln in runs if ln["val_loss"] is not None]),
+                     "ratios": paired_ratios(lines, key[0], key[1])})
+    return rows
+
+
+def summary(path=RESULTS) -> list[dict]:
+    """Print ``table`` for the runs in ``path``; return its rows."""
+    rows = table(load(path))
+    print(f"{'recipe':<16} {'mode':<6} {'seeds':>5} {'reached':>8} {'steps':>6} {'time s':>7} "
+          f"{'val':>6}  time / baseline (side by side)")
+    for r in rows:
+        fmt = (lambda v, f: "-" if v is None else format(v, f))
+        print(f"{r['recipe']:<16} {r['mode']:<6} {len(r['seeds']):>5} "
+              f"{r['reached']:>4}/{len(r['seeds']):<3} {fmt(r['steps'], '.0f'):>6} "
+              f"{fmt(r['time_s'], '.0f'):>7} {fmt(r['val_loss'], '.3f'):>6}  "
+              + " ".join(f"{x:.2f}" for x in r["ratios"]))
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", nargs="*", default=["baseline:record"], help="A:B recipe pairs")
@@ -168,12 +227,16 @@ def main(argv=None):
     p.add_argument("--trace", action="store_true")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--summary", action="store_true", help="print the table of --out and stop")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--core", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.seed, args.trace, args.eval_every, args.core)))
+        return
+    if args.summary:
+        summary(args.out)
         return
     for seed in args.seeds:
         for pair in args.pairs:
