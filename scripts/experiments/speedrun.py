@@ -64,6 +64,9 @@ RECIPES = {
     "muon-800": dict(recipe({"fast": True}, optimizer="muon", lr=6e-3, min_lr=6e-4, steps=800,
                             warmup_steps=50),
                      note="fast + Muon, lr 6e-3, 800 steps"),
+    "record": dict(recipe({"fast": True}, optimizer="muon", lr=6e-3, min_lr=6e-4, steps=560,
+                          warmup_steps=50),
+                   note="fast + Muon, lr 6e-3, the schedule ending at 560 steps"),
     "rope": dict(recipe({"fast": True, "pos_encoding": "rope"}, optimizer="muon", lr=6e-3,
                         min_lr=6e-4, steps=800, warmup_steps=50),
                  note="muon-800 + RoPE"),
@@ -146,7 +149,8 @@ def worker(name: str, seed: int, trace: bool, eval_every: int, core: int | None)
 def run_pair(a: str, b: str, seed: int, trace: bool, eval_every: int) -> list[dict]:
     """Run recipes ``a`` and ``b`` at the same time, one core each; return both lines."""
     procs = []
-    for core, name in enumerate((a, b)):
+    for i, name in enumerate((a, b)):
+        core = (i + seed) % 2                          # each recipe on each core, by seed
         cmd = [sys.executable, __file__, "--worker", name, "--seed", str(seed),
                "--eval-every", str(eval_every), "--core", str(core)] + (["--trace"] if trace else [])
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
