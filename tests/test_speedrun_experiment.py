@@ -45,7 +45,7 @@ def test_table_pairs_runs_with_their_baseline():
     assert speedrun.paired_ratios(lines, "record") == pytest.approx([0.4, 0.5])
     rows = {r["recipe"]: r for r in speedrun.table(lines)}
     assert rows["record"]["reached"] == 2 and rows["record"]["time_s"] == pytest.approx(50.0)
-    assert rows["baseline"]["reached"] == 0 and rows["baseline"]["steps"] is None
+    assert rows["baseline"]["reached"] == 0 and rows["baseline"]["steps"] == 2000
     assert rows["baseline"]["val_loss"] == pytest.approx(1.905)
 
 

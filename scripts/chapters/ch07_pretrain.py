@@ -861,8 +861,9 @@ import sys
 sys.path.insert(0, "../scripts/experiments")
 speedrun = importlib.import_module("speedrun")
 set_seed(0)
-same = GPTConfig(vocab_size=V, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False)
-paths = {"teaching": GPT(same), "fast": GPT(GPTConfig(**{**same.to_dict(), "fast": True}))}
+same = dict(vocab_size=V, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False)
+paths = {"teaching": GPT(GPTConfig(**same)),
+         "fast": GPT(GPTConfig(**same, fast=True))}
 paths["fast"].load_state_dict(paths["teaching"].state_dict())
 xb, yb = get_batch(train_ids, 12, 64, torch.Generator().manual_seed(0))
 losses = {name: m(xb, yb)[1] for name, m in paths.items()}
@@ -873,14 +874,15 @@ code(r"""
 step_ms = {name: [] for name in paths}
 opts = {name: torch.optim.AdamW(m.parameters(), fused=name == "fast")
         for name, m in paths.items()}
-for _ in range(10):                     # alternate, so that both see the same load
+for _ in range(10):              # alternate, so that both see the same load
     for name, m in paths.items():
         t0 = time.perf_counter()
         m(xb, yb)[1].backward()
         opts[name].step()
         opts[name].zero_grad()
         step_ms[name].append(1e3 * (time.perf_counter() - t0))
-print({name: f"{min(t):.0f} ms" for name, t in step_ms.items()}, "per step (fastest of 10)")
+print({name: f"{min(t):.0f} ms" for name, t in step_ms.items()},
+      "per step (fastest of 10)")
 """, "nbval-ignore-output"),
 md(r"""
 **The record.** `scripts/experiments/speedrun.py` trains two models *side by side*: two
@@ -898,15 +900,38 @@ runs = speedrun.load(RESULTS)
 rows = speedrun.summary(RESULTS)
 """, "nbval-ignore-output"),
 md(r"""
-RECORD_PROSE
+Read the table from the top. With the reference model, nanoGPT's recipe ends at a validation
+loss of 1.91 on every window, so on this measure it does *not* reach nanoGPT's 1.88 (which is an
+estimate on random batches); its whole run is the time to beat. Three changes, each a gptlib
+option, were tried together: the fast path; Muon {cite:p}`jordan2024muon` for the hidden layers'
+weight matrices, with AdamW as before for the embeddings (the tied output layer) and the norms'
+gains (`TrainConfig(optimizer="muon")`, with the update scaled to AdamW's size so that one
+learning rate serves both, {cite:t}`liu2025muon`); and a learning rate six times larger, with a
+shorter schedule. With a schedule of 800 steps (`muon-800`) the target is reached at step 600 in
+0.51 of the baseline's time, run side by side: less than a third of the steps, but not a third of
+the time, because a Muon step costs more than an AdamW step — five Newton–Schulz iterations per
+matrix, each a few products of matrices the size of the weight, whatever the batch: at batch 12
+a sizeable addition to the model's own forward and backward pass. Ending the schedule earlier, at 560
+steps (`record`), was not enough: it stops at 1.889, just above the target. That run's time ratio
+(0.74) also shows how fragile side-by-side timing is on a shared machine: other jobs of ours were
+stopped while the baseline was still running, so the baseline finished on a quieter machine than
+the one the record had run on. The goal of half the reference's time at a loss of 1.88 was
+therefore *not* met here; it would need a larger batch (to spread Muon's fixed cost per step over
+more tokens) or fewer steps at a loss that still reaches the target, and more seeds than this
+shared machine allowed (one seed per recipe).
 """),
 code(r"""
 by = {(r["recipe"], r["mode"]): r for r in rows}
 base, record = by["baseline", "final"], by["record", "final"]
-print("seeds:", len(base["seeds"]), "baseline,", len(record["seeds"]), "record")
-print("the record reached 1.88 in every seed:", record["reached"] == len(record["seeds"]))
-print("the baseline reached it in none:", base["reached"] == 0)
-RECORD_ASSERTS
+muon = by["muon-800", "trace"]
+print("the baseline stays above 1.88 (every window):", base["val_loss"] > 1.88)
+print("muon-800 reached it in about 0.5 of the baseline's time:",
+      muon["reached"] == 1 and 0.45 < muon["ratios"][0] < 0.55)
+print("the 560-step schedule just missed it:", 1.88 < record["val_loss"] < 1.90)
+assert 1.90 < base["val_loss"] < 1.92 and base["reached"] == 0
+assert muon["steps"] == 600 and 0.45 < muon["ratios"][0] < 0.55
+assert 1.88 < record["val_loss"] < 1.90 and record["reached"] == 0
+assert 0.6 < record["ratios"][0] < 0.8
 """, "hide-input"),
 md(r"""
 ## Common misconceptions

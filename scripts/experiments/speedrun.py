@@ -176,8 +176,9 @@ def load(path=RESULTS) -> list[dict]:
 
 
 def paired_ratios(lines: list[dict], recipe: str, mode: str = "final") -> list[float]:
-    """``recipe``'s time over the baseline's, for every pair in which both ran side by side
-    (in trace mode: ``recipe``'s time to the target over the baseline's whole run)."""
+    """``recipe``'s time over the baseline's, for every pair in which both ran side by side: in
+    final mode the two whole runs; in trace mode ``recipe``'s time to the target (if it got
+    there) over the baseline's whole run."""
     out = []
     for line in lines:
         if line["recipe"] != recipe or line["mode"] != mode:
@@ -187,21 +188,25 @@ def paired_ratios(lines: list[dict], recipe: str, mode: str = "final") -> list[f
         if partner is None:
             continue
         t = line["time_s"] if mode == "final" else line.get("time_to_target_s")
-        if t is not None and line["reached"]:
+        if t is not None:                 # (final runs count whether or not they reached it)
             out.append(t / partner["time_s"])
     return out
 
 
 def table(lines: list[dict]) -> list[dict]:
-    """One row per (recipe, mode): seeds, how many reached the target, mean steps and time to it,
+    """One row per (recipe, mode): seeds, how many reached the target, mean steps and training
+    time (trace mode: to the target, over the runs that reached it; final mode: the whole run),
     mean final validation loss, and the paired time ratios to the baseline."""
     rows = []
     for key in dict.fromkeys((ln["recipe"], ln["mode"]) for ln in lines):
         runs = [ln for ln in lines if (ln["recipe"], ln["mode"]) == key]
         hits = [ln for ln in runs if ln["reached"]]
         mean = (lambda xs: sum(xs) / len(xs) if xs else None)
-        steps = [ln.get("steps_to_target", ln["steps"]) for ln in hits]
-        times = [ln.get("time_to_target_s", ln["time_s"]) for ln in hits]
+        if key[1] == "trace":             # to the target: only the runs that reached it
+            steps = [ln["steps_to_target"] for ln in hits]
+            times = [ln["time_to_target_s"] for ln in hits]
+        else:                             # the whole run
+            steps, times = [ln["steps"] for ln in runs], [ln["time_s"] for ln in runs]
         rows.append({"recipe": key[0], "mode": key[1], "note": runs[0]["note"],
                      "seeds": sorted(ln["seed"] for ln in runs), "reached": len(hits),
                      "steps": mean(steps), "time_s": mean(times),
@@ -215,12 +220,18 @@ def summary(path=RESULTS) -> list[dict]:
     rows = table(load(path))
     print(f"{'recipe':<16} {'mode':<6} {'seeds':>5} {'reached':>8} {'steps':>6} {'time s':>7} "
           f"{'val':>6}  time / baseline (side by side)")
+    print("(trace: steps and time to the target; final: the whole run. val: the last loss on "
+          "every validation window)")
     for r in rows:
         fmt = (lambda v, f: "-" if v is None else format(v, f))
         print(f"{r['recipe']:<16} {r['mode']:<6} {len(r['seeds']):>5} "
               f"{r['reached']:>4}/{len(r['seeds']):<3} {fmt(r['steps'], '.0f'):>6} "
               f"{fmt(r['time_s'], '.0f'):>7} {fmt(r['val_loss'], '.3f'):>6}  "
               + " ".join(f"{x:.2f}" for x in r["ratios"]))
+    for name in dict.fromkeys(r["recipe"] for r in rows):
+        t = RECIPES[name]["train"]
+        print(f"  {name}: {RECIPES[name]['note']} (batch {t['batch_size']}, lr {t['lr']:g}, "
+              f"{t['steps']} steps, {t.get('optimizer', 'adamw')})")
     return rows
 
 
