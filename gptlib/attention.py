@@ -151,15 +151,52 @@ class KVCache:
     In incremental decoding each new token only needs its own query; its keys and values are
     appended here and attention runs over the whole cache. ``length`` is the number of cached
     positions (0 when empty), i.e. the position of the next token.
+
+    The keys and values live in preallocated buffers ``(B, H, capacity, d)``: ``append`` writes
+    the new rows in place and returns views of the first ``length`` rows, so a step copies only its
+    own ``T_new`` rows, not the whole cache (``torch.cat`` would copy all ``T_cached``). The
+    buffers are made for ``max_length`` positions (``GPT.new_kv_cache`` passes the model's context)
+    or, without it, grow by doubling, which keeps the copying per token constant on average.
+    ``k`` and ``v`` are the filled part (``None`` when empty); ``truncate(n)`` forgets all but the
+    first ``n`` positions. The views share memory with the buffers: rows past a ``truncate`` or
+    ``reset`` are overwritten by later appends.
     """
 
-    def __init__(self):
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
+    def __init__(self, max_length: int | None = None):
+        if max_length is not None and (not isinstance(max_length, int)
+                                       or isinstance(max_length, bool) or max_length < 1):
+            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+        self.max_length = max_length
+        self._k: torch.Tensor | None = None           # (B, H, capacity, d)
+        self._v: torch.Tensor | None = None           # (B, H, capacity, d_v)
+        self._length = 0
 
     @property
     def length(self) -> int:
-        return 0 if self.k is None else self.k.size(-2)
+        return self._length
+
+    @property
+    def k(self) -> torch.Tensor | None:
+        """The cached keys ``(B, H, length, d)`` (a view of the buffer), or None when empty."""
+        return None if self._length == 0 else self._k[:, :, :self._length]
+
+    @property
+    def v(self) -> torch.Tensor | None:
+        """The cached values ``(B, H, length, d_v)`` (a view of the buffer), or None when empty."""
+        return None if self._length == 0 else self._v[:, :, :self._length]
+
+    def _grow(self, needed: int) -> None:
+        """Make the buffers hold at least ``needed`` positions, keeping the cached ones."""
+        capacity = 0 if self._k is None else self._k.size(2)
+        if needed <= capacity:
+            return
+        new_capacity = max(needed, 2 * capacity) if self.max_length is None else \
+            max(needed, self.max_length)
+        k = self._k.new_empty(*self._k.shape[:2], new_capacity, self._k.size(3))
+        v = self._v.new_empty(*self._v.shape[:2], new_capacity, self._v.size(3))
+        k[:, :, :self._length] = self._k[:, :, :self._length]
+        v[:, :, :self._length] = self._v[:, :, :self._length]
+        self._k, self._v = k, v
 
     def append(self, k_new: torch.Tensor, v_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add ``k_new, v_new: (B, H, T_new, d)``; return all keys and values ``(B, H, T_cached, d)``."""
@@ -170,20 +207,33 @@ class KVCache:
         if k_new.shape[:3] != v_new.shape[:3]:
             raise ValueError(f"k_new {tuple(k_new.shape)} and v_new {tuple(v_new.shape)} must agree "
                              f"in (B, H, T)")
-        if self.k is None:
-            self.k, self.v = k_new, v_new
-        else:
-            if k_new.shape[:2] != self.k.shape[:2] or k_new.size(-1) != self.k.size(-1) \
-                    or v_new.size(-1) != self.v.size(-1):
-                raise ValueError(f"new keys {tuple(k_new.shape)} do not match the cache "
-                                 f"{tuple(self.k.shape)} in (B, H, d); call reset() for a new batch")
-            self.k = torch.cat([self.k, k_new], dim=-2)
-            self.v = torch.cat([self.v, v_new], dim=-2)
+        n, t_new = self._length, k_new.size(2)
+        if n == 0 and (self._k is None or self._k.shape[:2] != k_new.shape[:2]
+                       or self._k.size(3) != k_new.size(3) or self._v.size(3) != v_new.size(3)
+                       or self._k.dtype != k_new.dtype or self._k.device != k_new.device):
+            capacity = t_new if self.max_length is None else max(t_new, self.max_length)
+            self._k = k_new.new_empty(*k_new.shape[:2], capacity, k_new.size(3))
+            self._v = v_new.new_empty(*v_new.shape[:2], capacity, v_new.size(3))
+        elif k_new.shape[:2] != self._k.shape[:2] or k_new.size(-1) != self._k.size(-1) \
+                or v_new.size(-1) != self._v.size(-1):
+            raise ValueError(f"new keys {tuple(k_new.shape)} do not match the cache "
+                             f"{tuple(self.k.shape)} in (B, H, d); call reset() for a new batch")
+        self._grow(n + t_new)
+        self._k[:, :, n:n + t_new] = k_new                      # only the new rows are copied
+        self._v[:, :, n:n + t_new] = v_new
+        self._length = n + t_new
         return self.k, self.v
 
+    def truncate(self, length: int) -> None:
+        """Keep only the first ``length`` cached positions (e.g. to re-run a step)."""
+        if not isinstance(length, int) or isinstance(length, bool) \
+                or not 0 <= length <= self._length:
+            raise ValueError(f"length must be an int in 0..{self._length}, got {length!r}")
+        self._length = length
+
     def reset(self) -> None:
-        """Forget everything (start a new sequence)."""
-        self.k, self.v = None, None
+        """Forget everything (start a new sequence); the buffers are kept for reuse."""
+        self._length = 0
 
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -250,19 +300,21 @@ class MultiHeadAttention(nn.Module):
         shape = (x.size(0), self.n_heads, T, k.size(-2))
         if mask is not None:
             _check_broadcast("mask", mask, shape, bool_dtype=True)
-        use_is_causal = causal and mask is None and bias is None and kv_cache is None
-        if causal:
-            c = causal_mask(T, k.size(-2), device=x.device)         # offset = cached length
-            mask = c if mask is None else combine_masks(mask, c)
         p = self.dropout if self.training else 0.0
         weights = None
-        if self.fused and not return_weights:
-            if use_is_causal:
-                y = fused_attention(q, k, v, dropout_p=p, is_causal=True)
-            else:
-                y = fused_attention(q, k, v, mask, bias, dropout_p=p)
+        if self.fused and not return_weights and causal and mask is None and bias is None \
+                and T == k.size(-2):
+            # causality alone (no cache, or a cache that was empty): the kernel's is_causal,
+            # which needs no mask tensor at all
+            y = fused_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
-            y, weights = scaled_dot_product_attention(q, k, v, mask, bias, dropout_p=p,
-                                                      return_weights=True)
+            if causal:
+                c = causal_mask(T, k.size(-2), device=x.device)     # offset = cached length
+                mask = c if mask is None else combine_masks(mask, c)
+            if self.fused and not return_weights:
+                y = fused_attention(q, k, v, mask, bias, dropout_p=p)
+            else:
+                y, weights = scaled_dot_product_attention(q, k, v, mask, bias, dropout_p=p,
+                                                          return_weights=True)
         y = self.resid_dropout(self.c_proj(merge_heads(y)))       # (B, T, C)
         return (y, weights) if return_weights else y

@@ -15,8 +15,8 @@ layer keeps its keys and values (``model.new_kv_cache()``); each later step feed
 token, whose query attends to the cached keys. With L layers of width C, step t then costs
 O(L(C^2 + tC)) (one position's projections and MLP, and its attention over t cached keys) instead
 of O(L(tC^2 + t^2 C)) for re-running all t positions, and the result is the same (a test checks
-the logits at every step). ``KVCache.append`` grows the cache with ``torch.cat``, which also copies
-its O(LtC) numbers at every step. A model with a
+the logits at every step). ``KVCache.append`` writes the new keys and values into preallocated
+buffers, so a step copies only its own O(LC) numbers, not the whole cache. A model with a
 position table (learned/one-hot positions) cannot see beyond its context: when the sequence
 outgrows it, both paths keep only the last ``context`` tokens, and the cached path must rebuild
 its cache every step, since every token's position changes.

@@ -48,6 +48,13 @@ class GPTConfig:
     ``gptlib.masking.banded_causal_mask``). activation_checkpointing: in training, keep only each
     block's input and recompute its activations during backward (``torch.utils.checkpoint``;
     Chen et al. 2016): less memory, one more forward pass of compute.
+
+    fast (the fast path): every layer on PyTorch's fused kernels — ``F.layer_norm``/``F.rms_norm``,
+    ``F.gelu(approximate="tanh")``, ``F.scaled_dot_product_attention`` (``is_causal`` when no
+    other mask or bias is needed) — and ``pretrain.make_optimizer`` picks the fused AdamW. The
+    same function as the written-out teaching path (``fast=False``, the default), within float
+    rounding (``tests/test_fast_path.py``). ``fast=True`` implies the fused attention;
+    ``fused_attention=True`` alone switches only the attention (older configs use it).
     """
 
     vocab_size: int = 50257
@@ -67,6 +74,7 @@ class GPTConfig:
     sparse_band: int = 256
     activation_checkpointing: bool = False
     mlp: bool = True
+    fast: bool = False
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -103,6 +111,10 @@ class GPTConfig:
         if not isinstance(self.mlp, bool):
             raise ValueError(f"GPTConfig.mlp must be True or False (False: attention-only "
                              f"blocks), got {self.mlp!r}")
+        for name in ("bias", "fused_attention", "fast"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -137,11 +149,11 @@ class GPT(nn.Module):
         self.h = nn.ModuleList(
             Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_position=c.norm_position,
                   norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps, causal=c.causal,
-                  mlp=c.mlp)
+                  mlp=c.mlp, fast=c.fast)
             for _ in range(c.n_layer))
         # (with post-LN the last block already ends in a norm; ln_f is kept so that both
         # variants share one layout)
-        self.ln_f = build_norm(c.norm, c.n_embd, c.layer_norm_eps, bias=c.bias)
+        self.ln_f = build_norm(c.norm, c.n_embd, c.layer_norm_eps, bias=c.bias, fast=c.fast)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight                      # tied: one (V, C) matrix
         self.apply(self._init_weights)
@@ -168,8 +180,9 @@ class GPT(nn.Module):
         return self.pos.wpe
 
     def new_kv_cache(self) -> list[KVCache]:
-        """An empty KV cache for incremental decoding: one ``KVCache`` per layer."""
-        return [KVCache() for _ in self.h]
+        """An empty KV cache for incremental decoding: one ``KVCache`` per layer, each with buffers
+        for the model's context (grown on demand if the positions have no limit)."""
+        return [KVCache(self.pos.max_positions) for _ in self.h]
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 kv_cache: list[KVCache] | None = None, padding_mask: torch.Tensor | None = None):

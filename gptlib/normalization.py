@@ -17,6 +17,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from gptlib.attention import MultiHeadAttention
 
@@ -49,21 +50,25 @@ class LayerNorm(nn.Module):
     and inference and for any batch size or length.
 
     x: (..., C) -> (..., C). Half-precision inputs are normalised in float32 and cast back.
+    ``fast=True`` computes the same with PyTorch's fused kernel ``F.layer_norm`` (one pass over
+    the data instead of one per line below; ``tests/test_fast_path.py`` checks they agree).
     """
 
     def __init__(self, n_embd: int, eps: float = 1e-5, *, elementwise_affine: bool = True,
-                 bias: bool = True):
+                 bias: bool = True, fast: bool = False):
         super().__init__()
-        self.n_embd, self.eps = n_embd, eps
+        self.n_embd, self.eps, self.fast = n_embd, eps, fast
         self.weight = nn.Parameter(torch.ones(n_embd)) if elementwise_affine else None
         self.bias = nn.Parameter(torch.zeros(n_embd)) if elementwise_affine and bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features(x, self.n_embd, "LayerNorm")
+        if self.fast:
+            return F.layer_norm(x, (self.n_embd,), self.weight, self.bias, self.eps)
         h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        mean = h.mean(dim=-1, keepdim=True)                           # (..., 1)
-        var = (h - mean).pow(2).mean(dim=-1, keepdim=True)            # (..., 1), biased
-        y = ((h - mean) * torch.rsqrt(var + self.eps)).to(x.dtype)    # (..., C)
+        centred = h - h.mean(dim=-1, keepdim=True)                    # (..., C)
+        var = (centred * centred).mean(dim=-1, keepdim=True)          # (..., 1), biased
+        y = (centred * torch.rsqrt(var + self.eps)).to(x.dtype)       # (..., C)
         if self.weight is not None:
             y = y * self.weight
         if self.bias is not None:
@@ -82,31 +87,35 @@ class RMSNorm(nn.Module):
     cheaper, and as good in practice (used by T5, LLaMA). ``eps=None`` uses
     ``torch.finfo(x.dtype).eps``, as ``torch.nn.RMSNorm`` does.
 
-    x: (..., C) -> (..., C).
+    x: (..., C) -> (..., C). ``fast=True``: PyTorch's fused ``F.rms_norm``, the same function.
     """
 
-    def __init__(self, n_embd: int, eps: float | None = None, *, elementwise_affine: bool = True):
+    def __init__(self, n_embd: int, eps: float | None = None, *, elementwise_affine: bool = True,
+                 fast: bool = False):
         super().__init__()
-        self.n_embd, self.eps = n_embd, eps
+        self.n_embd, self.eps, self.fast = n_embd, eps, fast
         self.weight = nn.Parameter(torch.ones(n_embd)) if elementwise_affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features(x, self.n_embd, "RMSNorm")
+        if self.fast:
+            return F.rms_norm(x, (self.n_embd,), self.weight, self.eps)
         eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
         h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        y = (h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True) + eps)).to(x.dtype)
+        y = (h * torch.rsqrt((h * h).mean(dim=-1, keepdim=True) + eps)).to(x.dtype)
         return y * self.weight if self.weight is not None else y
 
     def extra_repr(self) -> str:
         return f"{self.n_embd}, eps={self.eps}, affine={self.weight is not None}"
 
 
-def build_norm(norm: str, n_embd: int, eps: float = 1e-5, *, bias: bool = True) -> nn.Module:
+def build_norm(norm: str, n_embd: int, eps: float = 1e-5, *, bias: bool = True,
+               fast: bool = False) -> nn.Module:
     """``"layernorm"`` -> ``LayerNorm(n_embd, eps, bias=bias)``; ``"rmsnorm"`` -> ``RMSNorm(n_embd, eps)``."""
     if norm == "layernorm":
-        return LayerNorm(n_embd, eps, bias=bias)
+        return LayerNorm(n_embd, eps, bias=bias, fast=fast)
     if norm == "rmsnorm":
-        return RMSNorm(n_embd, eps)
+        return RMSNorm(n_embd, eps, fast=fast)
     raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
 
 
@@ -122,23 +131,29 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 class GELU(nn.Module):
-    """``gelu_tanh`` as a module. x: any shape -> same shape."""
+    """``gelu_tanh`` as a module. x: any shape -> same shape. ``fast=True``: PyTorch's fused
+    ``F.gelu(x, approximate="tanh")``, the same formula in one kernel."""
+
+    def __init__(self, fast: bool = False):
+        super().__init__()
+        self.fast = fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return gelu_tanh(x)
+        return F.gelu(x, approximate="tanh") if self.fast else gelu_tanh(x)
 
 
 class MLP(nn.Module):
     """The position-wise feed-forward network (Vaswani et al. 2017, eq. 2; GPT-2 names).
 
     Each token, separately: widen ``C -> expansion*C`` (``c_fc``), GELU, narrow back
-    (``c_proj``), dropout. x: (B, T, C) -> (B, T, C).
+    (``c_proj``), dropout. x: (B, T, C) -> (B, T, C). ``fast=True``: the fused GELU kernel.
     """
 
-    def __init__(self, n_embd: int, *, bias: bool = True, dropout: float = 0.0, expansion: int = 4):
+    def __init__(self, n_embd: int, *, bias: bool = True, dropout: float = 0.0, expansion: int = 4,
+                 fast: bool = False):
         super().__init__()
         self.c_fc = nn.Linear(n_embd, expansion * n_embd, bias=bias)
-        self.gelu = GELU()
+        self.gelu = GELU(fast=fast)
         self.c_proj = nn.Linear(expansion * n_embd, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
@@ -169,12 +184,15 @@ class Block(nn.Module):
 
     ``mlp=False`` builds an attention-only block (Elhage et al. 2021): no MLP and no ``ln_2``, so
     ``x = x + attn(ln_1(x))`` (pre-LN) or ``x = ln_1(x + attn(x))`` (post-LN).
+    ``fast=True`` runs every piece on PyTorch's fused kernels (``F.layer_norm``/``F.rms_norm``,
+    ``F.gelu``, ``F.scaled_dot_product_attention``; it implies ``fused=True``): the same function
+    as the written-out teaching path, faster (``tests/test_fast_path.py``).
     """
 
     def __init__(self, n_embd: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True,
                  norm_position: str = "pre", norm: str = "layernorm", residual: bool = True,
                  fused: bool = False, eps: float = 1e-5, causal: bool = True,
-                 mlp: bool = True):
+                 mlp: bool = True, fast: bool = False):
         super().__init__()
         if norm_position not in NORM_POSITIONS:
             raise ValueError(f"unknown norm_position {norm_position!r}; choose one of {NORM_POSITIONS}")
@@ -184,10 +202,11 @@ class Block(nn.Module):
             raise TypeError(f"causal must be True or False, got {causal!r}")
         self.n_embd, self.norm_position, self.residual = n_embd, norm_position, residual
         self.causal = causal
-        self.ln_1 = build_norm(norm, n_embd, eps, bias=bias)
-        self.attn = MultiHeadAttention(n_embd, n_heads, bias=bias, dropout=dropout, fused=fused)
-        self.ln_2 = build_norm(norm, n_embd, eps, bias=bias) if mlp else None
-        self.mlp = MLP(n_embd, bias=bias, dropout=dropout) if mlp else None
+        self.ln_1 = build_norm(norm, n_embd, eps, bias=bias, fast=fast)
+        self.attn = MultiHeadAttention(n_embd, n_heads, bias=bias, dropout=dropout,
+                                       fused=fused or fast)
+        self.ln_2 = build_norm(norm, n_embd, eps, bias=bias, fast=fast) if mlp else None
+        self.mlp = MLP(n_embd, bias=bias, dropout=dropout, fast=fast) if mlp else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 bias: torch.Tensor | None = None, rope=None, kv_cache=None) -> torch.Tensor:

@@ -177,8 +177,10 @@ def test_fused_causal_without_mask_reaches_the_kernel_as_is_causal(monkeypatch):
     x = torch.randn(1, 5, 8)
     mha(x, causal=True)
     mha(x, causal=True, mask=torch.ones(5, 5, dtype=torch.bool))
-    mha(x[:, :2], causal=True, kv_cache=KVCache())
-    assert seen == [(True, True), (False, False), (False, False)]
+    cache = KVCache()
+    mha(x[:, :2], causal=True, kv_cache=cache)    # empty cache: T_q == T_k, still is_causal
+    mha(x[:, 2:3], causal=True, kv_cache=cache)   # 1 query after 2 cached keys: explicit mask
+    assert seen == [(True, True), (False, False), (True, True), (False, False)]
 
 
 def test_return_weights_forces_explicit_path():

@@ -322,7 +322,9 @@ def test_the_shipped_model_matches_its_config_and_predicts_the_held_out_plays():
     model, tok, meta = load_pretrained(SHIPPED)         # checks the recorded sha256 too
     config = load_run_config(ROOT / (SHIPPED / "COMMAND").read_text().split()[4])
     assert TrainConfig.from_dict(meta["train"]) == config["train"]
-    assert all(meta["model"][k] == v for k, v in config["model"].items())
+    # "fast" picks PyTorch's fused kernels for the same function (tests/test_fast_path.py); the
+    # shipped model was trained before it existed, so its config.json has no such key
+    assert all(meta["model"][k] == v for k, v in config["model"].items() if k != "fast")
     assert (SHIPPED / "model.safetensors").stat().st_size < 5 * 2**20
     log = read_log(SHIPPED / "train_log.csv")
     assert [r["step"] for r in log] == list(range(1, config["train"].steps + 1))
