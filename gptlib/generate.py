@@ -20,6 +20,13 @@ its O(LtC) numbers at every step. A model with a
 position table (learned/one-hot positions) cannot see beyond its context: when the sequence
 outgrows it, both paths keep only the last ``context`` tokens, and the cached path must rebuild
 its cache every step, since every token's position changes.
+
+Batched generation of prompts of different lengths pads them on the *left* (so that every row's
+last column is its newest token) and passes ``padding_mask`` (B, T), True at real tokens (the
+opposite of ``torch.nn.MultiheadAttention``'s ``key_padding_mask``; ``gptlib.masking.padding_mask
+(lengths, side="left")`` makes one). Nobody attends to padding and each row's positions count its
+real tokens only, so each row continues exactly as it would alone (a test checks greedy decoding
+against row-by-row runs and against Hugging Face's GPT-2).
 """
 
 from __future__ import annotations
@@ -30,7 +37,21 @@ from contextlib import closing
 import torch
 from torch.nn import functional as F
 
+from gptlib.validate import check_batch, check_finite, check_padding_mask
+
 __all__ = ["top_k_filter", "top_p_filter", "sample_next", "generate", "generate_text", "stream"]
+
+
+def _check_logits(logits) -> None:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1 \
+            or logits.size(-1) == 0:
+        raise ValueError(f"logits must be a floating tensor (..., V) with V >= 1, got "
+                         f"{getattr(logits, 'dtype', type(logits).__name__)} "
+                         f"{tuple(getattr(logits, 'shape', ()))}")
+    check_finite("logits", logits, "the model's weights or inputs hold NaN/inf (check the "
+                 "training loss), or a filter removed every token", allow_neg_inf=True)
+    if bool((logits == float("-inf")).all(-1).any()):
+        raise ValueError("a row of logits is all -inf: no token is allowed to be picked")
 
 
 def _check_sampling(temperature, top_k, top_p) -> None:
@@ -80,9 +101,14 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     the tempered distribution), and a token is drawn with ``generator``.
     """
     _check_sampling(temperature, top_k, top_p)
+    _check_logits(logits)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
+    if bool((logits == float("inf")).any()):
+        raise ValueError(f"temperature={temperature!r} is so small that logits / temperature "
+                         f"overflows float32 to inf; use temperature=0 for greedy decoding, or a "
+                         f"larger temperature")
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
     if top_p is not None and top_p < 1:
@@ -99,6 +125,20 @@ def _check_idx(idx) -> None:
                          f"{tuple(getattr(idx, 'shape', ()))}"
                          + ("; for one sequence use idx[None]"
                             if getattr(idx, "ndim", 0) == 1 else ""))
+    check_batch("idx", idx)
+
+
+def _check_prompt_mask(padding_mask, idx):
+    """A generation padding mask: (B, T) bool, True at real tokens, padding on the left."""
+    if padding_mask is None:
+        return None
+    check_padding_mask(padding_mask, tuple(idx.shape))
+    if not bool(padding_mask[:, -1].all()):
+        rows = (~padding_mask[:, -1]).nonzero().flatten().tolist()
+        raise ValueError(f"rows {rows} end in padding: generation appends each new token after "
+                         f"the last column, so pad prompts on the left (padding_mask(lengths, "
+                         f"side='left'))")
+    return padding_mask.to(idx.device)
 
 
 def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
@@ -114,7 +154,9 @@ def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
 
 def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
-           generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+           generator: torch.Generator | None = None,
+           padding_mask: torch.Tensor | None = None
+           ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(next_tokens (B,), logits (B, V))`` for each of ``max_new_tokens`` steps.
 
     idx (B, T): the prompt. ``logits`` are the model's raw next-token logits (before
@@ -123,6 +165,7 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
     """
     _check_sampling(temperature, top_k, top_p)
     _check_idx(idx)
+    mask = _check_prompt_mask(padding_mask, idx)
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
             or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
@@ -138,16 +181,19 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
             seq, cache = idx, None
             for _ in range(max_new_tokens):
                 window = seq if context is None else seq[:, -context:]
+                keys = None if mask is None else mask[:, -window.size(1):]  # (B, T_window)
                 if not use_cache:
-                    logits = model(window)[0][:, -1]                     # all positions again
+                    logits = model(window, padding_mask=keys)[0][:, -1]  # all positions again
                 elif cache is None or cache[0].length + 1 > (context or float("inf")) \
                         or cache[0].length + 1 != seq.size(1):
                     cache = model.new_kv_cache()                         # (re)fill the cache
-                    logits = model(window, kv_cache=cache)[0][:, -1]
-                else:
-                    logits = model(seq[:, -1:], kv_cache=cache)[0][:, -1]   # only the new token
+                    logits = model(window, kv_cache=cache, padding_mask=keys)[0][:, -1]
+                else:                                                    # only the new token
+                    logits = model(seq[:, -1:], kv_cache=cache, padding_mask=mask)[0][:, -1]
                 nxt = sample_next(logits, temperature, top_k, top_p, generator)
                 seq = torch.cat([seq, nxt[:, None]], dim=1)
+                if mask is not None:                                     # new tokens are real
+                    mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
                 yield nxt, logits
     finally:
         model.train(was_training)
@@ -156,7 +202,7 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
 def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, stop_tokens=None,
              use_cache: bool = True, generator: torch.Generator | None = None,
-             return_logits: bool = False):
+             return_logits: bool = False, padding_mask: torch.Tensor | None = None):
     """Continue ``idx`` (B, T) by up to ``max_new_tokens`` tokens: returns (B, T + n).
 
     temperature: 0 for greedy, else the softmax temperature; top_k / top_p: sample only among
@@ -165,7 +211,9 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     stop token, and generation ends when every row is finished. use_cache: incremental decoding
     with the KV cache (False re-runs the whole window each step; same result, slower).
     generator: a ``torch.Generator`` for reproducible sampling. With ``return_logits=True``
-    also returns the raw next-token logits of every step, (B, n, V).
+    also returns the raw next-token logits of every step, (B, n, V). padding_mask (B, T) bool,
+    True at real tokens (not torch's True = masked), padding on the left: prompts of different
+    lengths in one batch, each continued as it would be alone (the new tokens count as real).
     """
     _check_idx(idx)
     stops = _stop_ids(stop_tokens, model.config.vocab_size)
@@ -174,7 +222,7 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     first_stop = torch.zeros(idx.size(0), dtype=torch.long, device=idx.device)
     new, logits_all = [], []
     steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   use_cache=use_cache, generator=generator)
+                   use_cache=use_cache, generator=generator, padding_mask=padding_mask)
     with closing(steps):                     # leaving early restores the model's mode at once
         for nxt, logits in steps:
             if stop_t is not None:
@@ -208,8 +256,17 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, *, stop=No
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string; a GPT needs at least one token to "
                          "condition on")
+    n_tok, n_model = getattr(tokenizer, "vocab_size", None), model.config.vocab_size
+    if isinstance(n_tok, int) and n_tok < n_model:
+        raise ValueError(f"the tokenizer has {n_tok} tokens but the model's vocabulary has "
+                         f"{n_model}: ids {n_tok}..{n_model - 1} the model may generate cannot be "
+                         f"decoded; use the tokenizer the model was trained with")
     device = next(model.parameters()).device
-    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    ids = tokenizer.encode(prompt)
+    if ids and max(ids) >= n_model:
+        raise ValueError(f"the tokenizer encodes the prompt to id {max(ids)}, outside the model's "
+                         f"vocabulary of {n_model}; use the tokenizer the model was trained with")
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
     ids: list[int] = []
     text = ""
     steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,

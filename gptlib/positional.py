@@ -14,7 +14,10 @@ way. Word order has to be put in by hand. Two families:
 * ``rope``: a callable ``rope(q, k, offset) -> (q, k)`` on (B, H, T, head_dim), or None;
 * ``attn_bias(t_q, t_k, offset, device)``: an additive (1, H, t_q, t_k) score bias, or None.
 
-``offset`` is the position of the first token of ``x`` (non-zero with a KV cache).
+``offset`` is the position of the first token of ``x`` (non-zero with a KV cache). Every hook
+also takes per-row positions, ``positions`` (B, T) int64 (and ``attn_bias`` the keys'
+``key_positions`` (B, T_k)), which replace ``offset..offset+T-1``: a left-padded row's first real
+token is then at position 0, as it is alone (``GPT.forward`` derives them from the padding mask).
 """
 
 from __future__ import annotations
@@ -76,8 +79,10 @@ class Positional(nn.Module):
     kind = "none"
     max_positions: int | None = None
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """x (B, T, C) -> (B, T, C): token embeddings plus absolute positions offset..offset+T-1."""
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C): token embeddings plus absolute positions offset..offset+T-1
+        (or ``positions`` (B, T), each row its own)."""
         return x
 
     @property
@@ -85,13 +90,25 @@ class Positional(nn.Module):
         """A callable ``(q, k, offset) -> (q, k)`` applied in every attention layer, or None."""
         return None
 
-    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None) -> torch.Tensor | None:
+    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None, *,
+                  positions: torch.Tensor | None = None,
+                  key_positions: torch.Tensor | None = None) -> torch.Tensor | None:
         """An additive bias broadcastable to the scores (B, H, t_q, t_k), or None."""
         return None
 
-    def _positions(self, x: torch.Tensor, offset: int) -> torch.Tensor:
-        """Check that positions offset..offset+T-1 exist; return them as a (T,) long tensor."""
+    def _positions(self, x: torch.Tensor, offset: int,
+                   positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Check that positions offset..offset+T-1 exist; return them as a (T,) long tensor
+        (or ``positions`` (B, T), checked the same way)."""
         t = x.shape[-2]
+        if positions is not None:
+            last = int(positions.max()) if positions.numel() else -1
+            if self.max_positions is not None and last >= self.max_positions:
+                raise ValueError(f"the {self.kind} positional encoding has only block_size="
+                                 f"{self.max_positions} positions; this encoding cannot represent "
+                                 f"position {last}; crop the input or use an encoding without a "
+                                 f"table (sinusoidal, rope, alibi)")
+            return positions.to(x.device)
         if self.max_positions is not None and offset + t > self.max_positions:
             raise ValueError(f"the {self.kind} positional encoding has only block_size="
                              f"{self.max_positions} positions; this encoding cannot represent position "
@@ -125,9 +142,10 @@ class OneHotPositional(Positional):
         self.max_positions = block_size
         self.proj = nn.Linear(block_size, n_embd, bias=False)
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        onehot = F.one_hot(self._positions(x, offset), self.max_positions).to(x.dtype)  # (T, block_size)
-        return x + self.proj(onehot)                                                  # + (T, C)
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        onehot = F.one_hot(self._positions(x, offset, positions), self.max_positions).to(x.dtype)
+        return x + self.proj(onehot)                      # (T, block_size) -> + (T, C) (or B, T)
 
     def crop(self, block_size: int) -> None:
         self.proj.weight = nn.Parameter(self.proj.weight.detach()[:, :block_size].clone())
@@ -147,8 +165,9 @@ class LearnedPositional(Positional):
         self.max_positions = block_size
         self.wpe = nn.Embedding(block_size, n_embd)
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        return x + self.wpe(self._positions(x, offset))                               # + (T, C)
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        return x + self.wpe(self._positions(x, offset, positions))          # + (T, C) (or B, T)
 
     def crop(self, block_size: int) -> None:
         self.wpe.weight = nn.Parameter(self.wpe.weight.detach()[:block_size].clone())
@@ -169,9 +188,12 @@ class SinusoidalPositional(Positional):
         self.n_embd = n_embd
         self.register_buffer("table", sinusoidal_table(max_len, n_embd), persistent=False)
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        end = offset + x.shape[-2]
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        end = offset + x.shape[-2] if positions is None else int(positions.max()) + 1
         table = self.table if end <= len(self.table) else sinusoidal_table(end, self.n_embd).to(x.device)
+        if positions is not None:
+            return x + table[positions.to(table.device)].to(x.dtype)               # + (B, T, C)
         return x + table[offset:end].to(x.dtype)                                    # + (T, C)
 
 
@@ -196,7 +218,10 @@ class RotaryEmbedding(Positional):
     def rope(self):
         return self
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, offset: int = 0):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, offset: int = 0,
+                positions: torch.Tensor | None = None):
+        """q, k (B, H, T, head_dim) at positions offset..offset+T-1, or at ``positions`` (B, T)
+        (each row its own) -> rotated (q, k)."""
         for name, t in (("q", q), ("k", k)):
             if t.shape[-1] != self.head_dim:
                 raise ValueError(f"RoPE was built for head_dim={self.head_dim}, got {name} of shape "
@@ -204,8 +229,11 @@ class RotaryEmbedding(Positional):
         dtype = torch.promote_types(q.dtype, torch.float32)    # angles at least in float32
         i = torch.arange(0, self.head_dim, 2, device=q.device, dtype=dtype)
         theta = self.base ** (-i / self.head_dim)                                # (d/2,)
-        pos = torch.arange(offset, offset + q.shape[-2], device=q.device, dtype=dtype)
-        angle = pos[:, None] * theta                                             # (T, d/2)
+        if positions is None:
+            pos = torch.arange(offset, offset + q.shape[-2], device=q.device, dtype=dtype)
+        else:
+            pos = positions.to(device=q.device, dtype=dtype)[:, None]           # (B, 1, T)
+        angle = pos[..., None] * theta                          # (T, d/2), or (B, 1, T, d/2)
         cos, sin = angle.cos(), angle.sin()
         return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
 
@@ -258,8 +286,20 @@ class ALiBiPositional(Positional):
         super().__init__()
         self.n_heads = n_heads
 
-    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None) -> torch.Tensor:
-        return alibi_bias(self.n_heads, t_q, t_k, offset, device)
+    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None, *,
+                  positions: torch.Tensor | None = None,
+                  key_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(1, H, t_q, t_k); with per-row ``positions`` (B, t_q) and ``key_positions`` (B, t_k)
+        (default: ``offset..`` and ``0..t_k-1``) the distances are per row: (B, H, t_q, t_k)."""
+        if positions is None and key_positions is None:
+            return alibi_bias(self.n_heads, t_q, t_k, offset, device)
+        if positions is None:
+            positions = torch.arange(offset, offset + t_q, device=device)[None]
+        if key_positions is None:
+            key_positions = torch.arange(t_k, device=device)[None]
+        distance = (positions[:, :, None] - key_positions[:, None, :]).abs()    # (B, t_q, t_k)
+        slopes = alibi_slopes(self.n_heads).to(device)[None, :, None, None]
+        return -slopes * distance[:, None].to(device)                            # (B, H, t_q, t_k)
 
 
 def build_positional(kind: str, *, block_size: int, n_embd: int, n_heads: int) -> Positional:
