@@ -37,17 +37,20 @@ from contextlib import closing
 import torch
 from torch.nn import functional as F
 
-from gptlib.validate import check_batch, check_finite, check_padding_mask
+from gptlib.validate import (check_batch, check_bool, check_finite, check_generator, check_int,
+                             check_number, check_padding_mask)
 
 __all__ = ["top_k_filter", "top_p_filter", "sample_next", "generate", "generate_text", "stream"]
 
 
-def _check_logits(logits) -> None:
+def _check_logits(logits, finite: bool = True) -> None:
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1 \
             or logits.size(-1) == 0:
         raise ValueError(f"logits must be a floating tensor (..., V) with V >= 1, got "
                          f"{getattr(logits, 'dtype', type(logits).__name__)} "
                          f"{tuple(getattr(logits, 'shape', ()))}")
+    if not finite:
+        return
     check_finite("logits", logits, "the model's weights or inputs hold NaN/inf (check the "
                  "training loss), or a filter removed every token", allow_neg_inf=True)
     if bool((logits == float("-inf")).all(-1).any()):
@@ -72,6 +75,8 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
     Ties with the k-th largest value are all kept, so a row may keep more than k tokens.
     """
+    _check_logits(logits, finite=False)
+    check_int("k", k, 1)
     k = min(k, logits.size(-1))
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]            # (..., 1) the k-th largest
     return logits.masked_fill(logits < kth, float("-inf"))
@@ -84,6 +89,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     Sorted by probability, token i is kept when the tokens before it hold less than p — so the
     most likely token is always kept, and the token that crosses p is kept too.
     """
+    _check_logits(logits, finite=False)
+    check_number("p", p, low=0, low_open=True, high=1)
     probs, order = torch.sort(F.softmax(logits, dim=-1), dim=-1, descending=True)
     mass_before = torch.cumsum(probs, dim=-1) - probs                # (..., V) sorted
     drop_sorted = mass_before >= p
@@ -102,6 +109,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     """
     _check_sampling(temperature, top_k, top_p)
     _check_logits(logits)
+    check_generator("generator", generator)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
@@ -126,6 +134,23 @@ def _check_idx(idx) -> None:
                          + ("; for one sequence use idx[None]"
                             if getattr(idx, "ndim", 0) == 1 else ""))
     check_batch("idx", idx)
+
+
+def _check_model(model) -> None:
+    if not (hasattr(model, "config") and hasattr(model, "pos") and callable(model)):
+        raise TypeError(f"model must be a gptlib GPT, got {type(model).__name__}")
+
+
+def _check_model_logits(model, logits, step: int) -> None:
+    """A model's raw logits are finite; if not, say whether its weights are the cause."""
+    if bool(torch.isfinite(logits).all()):
+        return
+    names = model.nonfinite_parameters() if hasattr(model, "nonfinite_parameters") else []
+    cause = (f"the parameters {names[:4]}{' ...' if len(names) > 4 else ''} hold NaN/inf (did "
+             f"training diverge?)" if names else "its parameters are finite, so an activation "
+             "overflowed (e.g. in float16) or the input embedding is not finite")
+    raise ValueError(f"the model's next-token logits at generation step {step} contain NaN/inf: "
+                     f"{cause}")
 
 
 def _check_prompt_mask(padding_mask, idx):
@@ -163,8 +188,11 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
     temperature and filtering). The model runs in eval mode without gradients; its mode is
     restored when the stream ends. See ``generate`` for the arguments.
     """
+    _check_model(model)
     _check_sampling(temperature, top_k, top_p)
     _check_idx(idx)
+    check_bool("use_cache", use_cache)
+    check_generator("generator", generator)
     mask = _check_prompt_mask(padding_mask, idx)
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
             or max_new_tokens < 0:
@@ -190,6 +218,7 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
                     logits = model(window, kv_cache=cache, padding_mask=keys)[0][:, -1]
                 else:                                                    # only the new token
                     logits = model(seq[:, -1:], kv_cache=cache, padding_mask=mask)[0][:, -1]
+                _check_model_logits(model, logits, seq.size(1) - idx.size(1))
                 nxt = sample_next(logits, temperature, top_k, top_p, generator)
                 seq = torch.cat([seq, nxt[:, None]], dim=1)
                 if mask is not None:                                     # new tokens are real
@@ -215,7 +244,9 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     True at real tokens (not torch's True = masked), padding on the left: prompts of different
     lengths in one batch, each continued as it would be alone (the new tokens count as real).
     """
+    _check_model(model)
     _check_idx(idx)
+    check_bool("return_logits", return_logits)
     stops = _stop_ids(stop_tokens, model.config.vocab_size)
     stop_t = torch.tensor(stops, dtype=torch.long, device=idx.device) if stops else None
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
@@ -256,6 +287,7 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, *, stop=No
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string; a GPT needs at least one token to "
                          "condition on")
+    _check_model(model)
     n_tok, n_model = getattr(tokenizer, "vocab_size", None), model.config.vocab_size
     if isinstance(n_tok, int) and n_tok < n_model:
         raise ValueError(f"the tokenizer has {n_tok} tokens but the model's vocabulary has "

@@ -270,6 +270,15 @@ class GPT(nn.Module):
                              f"{self.config.vocab_size} (use -100 for positions to ignore)")
         return targets.long()
 
+    def nonfinite_parameters(self) -> list[str]:
+        """Names of the parameters holding NaN or inf (empty when all are finite).
+
+        ``forward`` does not check its activations (that would cost a pass over every tensor of
+        every step); NaN weights make NaN logits. ``gptlib.generate`` calls this to say why the
+        logits it was about to sample from are not finite.
+        """
+        return [n for n, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
+
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Number of parameters; the tied ``lm_head``/``wte`` matrix counts once.
 

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gptlib.validate import check_int, check_number
+
 __all__ = ["POS_ENCODINGS", "sinusoidal_table", "sinusoidal_shift_matrix", "Positional",
            "NoPositional", "OneHotPositional", "LearnedPositional", "SinusoidalPositional",
            "RotaryEmbedding", "alibi_slopes", "alibi_bias", "ALiBiPositional", "build_positional"]
@@ -44,6 +46,9 @@ def sinusoidal_table(n_positions: int, dim: int, base: float = 10000.0) -> torch
     Pair i turns at angular frequency ``base**(-2i/dim)``: from one turn every 2*pi positions
     (i = 0) to one every ``2*pi*base`` positions. Computed in float64, returned as float32.
     """
+    check_int("n_positions", n_positions, 0)
+    check_int("dim", dim, 1)
+    check_number("base", base, low=0, low_open=True)
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]              # (N, 1)
     freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)       # (ceil(dim/2),)
     table = torch.zeros(n_positions, dim, dtype=torch.float64)
@@ -60,6 +65,9 @@ def sinusoidal_shift_matrix(k: int, dim: int, base: float = 10000.0) -> torch.Te
     choosing sinusoids ("PE_{pos+k} can be represented as a linear function of PE_pos"). ``M_k``
     is block-diagonal with 2x2 rotations ``[[cos, sin], [-sin, cos]]``. ``dim`` must be even.
     """
+    check_number("k", k)
+    check_int("dim", dim, 2)
+    check_number("base", base, low=0, low_open=True)
     if dim % 2:
         raise ValueError(f"the shift matrix needs an even dim (whole sin/cos pairs), got {dim}")
     angle = k * base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (dim/2,)
@@ -210,6 +218,8 @@ class RotaryEmbedding(Positional):
 
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
+        check_int("head_dim", head_dim, 2)
+        check_number("base", base, low=0, low_open=True)
         if head_dim % 2:
             raise ValueError(f"RoPE rotates pairs of features, so head_dim must be even; got {head_dim}")
         self.head_dim, self.base = head_dim, base
@@ -251,8 +261,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     1/2, 1/4, ..., 1/256). Otherwise, as in the paper's code: the slopes of the closest power of
     two below n, then every other slope of twice that power, until there are n.
     """
-    if n_heads < 1:
-        raise ValueError(f"n_heads must be >= 1, got {n_heads}")
+    check_int("n_heads", n_heads, 1)
 
     def power_of_two(n):
         return [2.0 ** (-8.0 / n * i) for i in range(1, n + 1)]
@@ -270,7 +279,9 @@ def alibi_bias(n_heads: int, t_q: int, t_k: int, offset: int | None = None,
     last t_q keys, as with a KV cache); key j at position j. Future keys get a penalty too, but
     the causal mask removes them anyway.
     """
-    offset = t_k - t_q if offset is None else offset
+    check_int("t_q", t_q, 1)
+    check_int("t_k", t_k, 1)
+    offset = t_k - t_q if offset is None else check_int("offset", offset)
     q_pos = torch.arange(offset, offset + t_q, device=device)
     distance = (q_pos[:, None] - torch.arange(t_k, device=device)[None, :]).abs()   # (t_q, t_k)
     return -alibi_slopes(n_heads).to(device)[None, :, None, None] * distance          # (1, H, t_q, t_k)
@@ -284,6 +295,7 @@ class ALiBiPositional(Positional):
 
     def __init__(self, n_heads: int):
         super().__init__()
+        check_int("n_heads", n_heads, 1)
         self.n_heads = n_heads
 
     def attn_bias(self, t_q: int, t_k: int, offset: int, device=None, *,

@@ -16,8 +16,8 @@ import math
 
 import torch
 
-__all__ = ["check_bool", "check_number", "check_batch", "check_finite", "check_padding_mask",
-           "check_position_ids"]
+__all__ = ["check_bool", "check_int", "check_number", "check_generator", "check_batch",
+           "check_finite", "check_padding_mask", "check_position_ids"]
 
 
 def check_bool(name: str, value) -> bool:
@@ -27,6 +27,22 @@ def check_bool(name: str, value) -> bool:
                         + ("; a non-empty string is truthy, so 'no' would mean True"
                            if isinstance(value, str) else ""))
     return value
+
+
+def check_int(name: str, value, minimum: int | None = None) -> int:
+    """``value`` must be an ``int`` (not a bool, not a float such as 2.0), >= ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_generator(name: str, generator) -> None:
+    """``generator`` must be None or a ``torch.Generator`` (e.g. ``torch.Generator().manual_seed(0)``)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}; "
+                        f"make one with torch.Generator().manual_seed(seed)")
 
 
 def check_number(name: str, value, *, low: float | None = None, low_open: bool = False,

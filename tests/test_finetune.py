@@ -434,7 +434,7 @@ def test_classifier_errors_name_the_problem():
         clf(x, labels=torch.tensor([-1, 0]))
     with pytest.raises(ValueError, match=r"labels must be an integer tensor of shape \(B,\)"):
         clf(x, labels=torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"bool tensor of idx's shape .*\(2, 5\).*\(2, 4\)"):
+    with pytest.raises(ValueError, match=r"bool tensor of shape \(B, T_k\) = \(2, 5\).*\(2, 4\)"):
         clf(x, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"torch.int64.*mask\.bool\(\)"):
         clf(x, torch.ones(2, 5, dtype=torch.long))
