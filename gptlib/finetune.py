@@ -81,8 +81,8 @@ class GPTClassifier(nn.Module):
 
     ``h = ln_f(backbone.hidden_states(idx)[-1][b, last real position of b])`` (B, C), then
     ``logits = head(dropout(h))``, as GPT-1 classifies from its final token's state (Radford
-    et al. 2018, eq. 3). Padding is given by ``padding_mask`` (B, T) bool, True at real tokens,
-    or by ``lengths`` (B,) (the first ``lengths[b]`` tokens are real: right padding). Positions
+    et al. 2018, eq. 3). Padding is given by ``padding_mask`` (B, T) bool, True at real tokens
+    (the opposite of torch.nn.MultiheadAttention's key_padding_mask), at least one per row, or by ``lengths`` (B,) (the first ``lengths[b]`` tokens are real: right padding). Positions
     are absolute, so left padding would move every real token; the real tokens of each row are
     first packed to the front (order kept), after which left, right or no padding all give the
     logits of the sequence alone. ``head``: an ``nn.Linear(C, n_classes)`` to reuse, else a new

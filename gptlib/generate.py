@@ -241,8 +241,9 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     with the KV cache (False re-runs the whole window each step; same result, slower).
     generator: a ``torch.Generator`` for reproducible sampling. With ``return_logits=True``
     also returns the raw next-token logits of every step, (B, n, V). padding_mask (B, T) bool,
-    True at real tokens (not torch's True = masked), padding on the left: prompts of different
-    lengths in one batch, each continued as it would be alone (the new tokens count as real).
+    True at real tokens (the opposite of torch.nn.MultiheadAttention's key_padding_mask), padding
+    on the left: prompts of different lengths in one batch, each continued as it would be alone
+    (the new tokens count as real).
     """
     _check_model(model)
     _check_idx(idx)
