@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gptlib.generate import generate, generate_text, sample_next, stream, top_k_filter, top_p_filter
@@ -109,16 +109,21 @@ def nucleus(probs: list[float], p: float) -> set[int]:
     return kept
 
 
+# distinct logits (multiples of 1/8, exact in float32): no two tokens tie in probability, so the
+# nucleus is one well-defined set and (almost) every example reaches the asserts
+distinct_logit_rows = st.lists(st.integers(-64, 64), min_size=2, max_size=30,
+                               unique=True).map(lambda xs: [x / 8 for x in xs])
+
+
 @SETTINGS
-@given(logit_rows, st.floats(0.01, 1.0), st.floats(0.2, 3.0), st.integers(0, 2**31 - 1))
+@given(distinct_logit_rows, st.floats(0.01, 0.999), st.floats(0.2, 3.0), st.integers(0, 2**31 - 1))
 def test_top_p_never_samples_outside_the_nucleus(row, p, temperature, seed):
     logits = torch.tensor(row, dtype=torch.float64) / temperature
     probs = torch.softmax(logits, -1).tolist()
-    # near-ties at the edge of the nucleus make the set ambiguous in floating point: skip them
     boundary = sorted(probs, reverse=True)
     cums = [sum(boundary[:i + 1]) for i in range(len(boundary))]
-    if any(abs(c - p) < 1e-6 for c in cums) or len(set(round(q, 9) for q in probs)) < len(probs):
-        return
+    # a cumulative mass within rounding of p makes the edge ambiguous: rare, so filtered out
+    assume(all(abs(c - p) > 1e-9 for c in cums))
     allowed = nucleus(probs, p)
     kept = torch.isfinite(top_p_filter(logits, p)).nonzero().flatten().tolist()
     assert set(kept) == allowed
