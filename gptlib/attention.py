@@ -95,10 +95,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, dropout_p=0.0, s
     q: (B, H, T_q, d), k: (B, H, T_k, d), v: (B, H, T_k, d_v).
     mask: bool, broadcastable to (B, H, T_q, T_k), True = may attend (the opposite of
     ``torch.nn.MultiheadAttention``'s boolean ``attn_mask``, where True = masked). bias: float,
-    broadcastable to (B, H, T_q, T_k), added to the scores (ALiBi). scale: default 1/sqrt(d), which keeps the
-    scores' variance near 1 whatever d is, so the softmax does not saturate. dropout_p: dropout on
-    the weights (drawn from ``generator`` if given). Returns out (B, H, T_q, d_v), or
-    ``(out, weights)`` with the (B, H, T_q, T_k) weights before dropout.
+    broadcastable to (B, H, T_q, T_k), added to the scores (ALiBi). scale: default 1/sqrt(d),
+    which keeps the scores' variance near 1 whatever d is, so the softmax does not saturate.
+    dropout_p: dropout on the weights (drawn from ``generator`` if given). Returns out
+    (B, H, T_q, d_v), or ``(out, weights)`` with the (B, H, T_q, T_k) weights before dropout.
 
     A query whose keys are all masked gets weights 0 and output 0 (not NaN).
     """
@@ -260,7 +260,8 @@ class MultiHeadAttention(nn.Module):
             raise TypeError(f"x must be floating point, got {x.dtype}; embed token ids first")
         if rope is not None and not callable(rope):
             raise TypeError(f"rope must be a callable rope(q, k, offset) -> (q, k) (e.g. a "
-                            f"gptlib.positional.RotaryEmbedding) or None, got {type(rope).__name__}")
+                            f"gptlib.positional.RotaryEmbedding) or None, got "
+                            f"{type(rope).__name__}")
         T = x.size(1)
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)          # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_heads) for t in (q, k, v))  # 3 x (B, H, T, d)

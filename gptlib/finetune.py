@@ -82,10 +82,11 @@ class GPTClassifier(nn.Module):
     ``h = ln_f(backbone.hidden_states(idx)[-1][b, last real position of b])`` (B, C), then
     ``logits = head(dropout(h))``, as GPT-1 classifies from its final token's state (Radford
     et al. 2018, eq. 3). Padding is given by ``padding_mask`` (B, T) bool, True at real tokens
-    (the opposite of torch.nn.MultiheadAttention's key_padding_mask), at least one per row, or by ``lengths`` (B,) (the first ``lengths[b]`` tokens are real: right padding). Positions
-    are absolute, so left padding would move every real token; the real tokens of each row are
-    first packed to the front (order kept), after which left, right or no padding all give the
-    logits of the sequence alone. ``head``: an ``nn.Linear(C, n_classes)`` to reuse, else a new
+    (the opposite of torch.nn.MultiheadAttention's key_padding_mask), at least one per row, or
+    by ``lengths`` (B,) (the first ``lengths[b]`` tokens are real: right padding). The real
+    tokens of each row are first packed to the front (order kept; the backbone also counts
+    positions over real tokens only), so left, right or no padding all give the logits of the
+    sequence alone. ``head``: an ``nn.Linear(C, n_classes)`` to reuse, else a new
     one with GPT-2's initialisation. ``backbone.lm_head`` stays but is not used.
     ``pooling="mean"`` reads the mean of ``ln_f`` over the real tokens instead of the last one.
     """
@@ -225,8 +226,8 @@ def evaluate_classifier(model: GPTClassifier, data: ClassificationData,
     if not isinstance(model, GPTClassifier):
         raise TypeError(f"evaluate_classifier needs a GPTClassifier, got {type(model).__name__}")
     if not isinstance(data, ClassificationData) or len(data) == 0:
-        raise ValueError(f"evaluate_classifier needs a non-empty ClassificationData, got "
-                         f"{'an empty one' if isinstance(data, ClassificationData) else type(data).__name__}")
+        got = "an empty one" if isinstance(data, ClassificationData) else type(data).__name__
+        raise ValueError(f"evaluate_classifier needs a non-empty ClassificationData, got {got}")
     check_int("batch_size", batch_size, 1)
     device, was_training = next(model.parameters()).device, model.training
     model.eval()

@@ -63,7 +63,8 @@ def pad_batch(seqs, pad_id: int = 0, side: str = "right"):
     if not isinstance(pad_id, int) or isinstance(pad_id, bool) or pad_id < 0:
         raise ValueError(f"pad_id must be a token id (an int >= 0), got {pad_id!r}")
     seqs = [torch.as_tensor(s) for s in seqs]
-    wrong = [s.dtype for s in seqs if s.is_floating_point() or s.is_complex() or s.dtype == torch.bool]
+    wrong = [s.dtype for s in seqs
+             if s.is_floating_point() or s.is_complex() or s.dtype == torch.bool]
     if wrong:
         raise ValueError(f"pad_batch takes integer token ids, got a sequence of {wrong[0]}")
     seqs = [s.long() for s in seqs]

@@ -107,7 +107,8 @@ def _check_rank(r, alpha) -> None:
     if not isinstance(r, int) or isinstance(r, bool) or r < 1:
         raise ValueError(f"LoRA rank r must be an int >= 1, got {r!r}; r is the inner size of "
                          f"the update B A (typical values 1-64)")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < float("inf"):
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) \
+            or not 0 < alpha < float("inf"):
         raise ValueError(f"LoRA alpha must be a number > 0, got {alpha!r}; the update is scaled "
                          f"by alpha / r")
 

@@ -241,8 +241,10 @@ class GPT(nn.Module):
         if kv_cache is not None:
             if not isinstance(kv_cache, (list, tuple)) or len(kv_cache) != c.n_layer \
                     or not all(isinstance(layer, KVCache) for layer in kv_cache):
-                got = type(kv_cache).__name__ if not isinstance(kv_cache, (list, tuple)) else \
-                    f"{len(kv_cache)} items of type(s) {sorted({type(x).__name__ for x in kv_cache})}"
+                kinds = sorted({type(x).__name__ for x in kv_cache}) \
+                    if isinstance(kv_cache, (list, tuple)) else None
+                got = type(kv_cache).__name__ if kinds is None else \
+                    f"{len(kv_cache)} items of type(s) {kinds}"
                 raise ValueError(f"kv_cache must be a list of {c.n_layer} KVCache (one per layer), "
                                  f"got {got}; make one with model.new_kv_cache()")
             offset = kv_cache[0].length

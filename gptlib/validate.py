@@ -39,10 +39,11 @@ def check_int(name: str, value, minimum: int | None = None) -> int:
 
 
 def check_generator(name: str, generator) -> None:
-    """``generator`` must be None or a ``torch.Generator`` (e.g. ``torch.Generator().manual_seed(0)``)."""
+    """``generator`` must be None or a ``torch.Generator`` (``torch.Generator().manual_seed(s)``)."""
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}; "
-                        f"make one with torch.Generator().manual_seed(seed)")
+        raise TypeError(f"{name} must be a torch.Generator or None, got "
+                        f"{type(generator).__name__}; make one with "
+                        f"torch.Generator().manual_seed(seed)")
 
 
 def check_number(name: str, value, *, low: float | None = None, low_open: bool = False,
@@ -66,7 +67,8 @@ def check_batch(name: str, t: torch.Tensor) -> None:
                          f"sequence")
 
 
-def check_finite(name: str, t: torch.Tensor, hint: str = "", *, allow_neg_inf: bool = False) -> None:
+def check_finite(name: str, t: torch.Tensor, hint: str = "", *,
+                 allow_neg_inf: bool = False) -> None:
     """``t`` must hold no NaN (and no inf, or only -inf with ``allow_neg_inf``)."""
     bad = torch.isnan(t) | (t == float("inf")) if allow_neg_inf else ~torch.isfinite(t)
     if bool(bad.any()):
@@ -87,7 +89,8 @@ def check_padding_mask(mask, shape: tuple[int, int], name: str = "padding_mask")
     shape = tuple(shape)
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != shape:
         raise ValueError(f"{name} must be a bool tensor of shape (B, T_k) = {shape} (True at real "
-                         f"tokens, the opposite of torch.nn.MultiheadAttention's key_padding_mask), "
+                         f"tokens, the opposite of torch.nn.MultiheadAttention's "
+                         f"key_padding_mask), "
                          f"got {getattr(mask, 'dtype', type(mask).__name__)} "
                          f"{tuple(getattr(mask, 'shape', ()))}"
                          + ("; convert a 0/1 mask with mask.bool()"
@@ -99,7 +102,8 @@ def check_padding_mask(mask, shape: tuple[int, int], name: str = "padding_mask")
     return mask
 
 
-def check_position_ids(position_ids, shape: tuple[int, int], max_positions: int | None) -> torch.Tensor:
+def check_position_ids(position_ids, shape: tuple[int, int],
+                       max_positions: int | None) -> torch.Tensor:
     """Explicit positions ``(B, T)``: integers >= 0, below ``max_positions`` if the encoding has a
     table; returned as int64."""
     shape = tuple(shape)
