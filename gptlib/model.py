@@ -206,11 +206,12 @@ class GPT(nn.Module):
 
     def _positions(self, idx, offset, padding_mask, position_ids):
         """Per-row positions ``(q_pos (B, T), k_pos (B, T_k))``, or ``(None, None)`` when every
-        row's tokens sit at offset..offset+T-1 (no padding, no explicit positions)."""
+        row's real tokens sit at offset..offset+T-1 (no explicit positions, and no padding before
+        a real token: none, or right padding only)."""
         if position_ids is not None:
             q_pos = check_position_ids(position_ids, tuple(idx.shape), self.pos.max_positions)
             q_pos = q_pos.to(idx.device)
-        elif padding_mask is None or bool(padding_mask.all()):
+        elif padding_mask is None or not bool((padding_mask[:, 1:] & ~padding_mask[:, :-1]).any()):
             return None, None
         k_pos = None
         if padding_mask is not None:                              # count real tokens only

@@ -177,3 +177,16 @@ def test_matches_hugging_face_with_attention_mask_and_position_ids():
                 nxt = hf(input_ids=seq).logits[:, -1].argmax(-1, keepdim=True)
                 seq = torch.cat([seq, nxt], 1)
             assert torch.equal(batched[b, -n:], seq[0, -n:])
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope", "alibi"])
+def test_padding_inside_a_row_is_skipped_by_the_positions_too(pos_encoding):
+    """A pad between real tokens (e.g. after right padding, a new token appended): the tokens
+    after it keep the positions they have without it."""
+    model, (s,) = tiny(pos_encoding), prompts(lengths=(5,))
+    holed = torch.cat([s[:2], torch.zeros(2, dtype=torch.long), s[2:]])[None]
+    mask = torch.tensor([[True, True, False, False, True, True, True]])
+    with torch.no_grad():
+        logits = model(holed, padding_mask=mask)[0][0]
+        alone = model(s[None])[0][0]
+    torch.testing.assert_close(logits[mask[0]], alone, rtol=0, atol=1e-5)
