@@ -190,3 +190,19 @@ def test_padding_inside_a_row_is_skipped_by_the_positions_too(pos_encoding):
         logits = model(holed, padding_mask=mask)[0][0]
         alone = model(s[None])[0][0]
     torch.testing.assert_close(logits[mask[0]], alone, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "alibi"])
+def test_relative_encodings_see_gaps_in_explicit_positions(pos_encoding):
+    """position_ids with a gap (0, 1, 2, 10, 11, 12): the keys before the gap are 10 positions
+    away, not 3, so the logits after the gap change; moving every position by 5 changes nothing.
+    (ALiBi must read the keys' positions from position_ids too, not their column.)"""
+    model, (s,) = tiny(pos_encoding), prompts(lengths=(6,))
+    gap = torch.tensor([[0, 1, 2, 10, 11, 12]])
+    with torch.no_grad():
+        contiguous = model(s[None])[0]
+        gapped = model(s[None], position_ids=gap)[0]
+        moved = model(s[None], position_ids=gap + 5)[0]
+    torch.testing.assert_close(gapped[:, :3], contiguous[:, :3], rtol=0, atol=1e-5)
+    assert (gapped[:, 3:] - contiguous[:, 3:]).abs().max() > 5e-5     # rounding: ~1e-7
+    torch.testing.assert_close(moved, gapped, rtol=0, atol=1e-5)
