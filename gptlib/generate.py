@@ -104,21 +104,24 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     """Pick the next token of each row: logits (B, V) -> token ids (B,).
 
     ``temperature=0`` is greedy decoding (argmax; ``top_k``/``top_p`` then change nothing).
-    Otherwise the logits are divided by the temperature, filtered by top-k, then by top-p (on
-    the tempered distribution), and a token is drawn with ``generator``.
+    Otherwise the logits are filtered by top-k (a ranking, which dividing by the temperature
+    does not change, so it is taken before rounding could create ties), divided by the
+    temperature, filtered by top-p (on the tempered distribution), and a token is drawn with
+    ``generator``.
     """
     _check_sampling(temperature, top_k, top_p)
     _check_logits(logits)
     check_generator("generator", generator)
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    if top_k is not None:        # by rank, which dividing cannot change (but rounding could tie)
+        logits = top_k_filter(logits, top_k)
+    logits = logits / temperature
     if bool((logits == float("inf")).any()):
         raise ValueError(f"temperature={temperature!r} is so small that logits / temperature "
                          f"overflows float32 to inf; use temperature=0 for greedy decoding, or a "
                          f"larger temperature")
-    if top_k is not None:
-        logits = top_k_filter(logits, top_k)
     if top_p is not None and top_p < 1:
         logits = top_p_filter(logits, top_p)
     probs = F.softmax(logits, dim=-1)

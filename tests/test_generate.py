@@ -97,6 +97,14 @@ def test_top_k_never_samples_outside_the_k_largest(row, data, temperature, seed)
     assert set(draws.tolist()) <= allowed
 
 
+def test_top_k_ranks_before_the_temperature_can_round_logits_into_a_tie():
+    """Found by hypothesis: 1.4e-45 / 2 rounds to 0 in float32, a tie with the logit 0 that
+    top-k would keep; ranking the raw logits keeps only the larger one."""
+    logits = torch.tensor([[0.0, 1.401298464324817e-45]]).repeat(64, 1)
+    draws = sample_next(logits, 2.0, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {1}
+
+
 def nucleus(probs: list[float], p: float) -> set[int]:
     """Independent reference: walk the tokens from most to least likely until the mass reaches p."""
     order = sorted(range(len(probs)), key=lambda i: -probs[i])
