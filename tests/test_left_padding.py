@@ -206,3 +206,14 @@ def test_relative_encodings_see_gaps_in_explicit_positions(pos_encoding):
     torch.testing.assert_close(gapped[:, :3], contiguous[:, :3], rtol=0, atol=1e-5)
     assert (gapped[:, 3:] - contiguous[:, 3:]).abs().max() > 5e-5     # rounding: ~1e-7
     torch.testing.assert_close(moved, gapped, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope", "alibi"])
+def test_left_padding_without_the_causal_mask(pos_encoding):
+    """causal=False (chapter 3's demonstration): every token also sees later keys, so ALiBi's
+    distance must be |i - j| on both sides of the query; padded rows still equal each row alone."""
+    model, seqs = tiny(pos_encoding, causal=False), prompts()
+    idx, mask = left_padded(seqs)
+    with torch.no_grad():
+        logits = model(idx, padding_mask=mask)[0]
+    assert max_diff_to_alone(model, seqs, logits) < 1e-5
