@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptlib.masking import apply_mask, causal_mask, combine_masks
+from gptlib.validate import check_bool, check_int, check_number
 
 __all__ = ["scaled_dot_product_attention", "fused_attention", "KVCache", "MultiHeadAttention",
            "split_heads", "merge_heads"]
@@ -73,8 +74,11 @@ def _check_broadcast(name: str, t, shape: tuple[int, ...], *, bool_dtype: bool) 
                          f"(B, 1, 1, T_k), e.g. with combine_masks(padding=...)")
 
 
-def _check_all(q, k, v, mask, bias, dropout_p) -> None:
+def _check_all(q, k, v, mask, bias, dropout_p, scale=None) -> None:
     _check_qkv(q, k, v)
+    check_number("dropout_p", dropout_p)                 # a number; its range is checked below
+    if scale is not None:
+        check_number("scale", scale)
     shape = (q.size(0), q.size(1), q.size(2), k.size(2))
     if mask is not None:
         _check_broadcast("mask", mask, shape, bool_dtype=True)
@@ -89,15 +93,16 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, dropout_p=0.0, s
     """Attention written out step by step: ``softmax(q k^T * scale + bias, masked) v``.
 
     q: (B, H, T_q, d), k: (B, H, T_k, d), v: (B, H, T_k, d_v).
-    mask: bool, broadcastable to (B, H, T_q, T_k), True = may attend. bias: float, broadcastable
-    to (B, H, T_q, T_k), added to the scores (ALiBi). scale: default 1/sqrt(d), which keeps the
-    scores' variance near 1 whatever d is, so the softmax does not saturate. dropout_p: dropout on
-    the weights (drawn from ``generator`` if given). Returns out (B, H, T_q, d_v), or
-    ``(out, weights)`` with the (B, H, T_q, T_k) weights before dropout.
+    mask: bool, broadcastable to (B, H, T_q, T_k), True = may attend (the opposite of
+    ``torch.nn.MultiheadAttention``'s boolean ``attn_mask``, where True = masked). bias: float,
+    broadcastable to (B, H, T_q, T_k), added to the scores (ALiBi). scale: default 1/sqrt(d),
+    which keeps the scores' variance near 1 whatever d is, so the softmax does not saturate.
+    dropout_p: dropout on the weights (drawn from ``generator`` if given). Returns out
+    (B, H, T_q, d_v), or ``(out, weights)`` with the (B, H, T_q, T_k) weights before dropout.
 
     A query whose keys are all masked gets weights 0 and output 0 (not NaN).
     """
-    _check_all(q, k, v, mask, bias, dropout_p)
+    _check_all(q, k, v, mask, bias, dropout_p, scale)
     if scale is None:
         scale = 1.0 / math.sqrt(q.size(-1))
     scores = q @ k.transpose(-2, -1)                 # (B, H, T_q, T_k): query-key similarity
@@ -127,7 +132,7 @@ def fused_attention(q, k, v, mask=None, bias=None, dropout_p=0.0, scale=None, *,
     which can skip the masked half (FlashAttention, Dao et al. 2022); otherwise it is combined
     with ``mask`` as an explicit mask (queries are the last T_q positions, as with a KV cache).
     """
-    _check_all(q, k, v, mask, bias, dropout_p)
+    _check_all(q, k, v, mask, bias, dropout_p, scale)
     t_q, t_k = q.size(-2), k.size(-2)
     if is_causal and (mask is not None or bias is not None or t_q != t_k):
         causal = causal_mask(t_q, t_k, device=q.device)
@@ -238,6 +243,12 @@ class KVCache:
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(B, T, C) -> (B, H, T, C/H): head h gets channels h*d .. (h+1)*d - 1."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 3:
+        raise ValueError(f"split_heads takes (B, T, C) activations, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+                         + ("; this looks already split into (B, H, T, d)"
+                            if isinstance(x, torch.Tensor) and x.ndim == 4 else ""))
+    check_int("n_heads", n_heads, 1)
     B, T, C = x.shape
     if C % n_heads:
         raise ValueError(f"width {C} is not divisible by n_heads={n_heads}")
@@ -246,6 +257,9 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, H, T, d) -> (B, T, H*d): the inverse of ``split_heads``."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"merge_heads takes (B, H, T, d) heads, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     B, H, T, d = x.shape
     return x.transpose(1, 2).reshape(B, T, H * d)
 
@@ -262,6 +276,10 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, n_embd: int, n_heads: int, *, bias: bool = True, dropout: float = 0.0,
                  fused: bool = False):
         super().__init__()
+        check_int("n_embd", n_embd, 1)
+        check_int("n_heads", n_heads, 1)
+        check_bool("fused", fused)
+        check_number("dropout", dropout)
         if n_embd % n_heads:
             raise ValueError(f"n_embd={n_embd} is not divisible by n_heads={n_heads}; each head gets "
                              f"n_embd / n_heads channels, so pick e.g. n_heads={math.gcd(n_embd, n_heads)}")
@@ -278,7 +296,8 @@ class MultiHeadAttention(nn.Module):
                 return_weights=False):
         """x: (B, T, C) -> y: (B, T, C), or (y, weights (B, H, T, T_k)) with ``return_weights``.
 
-        mask: bool broadcastable to (B, H, T, T_k), T_k = cached length + T. ``causal=True`` adds
+        mask: bool broadcastable to (B, H, T, T_k), T_k = cached length + T, True = may attend
+        (not torch.nn.MultiheadAttention's True = masked). ``causal=True`` adds
         the causal mask (offset by the cache length). bias: additive, broadcastable to
         (B, H, T, T_k). rope: ``rope(q, k, offset) -> (q, k)`` on (B, H, T, head_dim), applied
         before caching, offset = position of the first query. kv_cache: a ``KVCache`` to extend.
@@ -289,6 +308,10 @@ class MultiHeadAttention(nn.Module):
                              f"{getattr(x, 'shape', type(x).__name__)}")
         if not x.is_floating_point():
             raise TypeError(f"x must be floating point, got {x.dtype}; embed token ids first")
+        if rope is not None and not callable(rope):
+            raise TypeError(f"rope must be a callable rope(q, k, offset) -> (q, k) (e.g. a "
+                            f"gptlib.positional.RotaryEmbedding) or None, got "
+                            f"{type(rope).__name__}")
         T = x.size(1)
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)          # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_heads) for t in (q, k, v))  # 3 x (B, H, T, d)

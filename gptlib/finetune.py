@@ -31,6 +31,7 @@ from gptlib.genre_data import GENRES, THREE_CLASSES, ClassificationData, genre_d
 from gptlib.lora import LoRALinear
 from gptlib.model import GPT
 from gptlib.pretrain import TrainConfig, TrainResult, train
+from gptlib.validate import check_batch, check_int, check_number, check_padding_mask
 
 __all__ = ["load_backbone", "GPTClassifier", "freeze", "count_trainable", "FREEZE_MODES",
            "ClassificationTask", "finetune", "evaluate_classifier",
@@ -80,11 +81,12 @@ class GPTClassifier(nn.Module):
 
     ``h = ln_f(backbone.hidden_states(idx)[-1][b, last real position of b])`` (B, C), then
     ``logits = head(dropout(h))``, as GPT-1 classifies from its final token's state (Radford
-    et al. 2018, eq. 3). Padding is given by ``padding_mask`` (B, T) bool, True at real tokens,
-    or by ``lengths`` (B,) (the first ``lengths[b]`` tokens are real: right padding). Positions
-    are absolute, so left padding would move every real token; the real tokens of each row are
-    first packed to the front (order kept), after which left, right or no padding all give the
-    logits of the sequence alone. ``head``: an ``nn.Linear(C, n_classes)`` to reuse, else a new
+    et al. 2018, eq. 3). Padding is given by ``padding_mask`` (B, T) bool, True at real tokens
+    (the opposite of torch.nn.MultiheadAttention's key_padding_mask), at least one per row, or
+    by ``lengths`` (B,) (the first ``lengths[b]`` tokens are real: right padding). The real
+    tokens of each row are first packed to the front (order kept; the backbone also counts
+    positions over real tokens only), so left, right or no padding all give the logits of the
+    sequence alone. ``head``: an ``nn.Linear(C, n_classes)`` to reuse, else a new
     one with GPT-2's initialisation. ``backbone.lm_head`` stays but is not used.
     ``pooling="mean"`` reads the mean of ``ln_f`` over the real tokens instead of the last one.
     """
@@ -97,6 +99,7 @@ class GPTClassifier(nn.Module):
                             f"load one with load_backbone(...)")
         if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
             raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        check_number("dropout", dropout, low=0.0, high=1.0, high_open=True)
         if pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
         width = backbone.config.n_embd
@@ -119,6 +122,7 @@ class GPTClassifier(nn.Module):
         if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
             raise ValueError(f"idx must be a (B, T) tensor of token ids, got "
                              f"{tuple(getattr(idx, 'shape', ())) or type(idx).__name__}")
+        check_batch("idx", idx)
         shape = tuple(idx.shape)
         if padding_mask is not None and lengths is not None:
             raise ValueError("give padding_mask or lengths, not both")
@@ -134,19 +138,7 @@ class GPTClassifier(nn.Module):
             return torch.arange(shape[1], device=idx.device) < lengths.to(idx.device)[:, None]
         if padding_mask is None:
             return torch.ones(shape, dtype=torch.bool, device=idx.device)
-        if not isinstance(padding_mask, torch.Tensor) or padding_mask.dtype != torch.bool \
-                or tuple(padding_mask.shape) != shape:
-            raise ValueError(f"padding_mask must be a bool tensor of idx's shape (B, T) = "
-                             f"{shape}, True at real tokens, got "
-                             f"{getattr(padding_mask, 'dtype', type(padding_mask).__name__)} "
-                             f"{tuple(getattr(padding_mask, 'shape', ()))}"
-                             + ("; convert a 0/1 mask with mask.bool()"
-                                if isinstance(padding_mask, torch.Tensor) else ""))
-        empty = (~padding_mask.any(1)).nonzero().flatten().tolist()
-        if empty:
-            raise ValueError(f"padding_mask rows {empty} have no real token; every sequence "
-                             f"needs one")
-        return padding_mask
+        return check_padding_mask(padding_mask, shape)     # the rule GPT itself applies
 
     def features(self, idx: torch.Tensor, padding_mask: torch.Tensor | None = None,
                  lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -231,6 +223,12 @@ def evaluate_classifier(model: GPTClassifier, data: ClassificationData,
     """``{"loss", "accuracy", "confusion", "predictions"}`` over all of ``data``, in eval mode
     (the mode is put back); ``confusion[i, j]`` counts examples of class i predicted as j, (K, K)
     int64; ``predictions`` (N,) int64 is the predicted class of each example."""
+    if not isinstance(model, GPTClassifier):
+        raise TypeError(f"evaluate_classifier needs a GPTClassifier, got {type(model).__name__}")
+    if not isinstance(data, ClassificationData) or len(data) == 0:
+        got = "an empty one" if isinstance(data, ClassificationData) else type(data).__name__
+        raise ValueError(f"evaluate_classifier needs a non-empty ClassificationData, got {got}")
+    check_int("batch_size", batch_size, 1)
     device, was_training = next(model.parameters()).device, model.training
     model.eval()
     k = model.n_classes

@@ -20,6 +20,13 @@ buffers, so a step copies only its own O(LC) numbers, not the whole cache. A mod
 position table (learned/one-hot positions) cannot see beyond its context: when the sequence
 outgrows it, both paths keep only the last ``context`` tokens, and the cached path must rebuild
 its cache every step, since every token's position changes.
+
+Batched generation of prompts of different lengths pads them on the *left* (so that every row's
+last column is its newest token) and passes ``padding_mask`` (B, T), True at real tokens (the
+opposite of ``torch.nn.MultiheadAttention``'s ``key_padding_mask``; ``gptlib.masking.padding_mask
+(lengths, side="left")`` makes one). Nobody attends to padding and each row's positions count its
+real tokens only, so each row continues exactly as it would alone (a test checks greedy decoding
+against row-by-row runs and against Hugging Face's GPT-2).
 """
 
 from __future__ import annotations
@@ -30,7 +37,24 @@ from contextlib import closing
 import torch
 from torch.nn import functional as F
 
+from gptlib.validate import (check_batch, check_bool, check_finite, check_generator, check_int,
+                             check_number, check_padding_mask)
+
 __all__ = ["top_k_filter", "top_p_filter", "sample_next", "generate", "generate_text", "stream"]
+
+
+def _check_logits(logits, finite: bool = True) -> None:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1 \
+            or logits.size(-1) == 0:
+        raise ValueError(f"logits must be a floating tensor (..., V) with V >= 1, got "
+                         f"{getattr(logits, 'dtype', type(logits).__name__)} "
+                         f"{tuple(getattr(logits, 'shape', ()))}")
+    if not finite:
+        return
+    check_finite("logits", logits, "the model's weights or inputs hold NaN/inf (check the "
+                 "training loss), or a filter removed every token", allow_neg_inf=True)
+    if bool((logits == float("-inf")).all(-1).any()):
+        raise ValueError("a row of logits is all -inf: no token is allowed to be picked")
 
 
 def _check_sampling(temperature, top_k, top_p) -> None:
@@ -51,6 +75,8 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
     Ties with the k-th largest value are all kept, so a row may keep more than k tokens.
     """
+    _check_logits(logits, finite=False)
+    check_int("k", k, 1)
     k = min(k, logits.size(-1))
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]            # (..., 1) the k-th largest
     return logits.masked_fill(logits < kth, float("-inf"))
@@ -63,6 +89,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     Sorted by probability, token i is kept when the tokens before it hold less than p — so the
     most likely token is always kept, and the token that crosses p is kept too.
     """
+    _check_logits(logits, finite=False)
+    check_number("p", p, low=0, low_open=True, high=1)
     probs, order = torch.sort(F.softmax(logits, dim=-1), dim=-1, descending=True)
     mass_before = torch.cumsum(probs, dim=-1) - probs                # (..., V) sorted
     drop_sorted = mass_before >= p
@@ -76,15 +104,24 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     """Pick the next token of each row: logits (B, V) -> token ids (B,).
 
     ``temperature=0`` is greedy decoding (argmax; ``top_k``/``top_p`` then change nothing).
-    Otherwise the logits are divided by the temperature, filtered by top-k, then by top-p (on
-    the tempered distribution), and a token is drawn with ``generator``.
+    Otherwise the logits are filtered by top-k (a ranking, which dividing by the temperature
+    does not change, so it is taken before rounding could create ties), divided by the
+    temperature, filtered by top-p (on the tempered distribution), and a token is drawn with
+    ``generator``.
     """
     _check_sampling(temperature, top_k, top_p)
+    _check_logits(logits)
+    check_generator("generator", generator)
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_k is not None:
+    logits = logits.float()
+    if top_k is not None:        # by rank, which dividing cannot change (but rounding could tie)
         logits = top_k_filter(logits, top_k)
+    logits = logits / temperature
+    if bool((logits == float("inf")).any()):
+        raise ValueError(f"temperature={temperature!r} is so small that logits / temperature "
+                         f"overflows float32 to inf; use temperature=0 for greedy decoding, or a "
+                         f"larger temperature")
     if top_p is not None and top_p < 1:
         logits = top_p_filter(logits, top_p)
     probs = F.softmax(logits, dim=-1)
@@ -99,6 +136,37 @@ def _check_idx(idx) -> None:
                          f"{tuple(getattr(idx, 'shape', ()))}"
                          + ("; for one sequence use idx[None]"
                             if getattr(idx, "ndim", 0) == 1 else ""))
+    check_batch("idx", idx)
+
+
+def _check_model(model) -> None:
+    if not (hasattr(model, "config") and hasattr(model, "pos") and callable(model)):
+        raise TypeError(f"model must be a gptlib GPT, got {type(model).__name__}")
+
+
+def _check_model_logits(model, logits, step: int) -> None:
+    """A model's raw logits are finite; if not, say whether its weights are the cause."""
+    if bool(torch.isfinite(logits).all()):
+        return
+    names = model.nonfinite_parameters() if hasattr(model, "nonfinite_parameters") else []
+    cause = (f"the parameters {names[:4]}{' ...' if len(names) > 4 else ''} hold NaN/inf (did "
+             f"training diverge?)" if names else "its parameters are finite, so an activation "
+             "overflowed (e.g. in float16) or the input embedding is not finite")
+    raise ValueError(f"the model's next-token logits at generation step {step} contain NaN/inf: "
+                     f"{cause}")
+
+
+def _check_prompt_mask(padding_mask, idx):
+    """A generation padding mask: (B, T) bool, True at real tokens, padding on the left."""
+    if padding_mask is None:
+        return None
+    check_padding_mask(padding_mask, tuple(idx.shape))
+    if not bool(padding_mask[:, -1].all()):
+        rows = (~padding_mask[:, -1]).nonzero().flatten().tolist()
+        raise ValueError(f"rows {rows} end in padding: generation appends each new token after "
+                         f"the last column, so pad prompts on the left (padding_mask(lengths, "
+                         f"side='left'))")
+    return padding_mask.to(idx.device)
 
 
 def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
@@ -114,15 +182,21 @@ def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
 
 def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
-           generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+           generator: torch.Generator | None = None,
+           padding_mask: torch.Tensor | None = None
+           ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(next_tokens (B,), logits (B, V))`` for each of ``max_new_tokens`` steps.
 
     idx (B, T): the prompt. ``logits`` are the model's raw next-token logits (before
     temperature and filtering). The model runs in eval mode without gradients; its mode is
     restored when the stream ends. See ``generate`` for the arguments.
     """
+    _check_model(model)
     _check_sampling(temperature, top_k, top_p)
     _check_idx(idx)
+    check_bool("use_cache", use_cache)
+    check_generator("generator", generator)
+    mask = _check_prompt_mask(padding_mask, idx)
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
             or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
@@ -138,16 +212,20 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
             seq, cache = idx, None
             for _ in range(max_new_tokens):
                 window = seq if context is None else seq[:, -context:]
+                keys = None if mask is None else mask[:, -window.size(1):]  # (B, T_window)
                 if not use_cache:
-                    logits = model(window)[0][:, -1]                     # all positions again
+                    logits = model(window, padding_mask=keys)[0][:, -1]  # all positions again
                 elif cache is None or cache[0].length + 1 > (context or float("inf")) \
                         or cache[0].length + 1 != seq.size(1):
                     cache = model.new_kv_cache()                         # (re)fill the cache
-                    logits = model(window, kv_cache=cache)[0][:, -1]
-                else:
-                    logits = model(seq[:, -1:], kv_cache=cache)[0][:, -1]   # only the new token
+                    logits = model(window, kv_cache=cache, padding_mask=keys)[0][:, -1]
+                else:                                                    # only the new token
+                    logits = model(seq[:, -1:], kv_cache=cache, padding_mask=mask)[0][:, -1]
+                _check_model_logits(model, logits, seq.size(1) - idx.size(1))
                 nxt = sample_next(logits, temperature, top_k, top_p, generator)
                 seq = torch.cat([seq, nxt[:, None]], dim=1)
+                if mask is not None:                                     # new tokens are real
+                    mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
                 yield nxt, logits
     finally:
         model.train(was_training)
@@ -156,7 +234,7 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
 def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, stop_tokens=None,
              use_cache: bool = True, generator: torch.Generator | None = None,
-             return_logits: bool = False):
+             return_logits: bool = False, padding_mask: torch.Tensor | None = None):
     """Continue ``idx`` (B, T) by up to ``max_new_tokens`` tokens: returns (B, T + n).
 
     temperature: 0 for greedy, else the softmax temperature; top_k / top_p: sample only among
@@ -165,16 +243,21 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     stop token, and generation ends when every row is finished. use_cache: incremental decoding
     with the KV cache (False re-runs the whole window each step; same result, slower).
     generator: a ``torch.Generator`` for reproducible sampling. With ``return_logits=True``
-    also returns the raw next-token logits of every step, (B, n, V).
+    also returns the raw next-token logits of every step, (B, n, V). padding_mask (B, T) bool,
+    True at real tokens (the opposite of torch.nn.MultiheadAttention's key_padding_mask), padding
+    on the left: prompts of different lengths in one batch, each continued as it would be alone
+    (the new tokens count as real).
     """
+    _check_model(model)
     _check_idx(idx)
+    check_bool("return_logits", return_logits)
     stops = _stop_ids(stop_tokens, model.config.vocab_size)
     stop_t = torch.tensor(stops, dtype=torch.long, device=idx.device) if stops else None
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
     first_stop = torch.zeros(idx.size(0), dtype=torch.long, device=idx.device)
     new, logits_all = [], []
     steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   use_cache=use_cache, generator=generator)
+                   use_cache=use_cache, generator=generator, padding_mask=padding_mask)
     with closing(steps):                     # leaving early restores the model's mode at once
         for nxt, logits in steps:
             if stop_t is not None:
@@ -208,8 +291,18 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, *, stop=No
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string; a GPT needs at least one token to "
                          "condition on")
+    _check_model(model)
+    n_tok, n_model = getattr(tokenizer, "vocab_size", None), model.config.vocab_size
+    if isinstance(n_tok, int) and n_tok < n_model:
+        raise ValueError(f"the tokenizer has {n_tok} tokens but the model's vocabulary has "
+                         f"{n_model}: ids {n_tok}..{n_model - 1} the model may generate cannot be "
+                         f"decoded; use the tokenizer the model was trained with")
     device = next(model.parameters()).device
-    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    ids = tokenizer.encode(prompt)
+    if ids and max(ids) >= n_model:
+        raise ValueError(f"the tokenizer encodes the prompt to id {max(ids)}, outside the model's "
+                         f"vocabulary of {n_model}; use the tokenizer the model was trained with")
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
     ids: list[int] = []
     text = ""
     steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,

@@ -60,7 +60,14 @@ def pad_batch(seqs, pad_id: int = 0, side: str = "right"):
     T the longest length, padded with ``pad_id`` on the ``side`` ("right" or "left")."""
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    seqs = [torch.as_tensor(s, dtype=torch.long) for s in seqs]
+    if not isinstance(pad_id, int) or isinstance(pad_id, bool) or pad_id < 0:
+        raise ValueError(f"pad_id must be a token id (an int >= 0), got {pad_id!r}")
+    seqs = [torch.as_tensor(s) for s in seqs]
+    wrong = [s.dtype for s in seqs
+             if s.is_floating_point() or s.is_complex() or s.dtype == torch.bool]
+    if wrong:
+        raise ValueError(f"pad_batch takes integer token ids, got a sequence of {wrong[0]}")
+    seqs = [s.long() for s in seqs]
     if not seqs or any(s.ndim != 1 or s.numel() == 0 for s in seqs):
         raise ValueError("pad_batch needs a non-empty list of non-empty 1-D token-id sequences")
     t = max(s.numel() for s in seqs)

@@ -27,6 +27,8 @@ import re
 import torch
 from torch import nn
 
+from gptlib.validate import check_finite, check_number
+
 __all__ = ["LoRALinear", "apply_lora", "merge_lora", "lora_parameters", "linear_layer_names"]
 
 DEFAULT_TARGETS = ("attn.c_attn", "attn.c_proj")
@@ -48,6 +50,7 @@ class LoRALinear(nn.Module):
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
         _check_rank(r, alpha)
+        check_number("LoRA dropout", dropout, low=0.0, high=1.0, high_open=True)
         self.base, self.r, self.alpha = base, r, float(alpha)
         self.scale = self.alpha / r
         w = base.weight
@@ -85,7 +88,10 @@ class LoRALinear(nn.Module):
         merged = nn.Linear(b.in_features, b.out_features, bias=b.bias is not None,
                            device=b.weight.device, dtype=b.weight.dtype)
         with torch.no_grad():
-            merged.weight.copy_(b.weight + self.delta_weight())
+            delta = self.delta_weight()
+            check_finite("the LoRA update (alpha / r) B A", delta,
+                         "training diverged; merging would put NaN/inf into the weights")
+            merged.weight.copy_(b.weight + delta)
             if b.bias is not None:
                 merged.bias.copy_(b.bias)
         merged.weight.requires_grad_(b.weight.requires_grad)
@@ -101,7 +107,8 @@ def _check_rank(r, alpha) -> None:
     if not isinstance(r, int) or isinstance(r, bool) or r < 1:
         raise ValueError(f"LoRA rank r must be an int >= 1, got {r!r}; r is the inner size of "
                          f"the update B A (typical values 1-64)")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha > 0:
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) \
+            or not 0 < alpha < float("inf"):
         raise ValueError(f"LoRA alpha must be a number > 0, got {alpha!r}; the update is scaled "
                          f"by alpha / r")
 
@@ -146,8 +153,15 @@ def apply_lora(model: nn.Module, targets=DEFAULT_TARGETS, r: int = 8, alpha: flo
     matches a layer that already has LoRA, or if ``r < 1``.
     """
     _check_rank(r, alpha)
+    check_number("LoRA dropout", dropout, low=0.0, high=1.0, high_open=True)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"apply_lora adapts an nn.Module (a GPT or GPTClassifier), got "
+                        f"{type(model).__name__}")
     if isinstance(targets, str):
         targets = (targets,)
+    if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
+        raise TypeError(f"targets must be a layer name or a list of them, e.g. 'attn.c_attn', "
+                        f"got {targets!r}")
     targets = tuple(targets)
     if not targets:
         raise ValueError("apply_lora needs at least one target layer name, e.g. 'attn.c_attn'")
@@ -163,6 +177,17 @@ def apply_lora(model: nn.Module, targets=DEFAULT_TARGETS, r: int = 8, alpha: flo
                              f"{type(model).__name__}; valid names (match any dotted suffix, "
                              f"<i> = block number): {linear_layer_names(model)}")
     chosen = [n for n in linears if any(_matches(n, t) for t in targets)]
+    owners = {}                                   # parameter id -> the modules that hold it
+    for n, m in model.named_modules(remove_duplicate=False):
+        for p in m.parameters(recurse=False):
+            owners.setdefault(id(p), set()).add(n)
+    for name in chosen:
+        tied = owners[id(linears[name].weight)] - {name}
+        if tied:
+            raise ValueError(f"LoRA target {name!r} shares its weight with {sorted(tied)} (tied "
+                             f"weights, as GPT's lm_head and wte): merging the update would untie "
+                             f"them, and the merged model could no longer be saved and loaded as "
+                             f"a GPT; adapt other layers (e.g. 'attn.c_attn', 'mlp.c_fc')")
     for name in chosen:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -177,6 +202,8 @@ def merge_lora(model: nn.Module, inplace: bool = False) -> nn.Module:
     was; ``inplace=True`` merges ``model`` itself. The result computes the same outputs up to
     rounding (``W x + s B (A x)`` vs ``(W + s B A) x``).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"merge_lora merges an nn.Module, got {type(model).__name__}")
     out = model if inplace else copy.deepcopy(model)
     if isinstance(out, LoRALinear):
         return out.merge()

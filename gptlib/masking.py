@@ -1,7 +1,10 @@
 """Attention masks: who may look at whom.
 
 A mask is a boolean tensor broadcastable to the attention scores ``(B, H, T_q, T_k)``;
-``True`` means "query i may attend to key j". Two kinds matter for a GPT:
+``True`` means "query i may attend to key j" — the opposite of ``torch.nn.MultiheadAttention``
+and ``nn.Transformer``, whose boolean ``attn_mask`` / ``key_padding_mask`` mark with True what is
+*masked out* (convert with ``~mask``; ``F.scaled_dot_product_attention``'s boolean ``attn_mask``
+uses our convention). Two kinds matter for a GPT:
 
 * the **causal** mask ``(T_q, T_k)``: position i sees only positions j <= i, so one forward pass
   can train every next-token prediction of a sequence at once without reading the answer
@@ -63,7 +66,8 @@ def causal_mask(t_q: int, t_k: int | None = None, *, offset: int | None = None,
 
 
 def padding_mask(lengths=None, *, ids=None, pad_id=None, max_len=None, side="right") -> torch.Tensor:
-    """A padding mask ``(B, T)``: ``True`` at real tokens, ``False`` at padding.
+    """A padding mask ``(B, T)``: ``True`` at real tokens, ``False`` at padding (pass ``~mask``
+    as torch.nn.MultiheadAttention's ``key_padding_mask``, where True means padding).
 
     Either from ``lengths`` (a list or 1-D integer tensor of the B real lengths; ``T = max_len``,
     default ``max(lengths)``), or from ``ids`` (a ``(B, T)`` integer tensor) and ``pad_id``.

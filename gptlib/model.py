@@ -13,6 +13,7 @@ weights into it. Parameter and compute counting for the book sits at the end of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import torch
@@ -22,6 +23,8 @@ from torch.nn import functional as F
 from gptlib.attention import KVCache
 from gptlib.normalization import NORM_POSITIONS, NORMS, Block, build_norm
 from gptlib.positional import POS_ENCODINGS, build_positional
+from gptlib.validate import check_batch, check_bool, check_number, check_padding_mask, \
+    check_position_ids
 
 __all__ = ["GPTConfig", "GPT", "count_gpt_parameters", "training_flops", "ATTENTION_LAYOUTS"]
 
@@ -96,8 +99,9 @@ class GPTConfig:
                              f"{self.n_embd // self.n_head}")
         if not isinstance(self.causal, bool):
             raise ValueError(f"GPTConfig.causal must be True or False, got {self.causal!r}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        check_number("GPTConfig.layer_norm_eps", self.layer_norm_eps, low=0, low_open=True)
+        for name in ("bias", "fused_attention", "fast"):           # 'no' would be truthy
+            check_bool(f"GPTConfig.{name}", getattr(self, name))
         if self.attention_layout not in ATTENTION_LAYOUTS:
             raise ValueError(f"GPTConfig.attention_layout={self.attention_layout!r} is unknown; "
                              f"choose one of {ATTENTION_LAYOUTS}")
@@ -111,10 +115,6 @@ class GPTConfig:
         if not isinstance(self.mlp, bool):
             raise ValueError(f"GPTConfig.mlp must be True or False (False: attention-only "
                              f"blocks), got {self.mlp!r}")
-        for name in ("bias", "fused_attention", "fast"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"GPTConfig.{name} must be True or False, got "
-                                 f"{getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -185,16 +185,25 @@ class GPT(nn.Module):
         return [KVCache(self.pos.max_positions) for _ in self.h]
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                kv_cache: list[KVCache] | None = None, padding_mask: torch.Tensor | None = None):
+                kv_cache: list[KVCache] | None = None, padding_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None):
         """idx (B, T) int token ids -> ``(logits (B, T, V), loss)``.
 
         targets (B, T): the next token at every position; ``loss`` is the mean cross-entropy over
         the positions whose target is not -100 (None without targets). kv_cache: from
         ``new_kv_cache()``; idx then holds only the new tokens, whose positions start at
-        ``kv_cache[0].length``, and the cache is extended in place. padding_mask (B, T_k) bool,
-        True at real tokens, T_k = cached + new length: nobody attends to padding.
+        ``kv_cache[0].length``, and the cache is extended in place.
+
+        padding_mask (B, T_k) bool, T_k = cached + new length: **True at real tokens** (the
+        opposite of ``torch.nn.MultiheadAttention``'s ``key_padding_mask``), at least one per row.
+        Nobody attends to padding, and each row's positions count only its real tokens
+        (``cumsum(mask) - 1``), so a left-padded row gets the logits it gets alone.
+        position_ids (B, T) int: explicit positions of idx's tokens instead (as Hugging Face's
+        ``position_ids``); with ALiBi and a KV cache the cached keys keep the positions the
+        padding mask (or their index) gives them.
         """
-        x = self.hidden_states(idx, kv_cache=kv_cache, padding_mask=padding_mask)[-1]
+        x = self.hidden_states(idx, kv_cache=kv_cache, padding_mask=padding_mask,
+                               position_ids=position_ids)[-1]
         logits = self.lm_head(self.ln_f(x))                        # (B, T, V)
         loss = None
         if targets is not None:
@@ -203,18 +212,30 @@ class GPT(nn.Module):
         return logits, loss
 
     def hidden_states(self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None,
-                      padding_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+                      padding_mask: torch.Tensor | None = None,
+                      position_ids: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The residual stream: ``n_layer + 1`` tensors (B, T, C) — the embeddings (tokens plus
-        positions, after dropout), then the output of each block (before ``ln_f``).
+        positions, after dropout), then the output of each block (before ``ln_f``). Arguments
+        as in ``forward`` (padding_mask: True at real tokens).
 
         Hugging Face's ``output_hidden_states=True`` returns the same, except that its last entry
         has ``ln_f`` applied.
         """
         offset = self._check_inputs(idx, kv_cache, padding_mask)
         t = idx.size(1)
-        x = self.drop(self.pos.embed(self.wte(idx), offset))       # (B, T, C)
+        q_pos, k_pos = self._positions(idx, offset, padding_mask, position_ids)
+        if q_pos is None:
+            x = self.pos.embed(self.wte(idx), offset)              # positions offset..offset+T-1
+            bias = self.pos.attn_bias(t, offset + t, offset, idx.device)           # (1, H, T, T_k)
+            rope = self.pos.rope
+        else:                                                      # each row its own positions
+            x = self.pos.embed(self.wte(idx), offset, positions=q_pos)
+            bias = self.pos.attn_bias(t, offset + t, offset, idx.device, positions=q_pos,
+                                      key_positions=k_pos)                       # (B, H, T, T_k)
+            rope = None if self.pos.rope is None else functools.partial(self.pos.rope,
+                                                                        positions=q_pos)
+        x = self.drop(x)                                           # (B, T, C)
         mask = None if padding_mask is None else padding_mask[:, None, None, :]   # (B, 1, 1, T_k)
-        bias = self.pos.attn_bias(t, offset + t, offset, idx.device)               # (1, H, T, T_k)
         states = [x]
         for i, block in enumerate(self.h):
             layer_mask = self._layer_mask(i, mask, t, offset, idx.device)
@@ -222,10 +243,10 @@ class GPT(nn.Module):
             if self.config.activation_checkpointing and self.training \
                     and torch.is_grad_enabled() and cache is None:
                 from torch.utils.checkpoint import checkpoint     # recompute in backward
-                x = checkpoint(block, x, layer_mask, bias, self.pos.rope, None,
+                x = checkpoint(block, x, layer_mask, bias, rope, None,
                                use_reentrant=False)
             else:
-                x = block(x, layer_mask, bias, self.pos.rope, cache)
+                x = block(x, layer_mask, bias, rope, cache)
             states.append(x)
         return states
 
@@ -236,6 +257,25 @@ class GPT(nn.Module):
         from gptlib.masking import banded_causal_mask
         band = banded_causal_mask(t, self.config.sparse_band, offset + t, device=device)
         return band if mask is None else mask & band                # (B, 1, T, T_k)
+
+
+    def _positions(self, idx, offset, padding_mask, position_ids):
+        """Per-row positions ``(q_pos (B, T), k_pos (B, T_k))``, or ``(None, None)`` when every
+        row's real tokens sit at offset..offset+T-1 (no explicit positions, and no padding before
+        a real token: none, or right padding only)."""
+        if position_ids is not None:
+            q_pos = check_position_ids(position_ids, tuple(idx.shape), self.pos.max_positions)
+            q_pos = q_pos.to(idx.device)
+        elif padding_mask is None or not bool((padding_mask[:, 1:] & ~padding_mask[:, :-1]).any()):
+            return None, None
+        k_pos = None
+        if padding_mask is not None:                              # count real tokens only
+            k_pos = (padding_mask.long().cumsum(-1) - 1).clamp(min=0)              # (B, T_k)
+        if position_ids is None:
+            return k_pos[:, offset:], k_pos
+        if k_pos is None:
+            k_pos = torch.arange(offset + idx.size(1), device=idx.device).expand(idx.size(0), -1)
+        return q_pos, torch.cat([k_pos[:, :offset], q_pos], dim=1)
 
     def _check_inputs(self, idx, kv_cache, padding_mask) -> int:
         """Validate the inputs at the model's boundary; return the position of idx's first token."""
@@ -248,15 +288,21 @@ class GPT(nn.Module):
         if idx.ndim != 2 or idx.size(1) == 0:
             raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}"
                              + ("; for a single sequence use idx[None]" if idx.ndim == 1 else ""))
+        check_batch("idx", idx)
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= c.vocab_size:
             raise ValueError(f"token id {hi if hi >= c.vocab_size else lo} is outside the vocabulary "
                              f"of size {c.vocab_size}")
         offset = 0
         if kv_cache is not None:
-            if not isinstance(kv_cache, (list, tuple)) or len(kv_cache) != c.n_layer:
-                raise ValueError(f"kv_cache must be a list of {c.n_layer} KVCache (one per layer); "
-                                 f"make one with model.new_kv_cache()")
+            if not isinstance(kv_cache, (list, tuple)) or len(kv_cache) != c.n_layer \
+                    or not all(isinstance(layer, KVCache) for layer in kv_cache):
+                kinds = sorted({type(x).__name__ for x in kv_cache}) \
+                    if isinstance(kv_cache, (list, tuple)) else None
+                got = type(kv_cache).__name__ if kinds is None else \
+                    f"{len(kv_cache)} items of type(s) {kinds}"
+                raise ValueError(f"kv_cache must be a list of {c.n_layer} KVCache (one per layer), "
+                                 f"got {got}; make one with model.new_kv_cache()")
             offset = kv_cache[0].length
         length = offset + idx.size(1)
         if self.pos.max_positions is not None and length > self.pos.max_positions:
@@ -265,13 +311,8 @@ class GPT(nn.Module):
                              f"{self.pos.max_positions}; crop the input to its last "
                              f"{self.pos.max_positions} tokens (a {c.pos_encoding!r} position table "
                              f"has no rows beyond it)")
-        if padding_mask is not None and (not isinstance(padding_mask, torch.Tensor)
-                                         or padding_mask.dtype != torch.bool
-                                         or padding_mask.shape != (idx.size(0), length)):
-            raise ValueError(f"padding_mask must be a bool tensor of shape (B, T_k) = "
-                             f"{(idx.size(0), length)} (True at real tokens), got "
-                             f"{getattr(padding_mask, 'dtype', type(padding_mask).__name__)} "
-                             f"{tuple(getattr(padding_mask, 'shape', ()))}")
+        if padding_mask is not None:
+            check_padding_mask(padding_mask, (idx.size(0), length))
         return offset
 
     def _check_targets(self, targets, idx) -> torch.Tensor:
@@ -286,6 +327,15 @@ class GPT(nn.Module):
             raise ValueError(f"target id {bad} is outside the vocabulary of size "
                              f"{self.config.vocab_size} (use -100 for positions to ignore)")
         return targets.long()
+
+    def nonfinite_parameters(self) -> list[str]:
+        """Names of the parameters holding NaN or inf (empty when all are finite).
+
+        ``forward`` does not check its activations (that would cost a pass over every tensor of
+        every step); NaN weights make NaN logits. ``gptlib.generate`` calls this to say why the
+        logits it was about to sample from are not finite.
+        """
+        return [n for n, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
 
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Number of parameters; the tied ``lm_head``/``wte`` matrix counts once.
@@ -325,7 +375,7 @@ class GPT(nn.Module):
 
 def count_gpt_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
                          bias: bool = True, tied: bool = True, *, pos_encoding: str = "learned",
-                         norm: str = "layernorm") -> int:
+                         norm: str = "layernorm", mlp: bool = True) -> int:
     """The parameter count of a GPT in closed form (equals ``GPT(config).num_parameters()``).
 
     With C = n_embd, V = vocab_size, L = n_layer, each block holds attention 4C² (q, k, v, out),
@@ -334,10 +384,15 @@ def count_gpt_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd:
         N = V·C (tokens) + block_size·C (learned positions) + L·(12C² + 13C) + 2C (ln_f)
 
     plus V·C if the output layer is not tied. GPT-2 small (V=50257, 1024, L=12, C=768): 124,439,808.
+    ``mlp=False`` (attention-only blocks, chapter 10): each block keeps 4C² + 4C (biases) and one
+    norm.
     """
     c = n_embd
     norm_params = 2 * c if norm == "layernorm" and bias else c
-    per_block = 12 * c * c + (9 * c if bias else 0) + 2 * norm_params
+    if mlp:
+        per_block = 12 * c * c + (9 * c if bias else 0) + 2 * norm_params
+    else:
+        per_block = 4 * c * c + (4 * c if bias else 0) + norm_params
     positions = block_size * c if pos_encoding in ("learned", "onehot") else 0
     head = 0 if tied else vocab_size * c
     return vocab_size * c + positions + n_layer * per_block + norm_params + head

@@ -14,7 +14,10 @@ way. Word order has to be put in by hand. Two families:
 * ``rope``: a callable ``rope(q, k, offset) -> (q, k)`` on (B, H, T, head_dim), or None;
 * ``attn_bias(t_q, t_k, offset, device)``: an additive (1, H, t_q, t_k) score bias, or None.
 
-``offset`` is the position of the first token of ``x`` (non-zero with a KV cache).
+``offset`` is the position of the first token of ``x`` (non-zero with a KV cache). Every hook
+also takes per-row positions, ``positions`` (B, T) int64 (and ``attn_bias`` the keys'
+``key_positions`` (B, T_k)), which replace ``offset..offset+T-1``: a left-padded row's first real
+token is then at position 0, as it is alone (``GPT.forward`` derives them from the padding mask).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from gptlib.validate import check_int, check_number
 
 __all__ = ["POS_ENCODINGS", "sinusoidal_table", "sinusoidal_shift_matrix", "Positional",
            "NoPositional", "OneHotPositional", "LearnedPositional", "SinusoidalPositional",
@@ -41,6 +46,9 @@ def sinusoidal_table(n_positions: int, dim: int, base: float = 10000.0) -> torch
     Pair i turns at angular frequency ``base**(-2i/dim)``: from one turn every 2*pi positions
     (i = 0) to one every ``2*pi*base`` positions. Computed in float64, returned as float32.
     """
+    check_int("n_positions", n_positions, 0)
+    check_int("dim", dim, 1)
+    check_number("base", base, low=0, low_open=True)
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]              # (N, 1)
     freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)       # (ceil(dim/2),)
     table = torch.zeros(n_positions, dim, dtype=torch.float64)
@@ -57,6 +65,9 @@ def sinusoidal_shift_matrix(k: int, dim: int, base: float = 10000.0) -> torch.Te
     choosing sinusoids ("PE_{pos+k} can be represented as a linear function of PE_pos"). ``M_k``
     is block-diagonal with 2x2 rotations ``[[cos, sin], [-sin, cos]]``. ``dim`` must be even.
     """
+    check_number("k", k)
+    check_int("dim", dim, 2)
+    check_number("base", base, low=0, low_open=True)
     if dim % 2:
         raise ValueError(f"the shift matrix needs an even dim (whole sin/cos pairs), got {dim}")
     angle = k * base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (dim/2,)
@@ -76,8 +87,10 @@ class Positional(nn.Module):
     kind = "none"
     max_positions: int | None = None
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """x (B, T, C) -> (B, T, C): token embeddings plus absolute positions offset..offset+T-1."""
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C): token embeddings plus absolute positions offset..offset+T-1
+        (or ``positions`` (B, T), each row its own)."""
         return x
 
     @property
@@ -85,13 +98,25 @@ class Positional(nn.Module):
         """A callable ``(q, k, offset) -> (q, k)`` applied in every attention layer, or None."""
         return None
 
-    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None) -> torch.Tensor | None:
+    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None, *,
+                  positions: torch.Tensor | None = None,
+                  key_positions: torch.Tensor | None = None) -> torch.Tensor | None:
         """An additive bias broadcastable to the scores (B, H, t_q, t_k), or None."""
         return None
 
-    def _positions(self, x: torch.Tensor, offset: int) -> torch.Tensor:
-        """Check that positions offset..offset+T-1 exist; return them as a (T,) long tensor."""
+    def _positions(self, x: torch.Tensor, offset: int,
+                   positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Check that positions offset..offset+T-1 exist; return them as a (T,) long tensor
+        (or ``positions`` (B, T), checked the same way)."""
         t = x.shape[-2]
+        if positions is not None:
+            last = int(positions.max()) if positions.numel() else -1
+            if self.max_positions is not None and last >= self.max_positions:
+                raise ValueError(f"the {self.kind} positional encoding has only block_size="
+                                 f"{self.max_positions} positions; this encoding cannot represent "
+                                 f"position {last}; crop the input or use an encoding without a "
+                                 f"table (sinusoidal, rope, alibi)")
+            return positions.to(x.device)
         if self.max_positions is not None and offset + t > self.max_positions:
             raise ValueError(f"the {self.kind} positional encoding has only block_size="
                              f"{self.max_positions} positions; this encoding cannot represent position "
@@ -125,9 +150,10 @@ class OneHotPositional(Positional):
         self.max_positions = block_size
         self.proj = nn.Linear(block_size, n_embd, bias=False)
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        onehot = F.one_hot(self._positions(x, offset), self.max_positions).to(x.dtype)  # (T, block_size)
-        return x + self.proj(onehot)                                                  # + (T, C)
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        onehot = F.one_hot(self._positions(x, offset, positions), self.max_positions).to(x.dtype)
+        return x + self.proj(onehot)                      # (T, block_size) -> + (T, C) (or B, T)
 
     def crop(self, block_size: int) -> None:
         self.proj.weight = nn.Parameter(self.proj.weight.detach()[:, :block_size].clone())
@@ -147,8 +173,9 @@ class LearnedPositional(Positional):
         self.max_positions = block_size
         self.wpe = nn.Embedding(block_size, n_embd)
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        return x + self.wpe(self._positions(x, offset))                               # + (T, C)
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        return x + self.wpe(self._positions(x, offset, positions))          # + (T, C) (or B, T)
 
     def crop(self, block_size: int) -> None:
         self.wpe.weight = nn.Parameter(self.wpe.weight.detach()[:block_size].clone())
@@ -169,9 +196,12 @@ class SinusoidalPositional(Positional):
         self.n_embd = n_embd
         self.register_buffer("table", sinusoidal_table(max_len, n_embd), persistent=False)
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        end = offset + x.shape[-2]
+    def embed(self, x: torch.Tensor, offset: int = 0, positions: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        end = offset + x.shape[-2] if positions is None else int(positions.max()) + 1
         table = self.table if end <= len(self.table) else sinusoidal_table(end, self.n_embd).to(x.device)
+        if positions is not None:
+            return x + table[positions.to(table.device)].to(x.dtype)               # + (B, T, C)
         return x + table[offset:end].to(x.dtype)                                    # + (T, C)
 
 
@@ -188,6 +218,8 @@ class RotaryEmbedding(Positional):
 
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
+        check_int("head_dim", head_dim, 2)
+        check_number("base", base, low=0, low_open=True)
         if head_dim % 2:
             raise ValueError(f"RoPE rotates pairs of features, so head_dim must be even; got {head_dim}")
         self.head_dim, self.base = head_dim, base
@@ -196,7 +228,10 @@ class RotaryEmbedding(Positional):
     def rope(self):
         return self
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, offset: int = 0):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, offset: int = 0,
+                positions: torch.Tensor | None = None):
+        """q, k (B, H, T, head_dim) at positions offset..offset+T-1, or at ``positions`` (B, T)
+        (each row its own) -> rotated (q, k)."""
         for name, t in (("q", q), ("k", k)):
             if t.shape[-1] != self.head_dim:
                 raise ValueError(f"RoPE was built for head_dim={self.head_dim}, got {name} of shape "
@@ -204,8 +239,11 @@ class RotaryEmbedding(Positional):
         dtype = torch.promote_types(q.dtype, torch.float32)    # angles at least in float32
         i = torch.arange(0, self.head_dim, 2, device=q.device, dtype=dtype)
         theta = self.base ** (-i / self.head_dim)                                # (d/2,)
-        pos = torch.arange(offset, offset + q.shape[-2], device=q.device, dtype=dtype)
-        angle = pos[:, None] * theta                                             # (T, d/2)
+        if positions is None:
+            pos = torch.arange(offset, offset + q.shape[-2], device=q.device, dtype=dtype)
+        else:
+            pos = positions.to(device=q.device, dtype=dtype)[:, None]           # (B, 1, T)
+        angle = pos[..., None] * theta                          # (T, d/2), or (B, 1, T, d/2)
         cos, sin = angle.cos(), angle.sin()
         return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
 
@@ -223,8 +261,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     1/2, 1/4, ..., 1/256). Otherwise, as in the paper's code: the slopes of the closest power of
     two below n, then every other slope of twice that power, until there are n.
     """
-    if n_heads < 1:
-        raise ValueError(f"n_heads must be >= 1, got {n_heads}")
+    check_int("n_heads", n_heads, 1)
 
     def power_of_two(n):
         return [2.0 ** (-8.0 / n * i) for i in range(1, n + 1)]
@@ -242,7 +279,9 @@ def alibi_bias(n_heads: int, t_q: int, t_k: int, offset: int | None = None,
     last t_q keys, as with a KV cache); key j at position j. Future keys get a penalty too, but
     the causal mask removes them anyway.
     """
-    offset = t_k - t_q if offset is None else offset
+    check_int("t_q", t_q, 1)
+    check_int("t_k", t_k, 1)
+    offset = t_k - t_q if offset is None else check_int("offset", offset)
     q_pos = torch.arange(offset, offset + t_q, device=device)
     distance = (q_pos[:, None] - torch.arange(t_k, device=device)[None, :]).abs()   # (t_q, t_k)
     return -alibi_slopes(n_heads).to(device)[None, :, None, None] * distance          # (1, H, t_q, t_k)
@@ -256,10 +295,23 @@ class ALiBiPositional(Positional):
 
     def __init__(self, n_heads: int):
         super().__init__()
+        check_int("n_heads", n_heads, 1)
         self.n_heads = n_heads
 
-    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None) -> torch.Tensor:
-        return alibi_bias(self.n_heads, t_q, t_k, offset, device)
+    def attn_bias(self, t_q: int, t_k: int, offset: int, device=None, *,
+                  positions: torch.Tensor | None = None,
+                  key_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(1, H, t_q, t_k); with per-row ``positions`` (B, t_q) and ``key_positions`` (B, t_k)
+        (default: ``offset..`` and ``0..t_k-1``) the distances are per row: (B, H, t_q, t_k)."""
+        if positions is None and key_positions is None:
+            return alibi_bias(self.n_heads, t_q, t_k, offset, device)
+        if positions is None:
+            positions = torch.arange(offset, offset + t_q, device=device)[None]
+        if key_positions is None:
+            key_positions = torch.arange(t_k, device=device)[None]
+        distance = (positions[:, :, None] - key_positions[:, None, :]).abs()    # (B, t_q, t_k)
+        slopes = alibi_slopes(self.n_heads).to(device)[None, :, None, None]
+        return -slopes * distance[:, None].to(device)                            # (B, H, t_q, t_k)
 
 
 def build_positional(kind: str, *, block_size: int, n_embd: int, n_heads: int) -> Positional:

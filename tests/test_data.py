@@ -107,9 +107,17 @@ def test_batches_are_shifted_by_one_and_reproducible():
 
 
 def test_every_window_can_be_drawn_and_none_runs_off_the_end():
+    """20 tokens and windows of 15 leave 5 start positions (0..4, the last one's target is token
+    19): over many draws every one of them appears, and no other."""
     data = torch.arange(20, dtype=torch.long)
-    x, y = get_batch(data, 5, 15, torch.Generator().manual_seed(0))
-    assert int(y.max()) <= 19 and set(x[:, 0].tolist()) <= set(range(5))
+    gen = torch.Generator().manual_seed(0)
+    starts = set()
+    for _ in range(40):
+        x, y = get_batch(data, 5, 15, gen)
+        assert torch.equal(y, x + 1) and int(y.max()) <= 19
+        assert torch.equal(x - x[:, :1], torch.arange(15).expand_as(x))   # contiguous windows
+        starts |= set(x[:, 0].tolist())
+    assert starts == set(range(5))
 
 
 def test_batch_errors_name_the_problem():

@@ -159,6 +159,6 @@ def test_muon_optimiser_splits_and_checkpoints():
 
 @pytest.mark.parametrize("field", ["fast", "fused_attention", "bias", "causal"])
 def test_boolean_fields_reject_strings(field):
-    with pytest.raises(ValueError, match=f"GPTConfig.{field} must be True or False"):
+    with pytest.raises((TypeError, ValueError), match=f"GPTConfig.{field} must be True or False"):
         GPTConfig(vocab_size=11, block_size=12, n_layer=1, n_head=2, n_embd=16,
                   **{field: "false"})

@@ -245,8 +245,25 @@ def test_finetune_learns_a_toy_task():
     assert [r["step"] for r in result.history if "val_accuracy" in r] == [30, 60]
     assert result.history[-1]["val_accuracy"] >= 0.9
     assert result.final_val_loss < 0.5 * math.log(K)
-    assert result.tokens == sum(r["tokens"] - p["tokens"] for p, r in
-                                zip([{"tokens": 0}] + result.history, result.history))
+
+
+@pytest.mark.parametrize("grad_accum", [1, 3])
+def test_tokens_count_the_real_tokens_trained_on_not_the_padding(grad_accum):
+    """Every example has exactly 3 real tokens padded to 8: each step trains on
+    batch_size * grad_accum examples, so it must add 3 * that many tokens (8 * that many would
+    count the padding, 1 * that many only one micro-batch)."""
+    n, t, real, bs, steps = 20, 8, 3, 4, 5
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(1, V, (n, t), generator=gen)
+    mask = torch.arange(t).expand(n, t) < real
+    idx[~mask] = 0
+    data = ClassificationData(idx, mask, torch.randint(K, (n,), generator=gen), ("a", "b", "c"),
+                              [""] * n, [""] * n)
+    result = finetune(GPTClassifier(tiny_gpt(), K), data,
+                      cfg(steps=steps, batch_size=bs, grad_accum=grad_accum))
+    per_step = real * bs * grad_accum
+    assert [r["tokens"] for r in result.history] == [per_step * (i + 1) for i in range(steps)]
+    assert result.tokens == per_step * steps
 
 
 def test_gradient_accumulation_equals_one_big_batch():
@@ -434,7 +451,7 @@ def test_classifier_errors_name_the_problem():
         clf(x, labels=torch.tensor([-1, 0]))
     with pytest.raises(ValueError, match=r"labels must be an integer tensor of shape \(B,\)"):
         clf(x, labels=torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"bool tensor of idx's shape .*\(2, 5\).*\(2, 4\)"):
+    with pytest.raises(ValueError, match=r"bool tensor of shape \(B, T_k\) = \(2, 5\).*\(2, 4\)"):
         clf(x, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"torch.int64.*mask\.bool\(\)"):
         clf(x, torch.ones(2, 5, dtype=torch.long))

@@ -1,6 +1,7 @@
 """Tests for gptlib.model: the assembled GPT, its counting helpers, and its input checks."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from gptlib.model import GPT, GPTConfig, count_gpt_parameters, training_flops
 from gptlib.positional import POS_ENCODINGS
 
 SETTINGS = settings(max_examples=25, deadline=None)
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 GPT2_SMALL = 124_439_808
 
 
@@ -167,13 +169,55 @@ def test_kv_cache_gives_the_full_forward_logits(pos_encoding):
 
 
 def test_hidden_states_are_the_residual_stream():
+    """Compared with an independent implementation: Hugging Face's GPT-2 with the same weights
+    (its last hidden state has ln_f applied, ours is before ln_f)."""
+    transformers = pytest.importorskip("transformers")
+    from gptlib.gpt2 import to_hf
+    transformers.logging.set_verbosity_error()
     m = model()
+    with torch.no_grad():
+        for name, p in m.named_parameters():       # make norms and biases matter
+            if "ln" in name or name.endswith("bias"):
+                p.normal_(std=0.3)
+    hf = to_hf(m).eval()
     idx = torch.randint(0, 97, (2, 7))
-    states = m.hidden_states(idx)
-    assert len(states) == 3
-    torch.testing.assert_close(states[0], m.wte(idx) + m.wpe(torch.arange(7)))
-    torch.testing.assert_close(states[1], m.h[0](states[0]))
-    torch.testing.assert_close(m.lm_head(m.ln_f(states[-1])), m(idx)[0])
+    with torch.no_grad():
+        states = m.hidden_states(idx)
+        theirs = hf(idx, output_hidden_states=True).hidden_states
+        logits = m(idx)[0]
+    assert len(states) == len(theirs) == 3
+    for ours, ref in zip(states[:-1], theirs[:-1]):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.ln_f(states[-1]), theirs[-1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.lm_head(m.ln_f(states[-1])), logits)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.json")))
+def test_every_shipped_config_builds_its_model_and_runs_a_forward(name):
+    """Each run config in configs/ makes the model the CLI makes (its tokenizer's vocabulary, the
+    training block size); one real batch through it gives a loss near ln(V), as at init."""
+    from gptlib.data import get_batch
+    from gptlib.runconfig import load_run_config, prepare_data
+    assert len(list(CONFIGS.glob("*.json"))) >= 2          # the glob found the shipped configs
+    cfg = load_run_config(CONFIGS / name)
+    tok, train_ids, _ = prepare_data(cfg["data"])
+    torch.manual_seed(0)
+    m = GPT(GPTConfig.from_dict({"block_size": cfg["train"].block_size, "vocab_size": tok.vocab_size,
+                                 **cfg["model"]})).eval()
+    assert m.num_parameters() == count_gpt_parameters(
+        tok.vocab_size, cfg["train"].block_size, m.config.n_layer, m.config.n_embd,
+        m.config.bias, pos_encoding=m.config.pos_encoding, norm=m.config.norm,
+        mlp=m.config.mlp)
+    g = torch.Generator().manual_seed(0)
+    if isinstance(train_ids, torch.Tensor):
+        x, y = get_batch(train_ids, 2, cfg["train"].block_size, g)
+    else:                                        # a synthetic source (chapter 10) draws sequences
+        b = train_ids.sample(2, cfg["train"].block_size, g)
+        x, y = b.x, b.y
+    with torch.no_grad():
+        logits, loss = m(x, y)
+    assert logits.shape == (2, cfg["train"].block_size, tok.vocab_size)
+    assert abs(loss.item() - math.log(tok.vocab_size)) < 0.5
 
 
 @pytest.mark.parametrize("pos_encoding", ["learned", "alibi"])

@@ -105,8 +105,14 @@ def test_mlp_is_position_wise_with_gpt2_names_and_shapes():
     assert mlp.c_fc.weight.shape == (64, 16) and mlp.c_proj.weight.shape == (16, 64)
     x = torch.randn(2, 5, 16)
     y = mlp(x)
-    expected = mlp.c_proj(F.gelu(mlp.c_fc(x), approximate="tanh"))
-    torch.testing.assert_close(y, expected)
+    # an independent MLP from PyTorch's modules, with the same weights
+    ref = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(approximate="tanh"),
+                              torch.nn.Linear(64, 16))
+    with torch.no_grad():
+        for i, layer in ((0, mlp.c_fc), (2, mlp.c_proj)):
+            ref[i].weight.copy_(layer.weight)
+            ref[i].bias.copy_(layer.bias)
+    torch.testing.assert_close(y, ref(x))
     # position-wise: each token on its own gives the same result
     torch.testing.assert_close(mlp(x[:, 3:4]), y[:, 3:4])
     assert sum(p.numel() for p in mlp.parameters()) == 16 * 64 + 64 + 64 * 16 + 16
@@ -136,29 +142,56 @@ def test_post_ln_block_with_zero_sublayers_is_two_layernorms():
     torch.testing.assert_close(block(x), F.layer_norm(F.layer_norm(x, (32,)), (32,)))
 
 
+def torch_encoder_layer(block: Block, norm_first: bool) -> torch.nn.TransformerEncoderLayer:
+    """PyTorch's own transformer layer with the block's weights: an independent implementation
+    (nn.MultiheadAttention, its own residual and norm wiring) to compare Block against."""
+    c = block.n_embd
+    layer = torch.nn.TransformerEncoderLayer(
+        c, block.attn.n_heads, dim_feedforward=4 * c, dropout=0.0, batch_first=True,
+        norm_first=norm_first, layer_norm_eps=1e-5,
+        activation=lambda t: F.gelu(t, approximate="tanh")).eval()
+    with torch.no_grad():
+        layer.self_attn.in_proj_weight.copy_(block.attn.c_attn.weight)   # q | k | v rows
+        layer.self_attn.in_proj_bias.copy_(block.attn.c_attn.bias)
+        layer.self_attn.out_proj.weight.copy_(block.attn.c_proj.weight)
+        layer.self_attn.out_proj.bias.copy_(block.attn.c_proj.bias)
+        for ours, theirs in ((block.mlp.c_fc, layer.linear1), (block.mlp.c_proj, layer.linear2),
+                             (block.ln_1, layer.norm1), (block.ln_2, layer.norm2)):
+            theirs.weight.copy_(ours.weight)
+            theirs.bias.copy_(ours.bias)
+    return layer
+
+
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("norm_position", ["pre", "post"])
-def test_block_formulas_with_and_without_residuals(norm_position):
+def test_block_equals_torch_transformer_encoder_layer_with_a_causal_mask(norm_position, fused):
     torch.manual_seed(0)
+    block = Block(16, 2, norm_position=norm_position, fused=fused).eval()
+    with torch.no_grad():
+        for p in block.parameters():       # random affine norms and biases, so all of them matter
+            p.normal_(std=0.3)
+    layer = torch_encoder_layer(block, norm_first=norm_position == "pre")
     x = torch.randn(2, 6, 16)
+    # torch's boolean attn_mask is True where attention is NOT allowed: the opposite of gptlib's
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(6)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), layer(x, src_mask=causal, is_causal=True),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm_position", ["pre", "post"])
+def test_without_residuals_the_input_only_reaches_the_output_through_the_sublayers(norm_position):
+    """residual=False: with the attention's output projection zeroed, nothing of x survives (every
+    input gives the same output); with residuals the same block still passes x through."""
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(2, 2, 6, 16)
     for residual in (True, False):
         block = Block(16, 2, norm_position=norm_position, residual=residual).eval()
         with torch.no_grad():
-            for p in block.parameters():   # random affine norms, so ln_1 and ln_2 differ
-                p.normal_()
-
-        def attn(h):
-            return block.attn(h, causal=True)
-
-        def add(a, b):
-            return a + b if residual else b
-
-        if norm_position == "pre":
-            h = add(x, attn(block.ln_1(x)))
-            expected = add(h, block.mlp(block.ln_2(h)))
-        else:
-            h = block.ln_1(add(x, attn(x)))
-            expected = block.ln_2(add(h, block.mlp(h)))
-        torch.testing.assert_close(block(x), expected)
+            block.attn.c_proj.weight.zero_()
+            block.attn.c_proj.bias.normal_()
+            same = torch.allclose(block(x1), block(x2))
+        assert same == (not residual), residual
 
 
 @SETTINGS

@@ -642,8 +642,10 @@ prediction, and each step appends one column for all rows.
 
 Our models use rotary positions, which depend only on the offset between tokens, so shifting a
 prompt to the right by its padding changes nothing. (With an absolute position table such as
-GPT-2's, the positions would also have to be counted from each row's first real token.) One
-greedy step, then a second with the chosen tokens appended, for both paddings:
+GPT-2's it would; `gptlib`'s `GPT` counts each row's positions over its real tokens, read from
+the padding mask, so a padded row gets the positions it has alone.) One greedy step, then a
+second with the chosen tokens appended, for both paddings — and for right padding also with the
+positions counted by column (`position_ids`), as a model without that bookkeeping would:
 """),
 code(r"""
 prompts = ["Merchant of Syracuse", "AEGEON:\nYet", "Well"]
@@ -676,15 +678,21 @@ with torch.no_grad():
         logits2 = masked(batch2, padding_mask=keys2)[0][:, -1]
         step2 = [torch.allclose(logits2[b], alone2[b], atol=1e-4) for b in range(3)]
         print(f"{side:>5} padding: step 1 matches each prompt alone: {step1}; step 2: {step2}")
-        if side == "left":
-            assert step1 and all(step2) and torch.isfinite(logits).all()
-        else:
-            assert step1 and step2[0] and not step2[1] and not step2[2]
+        assert step1 and all(step2) and torch.isfinite(logits).all()
+        if side == "right":                  # positions 0, 1, 2, ... by column
+            columns = torch.arange(batch2.size(1)).expand_as(batch2)
+            logits3 = masked(batch2, padding_mask=keys2, position_ids=columns)[0]
+            step2 = [torch.allclose(logits3[b, -1], alone2[b], atol=1e-4)
+                     for b in range(3)]
+            print(f"right padding, positions by column: step 2: {step2}")
+            assert step2[0] and not step2[1] and not step2[2]
 """),
 md(r"""
 Both paddings give the right first step (for right padding, only if we pick each row's last real
-column). After appending, left padding still matches every prompt alone; right padding is wrong
-for every row that had padding, because the new token sits behind the padding. With left
+column). After appending, the new token of a right-padded row sits behind its padding: it is at
+the right distance from its text only because the model counts positions over the real tokens;
+counted by column, it is wrong for every row that had padding. Left padding needs no such care:
+every row ends in the last column, and each step appends one column for all rows. With left
 padding, the pad positions are also the queries that have nothing to attend to — where `gptlib`'s
 definition of empty rows keeps the logits finite.
 

@@ -499,8 +499,9 @@ one token, appends it and runs again. The *decoding strategy* is the rule for pi
   and sample only among the smallest set whose probabilities add up to at least $p$. Unlike top-k
   the set adapts: a handful of tokens where the model is sure, many where it is not.
 
-`sample_next` applies them in that order (temperature, then top-k, then top-p) to a batch of
-logits $(B, V)$:
+`sample_next` applies them to a batch of logits $(B, V)$: top-k first (it picks by rank, which
+dividing by a temperature does not change), then the temperature, then top-p, which depends on
+the tempered probabilities:
 """),
 code(r"""
 show(sample_next)
