@@ -391,10 +391,18 @@ for name, m in (("plain", plain), ("checkpointed", ckpt)):
     m(xb, xb)[1].backward()
 same = all(torch.allclose(p.grad, q.grad, atol=1e-6)
            for p, q in zip(plain.parameters(), ckpt.parameters()))
-print(f"saved for backward: plain {saved['plain'] / 2**20:.1f} MiB, "
-      f"checkpointed {saved['checkpointed'] / 2**20:.1f} MiB")
+fused = GPT(GPTConfig(**CK, fused_attention=True)).train()
+saved["fused attention"] = scaling.saved_activation_bytes(
+    lambda: fused(xb, xb)[1], exclude=list(fused.parameters()))
+print("saved for backward:", ", ".join(f"{k} {v / 2**20:.1f} MiB"
+                                       for k, v in saved.items()))
 print("same gradients (atol 1e-6):", same)
 assert same and saved["checkpointed"] < 0.1 * saved["plain"]
+# the (b, a, s, s) softmax output of every layer, 4-byte floats:
+softmax_bytes = CK["n_layer"] * 8 * CK["n_head"] * 128 * 128 * 4
+print("fused attention saves exactly the softmax outputs:",
+      saved["plain"] - saved["fused attention"] == softmax_bytes)
+assert saved["plain"] - saved["fused attention"] == softmax_bytes
 """),
 code(r"""
 def step_time(m, reps=5):
@@ -412,10 +420,12 @@ print(f"forward + backward, best of 5: plain {times['plain'] * 1e3:.0f} ms, "
       f"({times['checkpointed'] / times['plain']:.2f}x)")
 """, "nbval-ignore-output"),
 md(r"""
-The checkpointed model stores less than a tenth of the bytes for exactly the same gradients (what
-it still stores: the block inputs and the final norm and output layer's tensors, which are not
-inside a checkpointed block; during backward one block's activations exist again at a time). The price is time: the printed ratio was measured on a shared machine and
-is not a claim of the book, but the count is simple — a training step costs about three forward
+The checkpointed model stores less than a tenth of the bytes for the same gradients (to $10^{-6}$;
+what it still stores: the block inputs and the final norm and output layer's tensors, which are
+not inside a checkpointed block; during backward one block's activations exist again at a time).
+The fused attention kernel stores exactly the softmax outputs less — the $5as/h$ term, which
+without dropout and in fp32 is one $(b, a, s, s)$ tensor per layer. The price of checkpointing
+is time: the printed ratio was measured on a shared machine and is not a claim of the book, but the count is simple — a training step costs about three forward
 passes (backward is about twice forward), and checkpointing adds a fourth, about 4/3 of the
 time.
 """),
