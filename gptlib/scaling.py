@@ -30,7 +30,8 @@ import torch
 
 __all__ = ["BYTES_PER_PARAM", "GPT3", "KAPLAN", "CHINCHILLA", "training_state_bytes",
            "devices_needed", "activation_bytes", "saved_activation_bytes", "fit_power_law",
-           "power_law", "chinchilla_optimal", "chinchilla_loss", "training_days"]
+           "power_law", "chinchilla_optimal", "chinchilla_loss", "training_days",
+           "training_compute"]
 
 # bytes per parameter of training state with AdamW: weights, gradients, optimizer (+ master)
 BYTES_PER_PARAM = {
@@ -175,6 +176,12 @@ def chinchilla_loss(n_params: float, tokens: float) -> float:
             + c["B"] / _positive("tokens", tokens) ** c["beta"])
 
 
+def training_compute(n_params: float, tokens: float) -> float:
+    """Training FLOPs ``C = 6 N D`` (Kaplan et al. 2020: 2ND forward, 4ND backward): GPT-3's
+    175B parameters on 300B tokens give 3.15e23, Brown et al. 2020 report 3.14e23."""
+    return 6 * _positive("n_params", n_params) * _positive("tokens", tokens)
+
+
 def training_days(n_params: float, tokens: float, devices: int,
                   flops_per_device: float = 312e12, utilization: float = 0.4) -> float:
     """Wall-clock days for 6ND FLOPs on ``devices`` devices, each sustaining
@@ -183,6 +190,6 @@ def training_days(n_params: float, tokens: float, devices: int,
         raise ValueError(f"devices must be a positive int, got {devices!r}")
     if not 0 < utilization <= 1:
         raise ValueError(f"utilization must be in (0, 1], got {utilization!r}")
-    flops = 6 * _positive("n_params", n_params) * _positive("tokens", tokens)
+    flops = training_compute(n_params, tokens)
     return flops / (devices * _positive("flops_per_device", flops_per_device)
                     * utilization) / 86400

@@ -158,3 +158,11 @@ def test_compute_optimal_gpt3():
     assert 6 * 175e9 * 300e9 == pytest.approx(3.15e23, rel=0.01)
     days = scaling.training_days(175e9, 300e9, 1024)
     assert math.isclose(days, 6 * 175e9 * 300e9 / (1024 * 312e12 * 0.4) / 86400)
+
+
+def test_training_compute_is_6nd_and_matches_gpt3():
+    c = scaling.training_compute(175e9, 300e9)
+    assert c == 6 * 175e9 * 300e9
+    assert abs(c / scaling.GPT3["train_flops"] - 1) < 0.005        # Brown et al.: 3.14e23
+    with pytest.raises(ValueError, match="tokens must be a positive number"):
+        scaling.training_compute(1e9, -1)

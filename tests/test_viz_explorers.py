@@ -10,6 +10,7 @@ The explorers (and the chapter that shows each, with the start values it passes)
     ch6 parameter_explorer("GPT-2 small", n_tokens=300e9)   drop-down: preset; 4 sliders; D slider
     ch7 sampling_explorer(..., temperature=1.0, top_p=0.9)  drop-down: prompt; 2 sliders
     ch8 genre_explorer(model, tok, classes, text)           text box
+    ch9 scale_explorer(175e9, 300e9, 1024)                  3 selection sliders; drop-down; toggle
 
 For each: the controls start where the caller (the chapter) says *as a browser shows them* (a
 browser snaps a slider's value to its grid when it draws it: chapter 6's old D slider, built at
@@ -40,7 +41,7 @@ from gptlib.tokenizer import CharTokenizer  # noqa: E402
 
 EXPLORERS = ["next_token_explorer", "attention_explorer", "mask_explorer",
              "gradient_flow_explorer", "position_explorer", "parameter_explorer",
-             "sampling_explorer", "genre_explorer"]
+             "sampling_explorer", "genre_explorer", "scale_explorer"]
 
 
 def test_every_explorer_is_tested_here():
@@ -431,6 +432,98 @@ def test_genre_explorer():
             probs = torch.softmax(model(torch.tensor([ids]))[0][0], -1)
         got = re.findall(r"(comedy|history|tragedy)\s+(\d+)%", shown)
         assert got == [(c, str(round(100 * q))) for c, q in zip(classes, probs.tolist())]
+
+
+# ---- ch9 ----------------------------------------------------------------------------------
+
+def plan_numbers(text):
+    """What the run-plan table shows, as strings."""
+    m = re.search(r"C = 6ND\s+(\S+) FLOPs\s+model state per device\s+([\d,.]+) GB \(\s*(fits|"
+                  r"does\s+not\s+fit)\s*\)\s+fewest devices that hold it, sharded\s+([\d,]+)"
+                  r"\s+training time at (\d+)% of (\S+) TFLOP/s\s+([\d,.]+) days\s+tokens per "
+                  r"parameter\s+(\S+) \(Chinchilla: ~(\d+)\)\s+compute-optimal for this "
+                  r"compute\s+(\S+) parameters on (\S+) tokens", text)
+    assert m, text
+    return m.groups()
+
+
+def si(x):
+    """The test's own short form: 3 significant digits and T/B/M/k."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def check_plan(box):
+    from gptlib import scaling
+
+    N, D = control(box, "parameters N:").value, control(box, "tokens D:").value
+    dev = control(box, "devices:").value
+    prec, par = control(box, "precision:").value, control(box, "parallel:").value
+    text = shown_text(box)
+    assert_clean(text)
+    got = plan_numbers(text)
+    shards = dev if par == "fsdp" else 1
+    state = scaling.training_state_bytes(N, prec, shards=shards)["total"]
+    whole = scaling.training_state_bytes(N, prec)["total"]
+    C = scaling.training_compute(N, D)
+    assert C == 6 * N * D
+    days = scaling.training_days(N, D, dev)
+    assert math.isclose(days, C / (dev * 312e12 * 0.4) / 86400, rel_tol=1e-12)
+    opt = scaling.chinchilla_optimal(C)
+    assert math.isclose(opt["tokens"], 20 * opt["params"])
+    want = (f"{C:.3g}", f"{state / 1e9:,.1f}", "fits" if state <= 80e9 else "does not fit",
+            f"{math.ceil(whole / 80e9):,}", "40", "312", f"{days:,.1f}", f"{D / N:.3g}", "20",
+            si(opt["params"]), si(opt["tokens"]))
+    assert tuple(re.sub(r"\s+", " ", g) for g in got) == want
+    return got
+
+
+def test_scale_explorer_starts_where_chapter_9_says():
+    box = viz.scale_explorer(n_params=175e9, tokens=300e9, devices=1024)
+    assert_browser_keeps_values(box)               # 175B and 300B exactly, not 10^11.25 / 10^11.5
+    n, d, dev = (control(box, x) for x in ("parameters N:", "tokens D:", "devices:"))
+    assert (n.value, d.value, dev.value) == (175e9, 300e9, 1024)
+    assert (n.label, d.label, dev.label) == ("175B", "300B", "1,024")
+    got = check_plan(box)
+    assert got[0] == "3.15e+23"                      # 6ND; Brown et al. report 3.14e23
+    assert got[3] == "35" and got[2] == "fits"       # 2.8 TB of state over 80 GB devices
+    assert got[6] == "28.5"
+
+
+def test_scale_explorer_controls():
+    box = viz.scale_explorer(n_params=175e9, tokens=300e9, devices=1024)
+    n, d, dev = (control(box, x) for x in ("parameters N:", "tokens D:", "devices:"))
+    prec, par = control(box, "precision:"), control(box, "parallel:")
+    params, tokens, devices = (list(w._options_values) for w in (n, d, dev))
+    assert params[0] <= 1e6 and params[-1] >= 1e12 and 175e9 in params
+    assert tokens[0] <= 1e8 and tokens[-1] >= 1e13 and 300e9 in tokens
+    assert devices[0] == 1 and devices[-1] >= 16384 and 1024 in devices
+    fit_seen = set()
+    for p in ("mixed", "fp32"):
+        set_and_check(box, prec, p)
+        for q in ("fsdp", "ddp"):
+            set_and_check(box, par, q)
+            for x in (params[0], 1e9, 175e9, params[-1]):
+                set_and_check(box, n, x)
+                for y in (tokens[0], 300e9, tokens[-1]):
+                    set_and_check(box, d, y)
+                    for z in (devices[0], 8, 1024, devices[-1]):
+                        set_and_check(box, dev, z)
+                        fit_seen.add(re.sub(r"\s+", " ", check_plan(box)[2]))
+    assert fit_seen == {"fits", "does not fit"}
+    # a start value between the grid's values is kept exactly
+    box = viz.scale_explorer(n_params=123.4e9, tokens=567e9, devices=3000)
+    assert_browser_keeps_values(box)
+    assert [control(box, x).value for x in ("parameters N:", "tokens D:", "devices:")] == [
+        123.4e9, 567e9, 3000]
+    check_plan(box)
+    for bad, match in ((dict(n_params=0), "n_params"), (dict(tokens=float("inf")), "tokens"),
+                       (dict(devices=2.5), "devices"), (dict(precision="fp8"), "fp8"),
+                       (dict(parallel="tp"), "parallel")):
+        with pytest.raises(ValueError, match=match):
+            viz.scale_explorer(**bad)
 
 
 # ---- the formatting helper -----------------------------------------------------------------
