@@ -41,7 +41,7 @@ from gptlib.tokenizer import CharTokenizer  # noqa: E402
 
 EXPLORERS = ["next_token_explorer", "attention_explorer", "mask_explorer",
              "gradient_flow_explorer", "position_explorer", "parameter_explorer",
-             "sampling_explorer", "genre_explorer", "scale_explorer"]
+             "sampling_explorer", "genre_explorer", "scale_explorer", "in_context_explorer"]
 
 
 def test_every_explorer_is_tested_here():
@@ -536,3 +536,67 @@ def test_scale_explorer_controls():
 def test_fmt_never_prints_negative_zero(x, spec, want):
     assert viz.fmt(x, spec) == want
     assert not NEG_ZERO.fullmatch(viz.fmt(x, spec))
+
+
+# ---- ch10 ---------------------------------------------------------------------------------
+
+def test_in_context_explorer():
+    """Every example and several typed texts (empty, unknown letters only, one letter, a repeat,
+    longer than the context): the next-token percentages equal the model's own softmax, and each
+    head's hover values equal the attention that the model computes (recomputed here from the
+    weights, independently of ``gptlib.interp``'s hooks)."""
+    torch.manual_seed(0)
+    tok = CharTokenizer.train("abcdefgh")
+    model = GPT(GPTConfig(vocab_size=len(tok.itos), block_size=12, n_layer=2, n_head=2,
+                          n_embd=16, mlp=False)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)                                   # patterns far from uniform
+    examples = {"repeat": "abcdabcd", "one letter": "a"}
+    box = viz.in_context_explorer(model, tok, examples)
+    pick, area = control(box, "example:"), control(box, "tokens:")
+    assert area.value == "abcdabcd"
+    assert_browser_keeps_values(box)
+    for name in examples:
+        set_and_check(box, pick, name)
+        assert area.value == examples[name]
+    for text in ("", "XYZ", "h", "abcabcab", "abcdefghabcd", "abcdefghabcde"):
+        shown = set_and_check(box, area, text)
+        ids = tok.encode(text) if all(c in tok.stoi for c in text) else None
+        if not text or ids is None:
+            assert "type at least one token" in shown or "not in" in shown or "unknown" in shown
+            continue
+        if len(ids) > model.config.block_size:
+            assert "exceed the model's context of 12" in shown
+            continue
+        with torch.no_grad():
+            logits = model(torch.tensor([ids]))[0][0, -1]
+        q, top = torch.softmax(logits, -1).topk(6)
+        got = re.findall(r"(\S)\s+(\d+)%", shown.split("next token:")[1])
+        assert got == [(tok.decode([i]), str(round(100 * v))) for v, i in
+                       zip(q.tolist(), top.tolist())]
+        rows = attention_from_last(model, ids)
+        hovers = [float(t) for t in re.findall(r"title='([\d.]+)'", shown_html(box))]
+        want = [round(a, 3) for row in rows for a in row]
+        assert hovers == pytest.approx(want, abs=1.5e-3)
+
+
+def attention_from_last(model, ids):
+    """Each head's softmax(q k^T / sqrt(d)) row of the last query, layer by layer, written out
+    from the weights (pre-LN, attention only, learned positions)."""
+    x = model.wte.weight[ids] + model.pos.wpe.weight[: len(ids)]
+    rows = []
+    with torch.no_grad():
+        for block in model.h:
+            h = block.ln_1(x)
+            q, k, v = block.attn.c_attn(h).split(h.size(-1), dim=-1)
+            H = block.attn.n_heads
+            d = h.size(-1) // H
+            q, k, v = (t.view(len(ids), H, d).transpose(0, 1) for t in (q, k, v))
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(d)
+            att = att.masked_fill(torch.ones(len(ids), len(ids)).triu(1).bool(), float("-inf"))
+            att = att.softmax(-1)
+            rows += [att[hh, -1].tolist() for hh in range(H)]
+            y = (att @ v).transpose(0, 1).reshape(len(ids), -1)
+            x = x + block.attn.c_proj(y)
+    return rows

@@ -20,6 +20,7 @@ from gptlib.viz.sampling import sampling_distribution, sampling_table, sampling_
 from gptlib.viz.finetune import genre_probabilities, genre_explorer
 from gptlib.viz.controls import fmt, on_grid, check_on_grid, value_slider
 from gptlib.viz.scaling import run_plan, run_plan_table, scale_explorer
+from gptlib.viz.in_context import in_context_explorer
 
 __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "attention_table",
            "attention_summary", "attention_explorer", "mask_row_html", "mask_explorer",
@@ -28,4 +29,5 @@ __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "at
            "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS",
            "parameter_explorer", "sampling_distribution", "sampling_table", "sampling_explorer",
            "genre_probabilities", "genre_explorer", "gpt_counts", "fmt", "on_grid",
-           "check_on_grid", "value_slider", "run_plan", "run_plan_table", "scale_explorer"]
+           "check_on_grid", "value_slider", "run_plan", "run_plan_table", "scale_explorer",
+           "in_context_explorer"]
