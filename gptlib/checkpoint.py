@@ -73,7 +73,8 @@ _STEP_DIR = re.compile(r"step-(\d{8,})")
 # (steps does change the schedule's length; that is the point of extending a run)
 RESUMABLE_CHANGES = {"steps", "eval_every", "eval_batches", "checkpoint_every"}
 # for tests only: "kill|pause|sigint|enospc:STAGE:STEP[:N]" acts at the N-th time (default 1st)
-# a save of step STEP reaches STAGE (one of SAVE_STAGES); see tests/test_crash.py
+# a save of step STEP reaches STAGE (one of SAVE_STAGES); several, comma-separated; see
+# tests/test_crash.py
 TEST_HOOK = "GPTLIB_TEST_HOOK"
 SAVE_STAGES = ("model-partial", "model", "optimizer-partial", "optimizer", "json-partial", "json",
                "renamed", "latest-partial", "latest", "pruned")
@@ -92,15 +93,17 @@ class _Mismatch(CheckpointError):
 
 
 def _test_hook(stage: str, step) -> None:
-    spec = os.environ.get(TEST_HOOK)
-    if not spec:
+    specs = os.environ.get(TEST_HOOK)
+    if not specs:
         return
-    action, where, at, *nth = spec.split(":")
-    if where != stage or str(step) != at:
-        return
-    _hook_calls[stage, at] = count = _hook_calls.get((stage, at), 0) + 1
-    if count != (int(nth[0]) if nth else 1):
-        return
+    _hook_calls[stage, step] = count = _hook_calls.get((stage, step), 0) + 1
+    for spec in specs.split(","):
+        action, where, at, *nth = spec.split(":")
+        if where == stage and at == str(step) and count == (int(nth[0]) if nth else 1):
+            _hook_act(action, stage, step)
+
+
+def _hook_act(action: str, stage: str, step) -> None:
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "sigint":
@@ -503,8 +506,9 @@ def find_checkpoint(directory) -> tuple[Path, dict]:
         candidates = [target] + [p for _, p in steps]
     else:
         candidates = [p for _, p in steps]
-    problems = [] if target is not None else \
-        [f"{root / LATEST} is missing or damaged ({named!r} is not a step directory)"]
+    # no `latest` at all: the first save was cut short after its directory was complete
+    problems = [] if target is not None or named is None else \
+        [f"{root / LATEST} is damaged ({named!r} is not a step directory)"]
     for path in candidates:
         try:
             meta = _verify(path)
