@@ -474,8 +474,7 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
         if checkpoint_dir is None or not history or saved["step"] == done:
             raise TrainingInterrupted(done, saved["path"] if saved["step"] == done else None,
                                       "no checkpoint_dir" if checkpoint_dir is None else "")
-        guard.uninstall()                       # a Ctrl-C during this save stops it at once
-        try:
+        try:                                    # a Ctrl-C during this save stops it at once
             save(done)                          # the last completed step, not the one cut short
         except KeyboardInterrupt:
             raise TrainingInterrupted(done, None, "interrupted again while saving it; the "

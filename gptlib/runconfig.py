@@ -136,8 +136,12 @@ def _data_record(data: dict, tok, train_ids, val_ids) -> dict:
 def check_resumable(resume_from, record: dict) -> int:
     """Raise ``CheckpointError`` if the checkpoint at ``resume_from`` was trained on other data
     than ``record`` (``_data_record``) describes; return its step."""
+    import warnings
+
     from gptlib.checkpoint import CheckpointError, find_checkpoint
-    path, meta = find_checkpoint(resume_from)
+    with warnings.catch_warnings():             # a fall-back is reported when it is loaded
+        warnings.simplefilter("ignore")
+        path, meta = find_checkpoint(resume_from)
     saved = meta.get("info")
     if not isinstance(saved, dict) or "data" not in saved:
         return meta["step"]                     # a checkpoint written by train() directly
@@ -214,6 +218,7 @@ def main(argv=None) -> None:
     import argparse
     import shlex
     import sys
+    import warnings
 
     from gptlib.pretrain import TrainingInterrupted
 
@@ -239,6 +244,8 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     argv = sys.argv[1:] if argv is None else argv
+    plain_warnings = warnings.formatwarning
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
 
     def fail(message: str, status: int = 1):
         print(" ".join(f"error: {message}".split()), file=sys.stderr)    # one line
@@ -252,6 +259,7 @@ def main(argv=None) -> None:
     except TrainingInterrupted as stop:
         where = (f"checkpoint saved in {stop.checkpoint}; continue with --resume "
                  f"{Path(stop.checkpoint).parent}" if stop.checkpoint is not None else
+                 "nothing saved (no --checkpoint-dir given)" if args.checkpoint_dir is None else
                  f"nothing saved ({stop.reason})" if stop.reason else "nothing saved")
         print(f"interrupted after step {stop.step}: {where}", file=sys.stderr)
         raise SystemExit(130) from None
@@ -260,6 +268,8 @@ def main(argv=None) -> None:
     except (ValueError, TypeError, OSError) as err:      # bad configs, files, a full disk
         fail(str(err) if not isinstance(err, OSError) or not err.filename else
              f"{err.strerror}: {err.filename}" if err.strerror else str(err))
+    finally:
+        warnings.formatwarning = plain_warnings
     val = "n/a" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
     print(f"{result.steps} steps, {result.tokens} tokens in {result.elapsed_s:.0f} s; "
           f"validation loss {val}")

@@ -275,6 +275,29 @@ def test_ctrl_c_during_the_update_is_held_until_the_step_is_complete(tmp_path, m
     assert all(torch.equal(a, b) for a, b in zip(weights(resumed_model), weights(full_model)))
 
 
+def test_a_second_ctrl_c_during_the_update_stops_at_once_and_saves_nothing(tmp_path,
+                                                                          monkeypatch):
+    import gptlib.pretrain as pretrain
+    made = pretrain.make_optimizer
+
+    def twice_interrupting_optimizer(model, c):
+        opt = made(model, c)
+
+        def hook(optimizer, args, kwargs):
+            if optimizer.state[next(iter(optimizer.state))]["step"] == 3:
+                os.kill(os.getpid(), signal.SIGINT)     # held ...
+                os.kill(os.getpid(), signal.SIGINT)     # ... and this one raised at once
+        opt.register_step_post_hook(hook)
+        return opt
+
+    monkeypatch.setattr(pretrain, "make_optimizer", twice_interrupting_optimizer)
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(tiny_model(), NOISE, cfg(checkpoint_every=1), checkpoint_dir=tmp_path)
+    assert stop.value.step == 2 and stop.value.checkpoint is None
+    assert "interrupted again during the update of step 3" in stop.value.reason
+    assert committed_step(tmp_path) == 2                # the half-applied step 3 is not saved
+
+
 def test_ctrl_c_without_a_checkpoint_dir_says_nothing_was_saved():
     with pytest.raises(TrainingInterrupted) as stop:
         train(tiny_model(), NOISE, cfg(), task=InterruptingTask(at=3))
@@ -321,8 +344,9 @@ def test_leftovers_of_a_crashed_save_are_removed_on_the_next_start(tmp_path):
     mine.mkdir()
     state = load_checkpoint(tmp_path, tiny_model())      # loading changes nothing on disk
     assert state["step"] == 2 and dead.exists()
+    seen = []                                           # at step 3, before any save
     train(tiny_model(), NOISE, cfg(steps=3, checkpoint_every=1), resume_from=tmp_path,
-          checkpoint_dir=tmp_path)
-    assert leftovers(tmp_path) == {mine.name}
+          checkpoint_dir=tmp_path, callback=lambda r: seen.append(leftovers(tmp_path)))
+    assert seen == [{mine.name}] and leftovers(tmp_path) == {mine.name}
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == \
         ["latest", "step-00000002", "step-00000003"]      # the new one and the previous one
