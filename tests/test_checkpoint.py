@@ -63,6 +63,11 @@ def test_the_layout_on_disk_and_the_files_it_replaces(tmp_path):
         ["checkpoint.json", "model.safetensors", "optimizer.safetensors"]
     path, meta = find_checkpoint(tmp_path)
     assert path == tmp_path / "step-00000004" and meta["step"] == 4
+    # killed after step 4's directory was renamed into place, before `latest` named it: the
+    # complete but uncommitted step 4 is not the checkpoint
+    (tmp_path / "latest").write_text("step-00000003\n")
+    assert find_checkpoint(tmp_path)[1]["step"] == 3
+    (tmp_path / "latest").write_text("step-00000004\n")
     # one step directory loads on its own (the layout of older gptlib versions, too)
     model = tiny_model(seed=3)
     assert load_checkpoint(tmp_path / "step-00000003", model)["step"] == 3

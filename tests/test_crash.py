@@ -217,16 +217,18 @@ def weights(model):
 
 
 class InterruptingTask(LanguageModelTask):
-    """Sends this process a real SIGINT during the forward pass of step ``at``."""
+    """Sends this process a real SIGINT after the forward pass of step ``at`` (its batch drawn,
+    its dropout masks drawn from the global generator)."""
 
     def __init__(self, at, grad_accum=1):
         self.calls, self.at = 0, (at - 1) * grad_accum + 1
 
     def loss(self, model, batch, device):
         self.calls += 1
+        out = super().loss(model, batch, device)
         if self.calls == self.at:
             os.kill(os.getpid(), signal.SIGINT)
-        return super().loss(model, batch, device)
+        return out
 
 
 @pytest.mark.parametrize("checkpoint_every", [0, 3])
