@@ -71,6 +71,7 @@ def test_bad_command_line_values_are_refused(capsys, setup):
 
 @pytest.mark.parametrize("make, message", [
     (lambda t, c: ["--config", str(t / "none.json")], r"no run config at .*none\.json"),
+    (lambda t, c: ["--config", str(t / "two\nlines.json")], r"no run config at .*two lines"),
     (lambda t, c: ["--config", write(t, "{not json")], r"changed\.json is not valid JSON"),
     (lambda t, c: ["--config", write(t, changed(c, "train", learning_rate=1))],
      r"unknown TrainConfig key\(s\) \['learning_rate'\]"),
