@@ -33,6 +33,19 @@ NOISE = torch.randint(11, (600,), generator=torch.Generator().manual_seed(0))
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
+
+@pytest.fixture(autouse=True)
+def python_ctrl_c_handler():
+    """Python's own SIGINT handler, even where this test process was started with SIGINT
+    ignored (as a background job of a non-interactive shell is)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def default_sigint():                   # for the runs this test starts: SIGINT not ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 # a run of 16 steps, a checkpoint every 2: saves at steps 2, 4, ..., 16; dropout 0.1, so the
 # global generator must resume too, and an evaluation every 4 steps
 CONFIG = {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.1},
@@ -87,7 +100,7 @@ class Run:
         env = {k: v for k, v in os.environ.items() if k != TEST_HOOK}
         env.update({TEST_HOOK: hook} if hook else {})
         return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
     def finish(self, proc):
         out, err = proc.communicate(timeout=120)
