@@ -55,10 +55,10 @@ def load_backbone(source, device=None):
     if isinstance(source, GPT):
         return copy.deepcopy(source).to(device or source.wte.weight.device), None
     root, device = Path(source), device or "cpu"
-    if (root / "checkpoint.json").is_file():
-        from gptlib.checkpoint import load_checkpoint
+    if (root / "checkpoint.json").is_file() or (root / "latest").is_file():
+        from gptlib.checkpoint import find_checkpoint, load_checkpoint
         from gptlib.model import GPTConfig
-        meta = json.loads((root / "checkpoint.json").read_text(encoding="utf-8"))
+        meta = find_checkpoint(root)[1]                 # a run's directory or one step's
         model = GPT(GPTConfig.from_dict(meta["model_config"])).to(device)
         return model.eval(), load_checkpoint(root, model)["tokenizer"]
     meta = json.loads((root / "config.json").read_text(encoding="utf-8")) \

@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -33,7 +35,8 @@ from torch.nn import functional as F
 from gptlib.data import get_batch
 
 __all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "param_groups", "make_optimizer",
-           "OPTIMIZERS", "MuonAdamW", "estimate_loss", "dataset_loss", "LanguageModelTask", "train"]
+           "OPTIMIZERS", "MuonAdamW", "estimate_loss", "dataset_loss", "LanguageModelTask", "train",
+           "TrainingInterrupted"]
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("fp32", "bf16")
@@ -433,9 +436,55 @@ def _rows(batch, rows: slice):
     return batch
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by ``train`` on Ctrl-C (SIGINT): ``step`` is the last completed step, ``checkpoint``
+    the step directory where it was saved (None if nothing was saved), ``reason`` why not."""
+
+    def __init__(self, step: int, checkpoint=None, reason: str = ""):
+        super().__init__(f"interrupted after step {step}")
+        self.step, self.checkpoint, self.reason = step, checkpoint, reason
+
+
+class _InterruptGuard:
+    """Holds Ctrl-C while an optimizer update and its history record are applied together, so an
+    interrupt never leaves the weights a step ahead of the history: a Ctrl-C that arrives then is
+    raised when the step is complete. A second Ctrl-C while one is held is raised at once (the
+    half-applied step is then not saved). Installed only over Python's default SIGINT handler in
+    the main thread; elsewhere an interrupt is raised where it lands."""
+
+    def __init__(self):
+        self.holding, self.pending, self.previous = False, False, None
+
+    def install(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def uninstall(self):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+    def _handler(self, signum, frame):
+        if self.holding and not self.pending:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def hold(self):
+        self.holding = True
+
+    def release(self):
+        self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
 def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task=None,
           progress: bool = False, callback=None, checkpoint_dir=None, resume_from=None,
-          tokenizer=None) -> TrainResult:
+          tokenizer=None, checkpoint_info: dict | None = None) -> TrainResult:
     """Train ``model`` in place on ``train_data``; return a ``TrainResult``.
 
     ``task`` says what the data are and how to score them (see ``LanguageModelTask``, the
@@ -448,7 +497,9 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
     called after every step; if it returns ``True`` training stops there (no extra
     evaluation). ``checkpoint_dir`` (language models only): save checkpoints
     (``gptlib.checkpoint``) there, with ``tokenizer`` if given; ``resume_from``: a checkpoint
-    directory to continue from exactly.
+    directory to continue from exactly; ``checkpoint_info``: facts to store with each checkpoint.
+    Ctrl-C (SIGINT) saves the last completed step to ``checkpoint_dir`` (whatever
+    ``cfg.checkpoint_every`` is) and raises ``TrainingInterrupted``.
 
     Under ``torchrun`` (``gptlib.distributed``; the caller joins the process group) every rank
     draws the same global batch of ``cfg.batch_size`` from the same seeded generator and trains
@@ -489,11 +540,20 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
                 f"process(es) and this run has {world}; resume with the same number "
                 f"(torchrun --nproc_per_node {saved_world}) so that it continues exactly")
     tokens = history[-1]["tokens"] if history else 0
+    if checkpoint_dir is not None:
+        ckpt.clean_temporary(checkpoint_dir)                  # what a crashed save left behind
+    rng_done, saved = None, {"step": None, "path": None}      # at the end of the last full step
+
+    def snapshot():
+        return None if checkpoint_dir is None else {"batches": gen.get_state(),
+                                                    **ckpt.global_rng_state()}
 
     def save(step):
         if checkpoint_dir is not None and gdist.is_main():     # one rank writes
-            ckpt.save_checkpoint(checkpoint_dir, model, optimizer, cfg, step=step, history=history,
-                                 rng={"batches": gen.get_state()}, tokenizer=tokenizer)
+            saved["path"] = ckpt.save_checkpoint(
+                checkpoint_dir, model, optimizer, cfg, step=step, history=history, rng=rng_done,
+                tokenizer=tokenizer, info=checkpoint_info)
+            saved["step"] = step
 
     bar = None
     if progress and gdist.is_main():
@@ -502,6 +562,7 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
     t0, stopped, step, state_bytes = time.perf_counter(), False, start, None
     model.train()
     net.train()
+    rng_done, guard = snapshot(), _InterruptGuard().install()
     try:
         for step in range(start + 1, cfg.steps + 1):
             lr = lr_at(step - 1, cfg)
@@ -528,6 +589,7 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
             # the global norm of all gradients; clipping rescales them all by one factor
             norm = nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip or math.inf)
             norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm   # FSDP
+            guard.hold()                            # the update and its record, as one
             optimizer.step()
             if step == cfg.steps:                              # what this rank stores
                 state_bytes = gdist.state_bytes(net, optimizer)
@@ -541,6 +603,8 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
             if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
                 record.update(task.evaluate(net, cfg, train_data, val_data))
             history.append(record)
+            rng_done = snapshot()
+            guard.release()                         # a Ctrl-C held during the update: now
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{record[k]:.4f}" for k in
@@ -552,10 +616,21 @@ def train(model: nn.Module, train_data, cfg: TrainConfig, val_data=None, *, task
             if stopped:
                 break
     except KeyboardInterrupt:
-        if history and history[-1]["step"] == step:             # the step finished: keep it
-            save(step)
-        raise
+        done = history[-1]["step"] if history else 0
+        if guard.holding:                       # a second Ctrl-C, inside an update
+            raise TrainingInterrupted(done, None, "interrupted again during the update of step "
+                                      f"{done + 1}, which cannot be saved") from None
+        if checkpoint_dir is None or not history or saved["step"] == done:
+            raise TrainingInterrupted(done, saved["path"] if saved["step"] == done else None,
+                                      "no checkpoint_dir" if checkpoint_dir is None else "")
+        try:                                    # a Ctrl-C during this save stops it at once
+            save(done)                          # the last completed step, not the one cut short
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(done, None, "interrupted again while saving it; the "
+                                      "previous checkpoint is intact") from None
+        raise TrainingInterrupted(done, saved["path"]) from None
     finally:
+        guard.uninstall()
         if bar is not None:
             bar.close()
         model.eval()

@@ -10,6 +10,7 @@ training log (``train_log.csv``) and the command that produced it (``COMMAND``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from gptlib.checkpoint import _atomic_write, save_pretrained
 from gptlib.model import GPT, GPTConfig
 from gptlib.pretrain import TrainConfig, dataset_loss, train
 
-__all__ = ["load_run_config", "prepare_data", "run", "write_log", "read_log", "main"]
+__all__ = ["load_run_config", "prepare_data", "run", "write_log", "read_log", "main",
+           "check_resumable"]
 
 RUN_KEYS = ("description", "model", "train", "data", "out_dir")
 DATA_DEFAULTS = {"source": "corpus", "train_split": "train", "val_split": "val",
@@ -131,6 +133,48 @@ def read_log(path) -> list[dict]:
     return out
 
 
+def _data_record(data: dict, tok, train_ids, val_ids) -> dict:
+    """What a checkpoint keeps of a run's data, to refuse resuming on other data."""
+    def digest(ids):
+        if ids is None:
+            return None
+        if not isinstance(ids, torch.Tensor):             # a synthetic source: its description
+            return hashlib.sha256(repr(ids).encode()).hexdigest()
+        return hashlib.sha256(ids.numpy().tobytes()).hexdigest()
+    return {"data": data, "tokenizer": tok.to_dict(),
+            "sha256": {"train": digest(train_ids), "val": digest(val_ids)}}
+
+
+def check_resumable(resume_from, record: dict) -> int:
+    """Raise ``CheckpointError`` if the checkpoint at ``resume_from`` was trained on other data
+    than ``record`` (``_data_record``) describes; return its step."""
+    import warnings
+
+    from gptlib.checkpoint import CheckpointError, find_checkpoint
+    with warnings.catch_warnings():             # a fall-back is reported when it is loaded
+        warnings.simplefilter("ignore")
+        path, meta = find_checkpoint(resume_from)
+    saved = meta.get("info")
+    if not isinstance(saved, dict) or "data" not in saved:
+        return meta["step"]                     # a checkpoint written by train() directly
+    then, now = saved["data"], record["data"]
+    diff = [f"{k}: checkpoint {then.get(k)!r} vs config {now.get(k)!r}"
+            for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)]
+    if diff:
+        raise CheckpointError(f"cannot resume {path}: the run config's data section differs from "
+                              f"the one it was trained with ({'; '.join(diff)}); resume with the "
+                              f"data it started on, or start a new run")
+    if saved["tokenizer"] != record["tokenizer"]:
+        raise CheckpointError(f"cannot resume {path}: the tokenizer differs from the one it was "
+                              f"trained with (has the text or the tokenizer file changed?)")
+    changed = [k for k in ("train", "val") if saved["sha256"][k] != record["sha256"][k]]
+    if changed:
+        raise CheckpointError(f"cannot resume {path}: the {' and '.join(changed)} token ids "
+                              f"differ from those it was trained on (the text changed); resume "
+                              f"with the data it started on, or start a new run")
+    return meta["step"]
+
+
 def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=None,
         resume_from=None, progress: bool = True, command: str | None = None):
     """Train the model a run config describes; export it to ``out_dir`` (default: the config's).
@@ -138,13 +182,23 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
     The model is initialised after ``set_seed(train.seed)``. ``stop_after``: stop after that many
     steps (the schedule still spans ``train.steps``, so the first steps are those of the full
     run). Writes ``model.safetensors``, ``config.json``, ``train_log.csv`` and, given
-    ``command``, ``COMMAND``. Returns the ``TrainResult``.
+    ``command``, ``COMMAND``. Returns the ``TrainResult``. Checkpoints record the data section,
+    the tokenizer and the token ids' sha256: resuming on other data is refused.
     """
     from gptlib import distributed as gdist
     from gptlib.utils import set_seed
+    if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool)
+                                   or stop_after < 1):
+        raise ValueError(f"stop_after must be a number of steps >= 1, got {stop_after!r}")
     cfg = load_run_config(config)
     tcfg = cfg["train"]
     tok, train_ids, val_ids = prepare_data(cfg["data"])
+    record = _data_record(cfg["data"], tok, train_ids, val_ids)
+    if resume_from is not None:
+        done = check_resumable(resume_from, record)
+        if stop_after is not None and stop_after <= done:
+            raise ValueError(f"stop_after={stop_after} but the checkpoint at {resume_from} is "
+                             f"already at step {done}; stop after a later step")
     model_cfg = {"block_size": tcfg.block_size, **cfg["model"]}
     if model_cfg.setdefault("vocab_size", tok.vocab_size) != tok.vocab_size:
         raise ValueError(f"model.vocab_size={model_cfg['vocab_size']} but the tokenizer has "
@@ -157,7 +211,8 @@ def run(config, *, out_dir=None, stop_after: int | None = None, checkpoint_dir=N
         task = SequenceTask()
     result = train(model, train_ids, tcfg, val_ids, task=task, progress=progress,
                    callback=None if stop_after is None else (lambda r: r["step"] >= stop_after),
-                   checkpoint_dir=checkpoint_dir, resume_from=resume_from, tokenizer=tok)
+                   checkpoint_dir=checkpoint_dir, resume_from=resume_from, tokenizer=tok,
+                   checkpoint_info=record)
     out = out_dir if out_dir is not None else cfg["out_dir"]
     if out is not None and gdist.is_main():                    # one rank writes
         results = {k: getattr(result, k) for k in ("final_val_loss", "final_train_loss", "steps",
@@ -183,24 +238,44 @@ def main(argv=None) -> None:
     import argparse
     import shlex
     import sys
+    import warnings
+
+    from gptlib.pretrain import TrainingInterrupted
+
+    def positive(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        return value
 
     p = argparse.ArgumentParser(prog="python -m gptlib.pretrain", description=main.__doc__)
     p.add_argument("--config", required=True, help="run config (JSON), e.g. configs/smoke.json")
     p.add_argument("--out", help="export directory (default: the config's out_dir)")
-    p.add_argument("--stop-after", type=int, help="stop after this many steps (same schedule)")
+    p.add_argument("--stop-after", type=positive,
+                   help="stop after this many steps (same schedule)")
     p.add_argument("--checkpoint-dir", help="write resumable checkpoints here")
     p.add_argument("--resume", help="resume from this checkpoint directory")
-    p.add_argument("--threads", type=int, help="torch.set_num_threads(N)")
+    p.add_argument("--threads", type=positive, help="torch.set_num_threads(N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    args = p.parse_args(argv)            # a usage error exits with status 2
     if args.threads:
         torch.set_num_threads(args.threads)
     argv = sys.argv[1:] if argv is None else argv
+    plain_warnings = warnings.formatwarning
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+
+    def fail(message: str, status: int = 1):
+        print(" ".join(f"error: {message}".split()), file=sys.stderr)    # one line
+        raise SystemExit(status)
+
     from gptlib import distributed as gdist
     try:
         gdist.init_from_env()                  # under torchrun: join the group (gloo or nccl)
     except gdist.DistributedError as err:
-        sys.exit(f"error: {err}")
+        fail(str(err))
     launcher, main_rank = ["python"], gdist.is_main()
     if gdist.launched():
         launcher = ["torchrun", "--nproc_per_node", str(gdist.world_size())]
@@ -210,8 +285,21 @@ def main(argv=None) -> None:
                      progress=not args.no_progress,
                      command=shlex.join([*launcher, "-m", "gptlib.pretrain", *argv]))
     except gdist.DistributedError as err:
-        sys.exit(f"error (rank {gdist.rank()}): {err}")
+        fail(f"(rank {gdist.rank()}) {err}")
+    except TrainingInterrupted as stop:
+        where = (f"checkpoint saved in {stop.checkpoint}; continue with --resume "
+                 f"{Path(stop.checkpoint).parent}" if stop.checkpoint is not None else
+                 "nothing saved (no --checkpoint-dir given)" if args.checkpoint_dir is None else
+                 f"nothing saved ({stop.reason})" if stop.reason else "nothing saved")
+        print(f"interrupted after step {stop.step}: {where}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        fail("interrupted outside the training steps; no checkpoint was written", 130)
+    except (ValueError, TypeError, OSError) as err:      # bad configs, files, a full disk
+        fail(str(err) if not isinstance(err, OSError) or not err.filename else
+             f"{err.strerror}: {err.filename}" if err.strerror else str(err))
     finally:
+        warnings.formatwarning = plain_warnings
         gdist.shutdown()
     if main_rank:
         val = "n/a" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"

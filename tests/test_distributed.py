@@ -166,7 +166,8 @@ def test_interrupted_and_resumed_equals_uninterrupted_and_only_rank0_writes(spaw
     tmp, _ = spawned
     resumed = load_file(tmp / "resumed.safetensors")
     assert max_diff(resumed, load_file(tmp / "ddp.safetensors")) < WEIGHT_ATOL
-    assert (tmp / "ckpt_rank0" / "checkpoint.json").is_file()
+    latest = (tmp / "ckpt_rank0" / "latest").read_text().strip()     # the committed step
+    assert (tmp / "ckpt_rank0" / latest / "checkpoint.json").is_file()
     assert not (tmp / "ckpt_rank1").exists()                    # rank 1 wrote no checkpoint
     assert not (tmp / "never").exists()
 

@@ -247,19 +247,21 @@ def test_checkpoint_round_trip_keeps_the_tied_weights_and_tokenizer(tmp_path):
     ("missing", "checkpoint.json is missing"),
 ])
 def test_a_damaged_checkpoint_is_a_clear_error(tmp_path, damage, message):
+    """(With the sha256 recorded; tests/test_checkpoint.py damages files that have none.)"""
     train(tiny_model(), NOISE, cfg(steps=1), checkpoint_dir=tmp_path)
+    step_dir = tmp_path / "step-00000001"                   # the only checkpoint: no fallback
     if damage == "flip":
-        raw = bytearray((tmp_path / "model.safetensors").read_bytes())
+        raw = bytearray((step_dir / "model.safetensors").read_bytes())
         raw[-3] ^= 0xFF
-        (tmp_path / "model.safetensors").write_bytes(bytes(raw))
+        (step_dir / "model.safetensors").write_bytes(bytes(raw))
     elif damage == "truncate":
-        raw = (tmp_path / "optimizer.safetensors").read_bytes()
-        (tmp_path / "optimizer.safetensors").write_bytes(raw[: len(raw) // 2])
+        raw = (step_dir / "optimizer.safetensors").read_bytes()
+        (step_dir / "optimizer.safetensors").write_bytes(raw[: len(raw) // 2])
     elif damage == "json":
-        raw = (tmp_path / "checkpoint.json").read_text()
-        (tmp_path / "checkpoint.json").write_text(raw[: len(raw) // 2])
+        raw = (step_dir / "checkpoint.json").read_text()
+        (step_dir / "checkpoint.json").write_text(raw[: len(raw) // 2])
     else:
-        (tmp_path / "checkpoint.json").unlink()
+        (step_dir / "checkpoint.json").unlink()
     with pytest.raises(CheckpointError, match=message):
         train(tiny_model(), NOISE, cfg(steps=2), resume_from=tmp_path)
 

@@ -304,7 +304,10 @@ history, and the state of every random generator — the one that draws batches 
 one (dropout). With all of it restored, an interrupted run continues *exactly*: here a 12-step run
 is stopped after step 5 and resumed from its checkpoint into a model with other random weights.
 The first five losses of the resumed run come from the checkpoint's history, and each loss is
-measured *before* its update, so the weights at the end are compared too:
+measured *before* its update, so the weights at the end are compared too. On disk, each save is a
+new directory for its step, written in full before the file `latest` is switched to name it (one
+atomic rename); so a run killed in the middle of a save still resumes, from the previous
+checkpoint, which is kept until the new one is in place:
 """),
 code(r"""
 resume_cfg = TrainConfig(steps=12, batch_size=8, block_size=64, lr=6e-3, warmup_steps=3, seed=7)
@@ -313,7 +316,9 @@ uninterrupted = train(uninterrupted_model, train_ids, resume_cfg)
 with tempfile.TemporaryDirectory() as ckpt_dir:
     first = train(small_model(), train_ids, resume_cfg, checkpoint_dir=ckpt_dir,
                   callback=lambda record: record["step"] == 5)       # "interrupted" after step 5
-    print("checkpoint files:", sorted(p.name for p in Path(ckpt_dir).iterdir()))
+    print("checkpoint directory:", sorted(p.name for p in Path(ckpt_dir).iterdir()))
+    step_dir = Path(ckpt_dir) / (Path(ckpt_dir) / "latest").read_text().strip()
+    print(f"{step_dir.name}/:", sorted(p.name for p in step_dir.iterdir()))
     resumed_model = small_model(seed=123)                            # other weights: replaced on load
     resumed = train(resumed_model, train_ids, resume_cfg, resume_from=ckpt_dir)
 same = [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in uninterrupted.history]
