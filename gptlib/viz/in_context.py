@@ -33,7 +33,7 @@ def plot_patterns(patterns: dict, labels, title: str = "", cmap: str = "viridis"
     with tick labels ``labels`` (the tokens) and a colour bar for the weight; returns the figure."""
     import matplotlib.pyplot as plt
     n = len(patterns)
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 4.2), squeeze=False)
     for ax, (name, w) in zip(axes[0], patterns.items()):
         im = ax.imshow(w.detach().cpu().numpy(), cmap=cmap, vmin=0, vmax=1)
         T = w.size(0)
@@ -60,10 +60,10 @@ def plot_last_token(model, tokenizer, text: str, top: int = 16):
     labels, rows, probs = last_token_view(model, tokenizer, text)
     names = [f"L{l} H{h}" for l, h in rows]
     W = torch.stack(list(rows.values())).numpy()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [3, 1]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [3, 1]})
     im = ax.imshow(W, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(labels)), labels, fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, fontsize=9)
+    ax.set_yticks(range(len(names)), names, fontsize=9)
     ax.set_title(f"attention from the last token {labels[-1]!r}", fontsize=10)
     bar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     bar.set_label("weight", fontsize=9)
@@ -71,9 +71,10 @@ def plot_last_token(model, tokenizer, text: str, top: int = 16):
     p, ids = probs.topk(min(top, len(probs)))
     bx.barh(range(len(ids)), p.numpy()[::-1], color="#4c72b0")
     bx.set_yticks(range(len(ids)), [tokenizer.decode([i]) for i in ids.tolist()][::-1],
-                  fontsize=8)
+                  fontsize=9)
     bx.set_xlim(0, 1)
-    bx.tick_params(axis="x", labelsize=8)
+    bx.tick_params(axis="x", labelsize=9)
+    bx.set_xlabel("probability", fontsize=9)
     bx.set_title("next token", fontsize=10)
     fig.tight_layout()
     return fig
