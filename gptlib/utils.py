@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "show", "Source"]
+__all__ = ["set_seed", "show", "Source", "results_json"]
 
 
 def set_seed(seed: int) -> None:
@@ -66,3 +66,14 @@ def show(obj, *, lines: tuple[int, int] | None = None) -> Source:
                              f"{getattr(obj, '__qualname__', obj)}'s source")
         code = "\n".join(all_lines[first - 1:last])
     return Source(code, getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj))))
+
+
+def results_json(results: dict) -> str:
+    """An experiment's results as JSON text: the settings indented, then ``results["runs"]``
+    one run per line, so that a diff of the committed file shows which runs changed
+    (``scripts/experiments/*.py`` write ``data/results/NAME.json`` with it)."""
+    import json
+
+    head = json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1)
+    runs = ",\n  ".join(json.dumps(r) for r in results["runs"])
+    return head[:-2] + ',\n "runs": [\n  ' + runs + "\n ]\n}\n"

@@ -68,3 +68,17 @@ def test_show_errors():
         show(bigram_probs, lines=(3, 99))
     with pytest.raises(ValueError, match="is outside"):
         show(bigram_probs, lines=(4, 2))
+
+
+def test_results_json_writes_one_run_per_line_and_reproduces_the_committed_files():
+    import json
+
+    from gptlib.utils import results_json
+    text = results_json({"made_by": "x", "runs": [{"a": 1}, {"a": 2.5, "b": "c"}]})
+    assert json.loads(text) == {"made_by": "x", "runs": [{"a": 1}, {"a": 2.5, "b": "c"}]}
+    assert text.splitlines() == ['{', ' "made_by": "x",', ' "runs": [', '  {"a": 1},',
+                                 '  {"a": 2.5, "b": "c"}', ' ]', '}']
+    root = Path(__file__).resolve().parent.parent / "data" / "results"
+    for name in ("positional.json", "scaling.json"):       # written by scripts/experiments
+        committed = (root / name).read_text()
+        assert results_json(json.loads(committed)) == committed

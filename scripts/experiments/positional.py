@@ -134,10 +134,9 @@ def _job(args):
 
 
 def dumps(results: dict) -> str:
-    """The results as JSON: settings indented, one line per run (a diff shows which runs changed)."""
-    head = json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1)
-    runs = ",\n  ".join(json.dumps(r) for r in results["runs"])
-    return head[:-2] + ',\n "runs": [\n  ' + runs + "\n ]\n}\n"
+    """The results as JSON: settings indented, one line per run (``gptlib.utils.results_json``)."""
+    from gptlib.utils import results_json
+    return results_json(results)
 
 
 def main(argv=None) -> int:
