@@ -252,23 +252,46 @@ def load_hf_checkpoint(directory, dtype: torch.dtype | None = None) -> GPT:
         raise FileNotFoundError(f"no config.json in {directory}; expected a directory written by "
                                 f"save_pretrained")
     _check_dtype(dtype)
-    hf_config = json.loads((directory / "config.json").read_text())
+    hf_config = _read_json_object(directory / "config.json", "a Hugging Face config")
     config = config_from_hf(hf_config)
     index = directory / "model.safetensors.index.json"
     if (directory / "model.safetensors").is_file():
         files = [directory / "model.safetensors"]
     elif index.is_file():
-        shards = set(json.loads(index.read_text())["weight_map"].values())
-        files = [directory / name for name in sorted(shards)]
+        weight_map = _read_json_object(index, "a safetensors index").get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ValueError(f"{index} has no 'weight_map' (tensor name -> shard file); it is "
+                             f"not an index written by save_pretrained")
+        files = [directory / name for name in sorted(set(weight_map.values()))]
     else:
         raise FileNotFoundError(f"no model.safetensors in {directory}; gptlib reads only safetensors "
                                 f"(not pickled .bin files): re-save with save_pretrained(...)")
     sd = {}
     for file in files:
-        sd.update(load_file(str(file)))
+        try:
+            sd.update(load_file(str(file)))
+        except Exception as err:     # SafetensorError (truncated, not safetensors) or OSError
+            raise ValueError(f"{file} is not a readable safetensors file ({err}); it may be "
+                             f"truncated or corrupt: download or save it again") from None
     model = from_hf_state_dict(sd, config, dtype)
+    bad = model.nonfinite_parameters()
+    if bad:
+        raise ValueError(f"the weights in {directory} hold NaN or inf in {len(bad)} tensor(s), "
+                         f"e.g. {bad[:3]}; the checkpoint is damaged or came from a run that "
+                         f"diverged")
     model.special_token_ids = _special_token_ids_of(hf_config)
     return model.eval()
+
+
+def _read_json_object(path: Path, what: str) -> dict:
+    """The JSON object in ``path``, or a ValueError naming the file."""
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); expected {what}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a JSON {type(obj).__name__}, not an object; expected {what}")
+    return obj
 
 
 def from_pretrained(name: str = "gpt2", dtype: torch.dtype | None = None, **kwargs) -> GPT:

@@ -153,6 +153,46 @@ def test_checkpoint_without_safetensors_is_refused(tmp_path):
         load_hf_checkpoint(tmp_path / "missing")
 
 
+def test_a_damaged_hugging_face_directory_names_the_file(tmp_path):
+    """A directory with no checksums (as Hugging Face writes it): each kind of damage that can be
+    seen without one gets a message naming the file; a flipped mantissa bit cannot be seen."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+    hf = hf_gpt2("2x32", seed=1)
+    hf.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])                       # truncated
+    with pytest.raises(ValueError, match=r"model\.safetensors is not a readable safetensors"):
+        load_hf_checkpoint(tmp_path)
+    weights.write_bytes(b"not safetensors at all")
+    with pytest.raises(ValueError, match=r"model\.safetensors is not a readable safetensors"):
+        load_hf_checkpoint(tmp_path)
+    weights.write_bytes(good)
+    sd = load_file(str(weights))
+    name = next(k for k in sd if k.endswith("attn.c_attn.weight"))
+    sd[name] = sd[name].clone()
+    sd[name][0, 0] = float("nan")
+    save_file(sd, str(weights), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"hold NaN or inf in 1 tensor"):
+        load_hf_checkpoint(tmp_path)
+    weights.write_bytes(good)
+    config = tmp_path / "config.json"
+    text = config.read_text()
+    config.write_text(text[:-5])                                         # cut short
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
+        load_hf_checkpoint(tmp_path)
+    config.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"config\.json holds a JSON list"):
+        load_hf_checkpoint(tmp_path)
+    config.write_text(text)
+    weights.unlink()
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(ValueError, match=r"index\.json has no 'weight_map'"):
+        load_hf_checkpoint(tmp_path)
+
+
 def test_mismatched_config_names_the_field():
     hf = hf_gpt2("2x32")
     sd = hf.state_dict()
