@@ -200,6 +200,9 @@ def test_every_shipped_config_builds_its_model_and_runs_a_forward(name):
     from gptlib.runconfig import load_run_config, prepare_data
     assert len(list(CONFIGS.glob("*.json"))) >= 2          # the glob found the shipped configs
     cfg = load_run_config(CONFIGS / name)
+    if cfg["data"]["source"] == "text" and not Path(cfg["data"]["path"]).is_file():
+        pytest.skip(f"{name} trains on {cfg['data']['path']}, which is not in the repository "
+                    f"(the speed benchmark's tiny-shakespeare, beside a checkout as ../shared)")
     tok, train_ids, _ = prepare_data(cfg["data"])
     torch.manual_seed(0)
     m = GPT(GPTConfig.from_dict({"block_size": cfg["train"].block_size, "vocab_size": tok.vocab_size,
