@@ -211,8 +211,9 @@ class MuonAdamW(torch.optim.Optimizer):
     """Muon (Jordan et al. 2024; ``torch.optim.Muon``) on the hidden weight matrices, AdamW on the
     rest (embeddings, the tied output layer, biases, norm gains), stepped together.
 
-    Muon replaces each matrix's momentum by the nearest orthogonal matrix (five Newton-Schulz
-    iterations), so every direction of the update gets the same size; with
+    Muon replaces each matrix's (Nesterov) momentum by an approximately orthogonal matrix: five
+    Newton-Schulz iterations push its singular values towards 1 (to roughly 0.5-1.5, not exactly;
+    torch runs them in bfloat16, on the CPU too), so no direction of the update dominates; with
     ``adjust_lr_fn="match_rms_adamw"`` (Liu et al. 2025, "Muon is Scalable for LLM Training") its
     update has AdamW's RMS, so both halves share one learning rate and weight decay.
     ``param_groups`` lists Muon's groups first, then AdamW's; the state dict is one ordinary
