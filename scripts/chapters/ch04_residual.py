@@ -26,6 +26,8 @@ with an experiment a question readers of transformer code ask again and again: w
 the LayerNorm *before* each sublayer, when the original Transformer put it after?
 """),
 code(r"""
+# errors shown on purpose print as "Type: message", without a traceback
+%xmode Minimal
 import math
 
 import matplotlib.pyplot as plt

@@ -28,6 +28,8 @@ property that defines each, and trains the same small GPT with each one to see w
 changes — at the training length and beyond it.
 """),
 code(r"""
+# errors shown on purpose print as "Type: message", without a traceback
+%xmode Minimal
 import json
 import math
 from pathlib import Path

@@ -24,6 +24,8 @@ GPT-3 paper, with the size of GPT-2's vocabulary, fix GPT-3's 175 billion and th
 train.
 """),
 code(r"""
+# errors shown on purpose print as "Type: message", without a traceback
+%xmode Minimal
 import math
 import os
 import tempfile

@@ -36,9 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-if not DATA.is_file():
-    DATA = Path("/work/shared/data/tinyshakespeare.txt")
+DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"   # beside the checkout
 RESULTS = ROOT / "data" / "results" / "speedrun.json"
 TARGET = 1.88
 
