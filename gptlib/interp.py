@@ -11,7 +11,10 @@ Everything here works on an unmodified ``gptlib.model.GPT`` through PyTorch hook
 - ``k_composition``: from the weights alone, how much a later head's keys read what an earlier
   head wrote (Elhage et al. 2021's composition score);
 - ``ablate_heads(model, [(layer, head), ...])``: zero those heads' outputs before the output
-  projection ``c_proj``, i.e. remove exactly their contribution to the residual stream.
+  projection ``c_proj``, i.e. remove exactly their contribution to the residual stream;
+- ``logits_with_input_removed``: the same removal, but seen only by the queries, the keys or the
+  values of one later layer — which of its inputs a later head reads an earlier head through
+  (Q-, K- or V-composition), tested by cause and effect rather than read off the weights.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from contextlib import contextmanager
 import torch
 
 __all__ = ["record_attention", "attention_patterns", "previous_token_score", "induction_score",
-           "head_scores", "ablate_heads", "k_composition"]
+           "head_scores", "ablate_heads", "logits_with_input_removed", "k_composition"]
 
 
 def _blocks(model):
@@ -198,3 +201,59 @@ def k_composition(model, src_layer: int = 0, dst_layer: int = 1) -> torch.Tensor
             W_qk = (Wq[t] * g_dst).T @ (Wk[t] * g_dst)           # (C, C)
             out[h, g] = (W_qk @ W_ov).norm() / (W_qk.norm() * W_ov.norm())
     return out
+
+
+@torch.no_grad()
+def logits_with_input_removed(model, idx: torch.Tensor, heads, layer: int,
+                              parts: str) -> torch.Tensor:
+    """(B, T, V) logits of ``model`` on ``idx`` (B, T) when the ``parts`` of ``layer``'s
+    attention — any of ``"q"``, ``"k"``, ``"v"``, e.g. ``"k"`` or ``"qkv"`` — are computed from
+    the residual stream *without* the outputs of ``heads`` (``(layer, head)`` pairs of earlier
+    layers), and everything else from the intact stream.
+
+    Two passes: with ``ablate_heads(model, heads)`` the input of ``layer``'s attention (after
+    ``ln_1``) is recorded; then, intact, a forward hook on that layer's ``c_attn`` replaces the
+    chosen thirds of its output ``[q | k | v]`` (B, T, 3C) by ``c_attn`` of the recorded input.
+    In a 2-layer model removing layer 0's heads from layer 1's keys alone tests K-composition:
+    the direct path of those heads to the logits, and layer 1's queries and values, are kept.
+    """
+    blocks = _blocks(model)
+    if not (isinstance(parts, str) and parts and set(parts) <= set("qkv")
+            and len(set(parts)) == len(parts)):
+        raise ValueError(f"parts must name some of 'q', 'k', 'v' once each (e.g. 'k' or "
+                         f"'qkv'), got {parts!r}")
+    if not (isinstance(layer, int) and 0 < layer < len(blocks)):
+        raise ValueError(f"layer must be a later layer, 1..{len(blocks) - 1}, got {layer!r}")
+    heads = list(heads)
+    if any(not isinstance(h, (tuple, list)) or len(h) != 2 or h[0] >= layer for h in heads):
+        raise ValueError(f"heads must be (layer, head) pairs of layers before {layer}, got "
+                         f"{heads!r}")
+    attn = blocks[layer].attn
+    recorded = []
+    keep = attn.register_forward_pre_hook(lambda module, args: recorded.append(args[0]))
+    was_training = model.training
+    model.eval()
+    try:
+        with ablate_heads(model, heads):
+            model(idx)
+        keep.remove()                                   # removing twice is harmless
+        C = attn.n_embd
+        cols = [slice(i * C, (i + 1) * C) for i, name in enumerate("qkv") if name in parts]
+
+        def swap(module, args, output):
+            out = output.clone()
+            # c_attn of the recorded input (not module(...), which would call this hook again)
+            removed = torch.nn.functional.linear(recorded[0], module.weight, module.bias)
+            for c in cols:
+                out[..., c] = removed[..., c]
+            return out
+
+        handle = attn.c_attn.register_forward_hook(swap)
+        try:
+            logits = model(idx)[0]
+        finally:
+            handle.remove()
+    finally:
+        keep.remove()
+        model.train(was_training)
+    return logits

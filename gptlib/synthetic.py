@@ -32,6 +32,8 @@ __all__ = ["gpt3_prompt", "Batch", "RepeatedSegments", "FewShotRule", "SequenceT
            "per_token_loss"]
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+# RepeatedSegments' tokens, shown as one character each: a-z, A-Z, 0-9, then '?' and '!'
+ALPHABET = LETTERS + LETTERS.upper() + "0123456789?!"
 
 
 def gpt3_prompt(description: str, shots, query: str, arrow: str = " => ") -> str:
@@ -98,15 +100,16 @@ class RepeatedSegments:
             raise ValueError(f"placement must be 'random' (copies anywhere, any distance apart), "
                              f"'end' (the two copies adjacent, ending the sequence) or 'tile' "
                              f"(the segment repeated to the end), got {self.placement!r}")
-        if not 2 <= self.vocab_size <= len(LETTERS):
-            raise ValueError(f"vocab_size must be in 2..{len(LETTERS)} (tokens are shown as "
-                             f"letters), got {self.vocab_size!r}")
+        if not 2 <= self.vocab_size <= len(ALPHABET):
+            raise ValueError(f"vocab_size must be in 2..{len(ALPHABET)} (tokens are shown as the "
+                             f"characters a-z, A-Z, 0-9, ?, !), got {self.vocab_size!r}")
         if not 2 <= self.min_len <= self.max_len:
             raise ValueError(f"need 2 <= min_len <= max_len, got min_len={self.min_len!r}, "
                              f"max_len={self.max_len!r}")
 
     def tokenizer(self) -> CharTokenizer:
-        return CharTokenizer(LETTERS[:self.vocab_size])
+        """The first ``vocab_size`` characters of ``ALPHABET``, one per token."""
+        return CharTokenizer(ALPHABET[:self.vocab_size])
 
     def sample(self, n: int, seq_len: int, generator: torch.Generator) -> Batch:
         """``n`` sequences of ``seq_len`` inputs (``seq_len + 1`` tokens), drawn with ``generator``."""

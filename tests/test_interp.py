@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gptlib.interp import (ablate_heads, attention_patterns, head_scores, induction_score,
-                           previous_token_score, record_attention)
+                           logits_with_input_removed, previous_token_score, record_attention)
 from gptlib.model import GPT, GPTConfig
 
 
@@ -163,3 +163,47 @@ def test_k_composition_is_scale_free_and_zero_for_heads_that_read_other_directio
         assert k_composition(model)[0, 3] > 2 * base[0, 3]
     with pytest.raises(ValueError, match="src_layer < dst_layer"):
         k_composition(model, 1, 1)
+
+
+@pytest.mark.parametrize("parts", ["q", "k", "v", "qk", "qkv"])
+def test_input_removal_is_the_hand_computed_two_stream_attention(parts):
+    """Layer 1's q, k, v each from the intact stream or from the stream without head (0, 1),
+    recomputed by hand from the weights, give the function's logits."""
+    model = small_model()
+    with torch.no_grad():                  # sharper attention than at initialisation, so that
+        for blk in model.h:                # queries and keys change the logits measurably
+            blk.attn.c_attn.weight.mul_(4.0)
+    idx = torch.randint(11, (2, 16), generator=torch.Generator().manual_seed(4))
+    x0 = model.wte(idx) + model.wpe(torch.arange(16))
+    b0, b1 = model.h
+    x1 = x0 + b0.attn(b0.ln_1(x0), causal=True)
+    with ablate_heads(model, [(0, 1)]):
+        x1_without = x0 + b0.attn(b0.ln_1(x0), causal=True)
+    a = b1.attn
+    intact, without = (a.c_attn(b1.ln_1(x)).split(a.n_embd, dim=2) for x in (x1, x1_without))
+    q, k, v = (w if name in parts else i for name, i, w in zip("qkv", intact, without))
+    B, T, C = q.shape
+    q, k, v = (t.view(B, T, a.n_heads, a.head_dim).transpose(1, 2) for t in (q, k, v))
+    scores = (q @ k.transpose(-1, -2) / math.sqrt(a.head_dim)).masked_fill(
+        ~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C)
+    x2 = x1 + a.c_proj(y)
+    expected = model.lm_head(model.ln_f(x2))
+    got = logits_with_input_removed(model, idx, [(0, 1)], 1, parts)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, model(idx)[0], atol=1e-4)       # the removal mattered
+    torch.testing.assert_close(logits_with_input_removed(model, idx, [], 1, parts),
+                               model(idx)[0])                      # nothing removed: intact
+    assert not any(blk.attn._forward_pre_hooks or blk.attn.c_attn._forward_hooks
+                   or blk.attn.c_proj._forward_pre_hooks for blk in model.h)   # hooks gone
+
+
+@pytest.mark.parametrize("heads, layer, parts, message", [
+    ([(0, 0)], 1, "x", "parts must name"), ([(0, 0)], 1, "kk", "parts must name"),
+    ([(0, 0)], 0, "k", "later layer"), ([(1, 0)], 1, "k", "layers before 1"),
+    ([(0, 9)], 1, "k", "no head"),
+])
+def test_input_removal_rejects_bad_arguments(heads, layer, parts, message):
+    idx = torch.zeros(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match=message):
+        logits_with_input_removed(small_model(), idx, heads, layer, parts)

@@ -24,9 +24,9 @@ change to a single weight. The "learning" happens inside one forward pass, in th
 That sounds like magic until one finds a mechanism that does it. This chapter builds the
 simplest one, the *induction head* {cite:p}`elhage2021mathematical,olsson2022context`, in
 transformers small enough to train on a CPU in minutes, and takes the trained models apart with
-the tools that find such heads — attention patterns, per-head scores, ablations. (Our models,
-trained within this book's CPU budget, turn out *not* to have formed induction heads, and the
-chapter shows how one can tell.) It then trains small models on a family of tasks, each sequence with its own secret rule, to see
+the tools that find such heads — attention patterns, per-head scores, ablations. (A two-layer
+model forms them within a minute of training, in a sudden phase change; a one-layer model
+cannot.) It then trains small models on a family of tasks, each sequence with its own secret rule, to see
 accuracy rise with the number of examples in the context while the weights stay fixed.
 """),
 code(r"""
@@ -39,7 +39,8 @@ from gptlib import set_seed, show
 from gptlib.checkpoint import load_pretrained
 from gptlib.data import data_dir
 from gptlib.interp import (ablate_heads, attention_patterns, head_scores,
-                           induction_score, previous_token_score,
+                           induction_score, k_composition,
+                           logits_with_input_removed, previous_token_score,
                            record_attention)
 from gptlib.model import GPT, GPTConfig
 from gptlib.pretrain import train
@@ -134,7 +135,8 @@ assert acc[15] > acc[1] + 0.3
 """),
 md(r"""
 The rest of the chapter opens such models up to see *how* reading the prompt can do this.
-
+"""),
+md(r"""
 ## 2. Induction heads: the idea
 
 Take a sequence in which something occurred before: `… r e d … r` . A good guess for the next
@@ -156,16 +158,18 @@ $$
 
 with $W_Q^h, W_K^h, W_V^h \in \mathbb{R}^{C \times d}$, $W_O^h \in \mathbb{R}^{d \times C}$,
 $d = C/H$. The output is *added* to the stream (chapter 4), so a later layer sees
-$X + \sum_h \text{out}^h$. Write $e_t$ for what position $t$ holds: its token's embedding plus
-its position's (chapter 5).
+$X + \sum_h \text{out}^h$. Our models use RoPE (chapter 5): the stream holds only token
+embeddings, and positions enter the scores alone, by rotating each query and key by its
+position, so that a score depends on the offset $t - j$. Write $e_x$ for token $x$'s embedding.
 
-1. **Previous-token head** (layer 0). Using the position embeddings, it attends from $t$ to
-   $t-1$: $A_{t,t-1} \approx 1$. It writes $e_{t-1} W_V W_O$, information about the *previous*
-   token, into position $t$.
+1. **Previous-token head** (layer 0). Using the positions alone, it attends from $t$ to
+   $t-1$: $A_{t,t-1} \approx 1$. It writes $e_{x_{t-1}} W_V W_O$, information about the
+   *previous* token, into position $t$.
 2. **Induction head** (layer 1). Its query at $t$ is made from the current token $x_t$; its keys
    at $j$ are made from the stream at $j$, which now holds the previous-token head's message
    about $x_{j-1}$. With $W_{QK} = W_Q W_K^\top$ and $W_{OV} = W_V W_O$, the part of the score
-   that matters is
+   that matters is (leaving out RoPE's rotation by $t - j$, which sits between $W_Q$ and
+   $W_K^\top$)
 
    $$
    \text{score}(t, j) \;\ni\; e_{x_t}\, W_{QK}\, \big(e_{x_{j-1}} W_{OV}^{\text{prev}}\big)^\top ,
@@ -174,44 +178,47 @@ its position's (chapter 5).
    large when $x_{j-1} = x_t$: the head attends to the token *after* an earlier occurrence of the
    current token. Its value at $j$ carries $x_j$, which its $W_{OV}$ turns into a vote for
    predicting $x_j$ next. Because the induction head's *keys* read what the earlier head wrote,
-   this is called **K-composition**. One layer cannot do it: a key at $j$ made from $e_j$ alone
-   knows nothing about $x_{j-1}$.
+   this is called **K-composition**. One layer cannot do it: a key at $j$ made from $e_{x_j}$
+   alone knows nothing about $x_{j-1}$.
 
 A single layer *can* copy if the earlier occurrence sits at a fixed distance — it then attends by
-position. So the training data must put the repeats at varying distances. Section 3 tests whether the
-models trained here built this circuit.
+position. So the training data must put the repeats at varying distances.
 
 ### The data
 
-`RepeatedSegments` draws sequences of 65 letters from a vocabulary of 16 in which a random
-segment of 8–28 letters repeats. The shipped models were trained on Olsson et al.'s *repeated
-random tokens* (`placement="tile"`): the segment repeated end to end. Its length $L$, and so the
-distance between copies, changes from sequence to sequence. The first copy cannot be predicted
-(about $\ln 16 = 2.77$ nats per token at best); every later one can, by looking back. (With one
-repeat of one segment among random letters, `placement="end"` or `"random"`, the signal is
-sparser; section 3 uses that placement as a test.)
+`RepeatedSegments` draws sequences of 65 tokens from a vocabulary of 64 (shown as `a`–`z`,
+`A`–`Z`, `0`–`9`, `?`, `!`) in which a random segment of 8–32 tokens repeats. The models of this
+section are trained on Olsson et al.'s *repeated random tokens* (`placement="tile"`): the segment
+repeated end to end. Its length $L$, and so the distance between copies, changes from sequence to
+sequence. The first copy cannot be predicted (at best $\ln 64 = 4.16$ nats per token); every
+later one can, by looking back. A vocabulary of 64 rather than a few letters keeps the look-up
+unambiguous: 20 tokens drawn from 16 letters hold on average only 11.6 different letters, so
+"what followed it last time" would often have several answers. `placement="random"` puts one repeat of a
+segment anywhere among random tokens, at any distance: section 3 tests the models on it, although
+they never trained on it.
 """),
 code(r"""
 show(RepeatedSegments.sample)
 """),
 code(r"""
-repeats = RepeatedSegments(vocab_size=16, min_len=8, max_len=28,
+repeats = RepeatedSegments(vocab_size=64, min_len=8, max_len=32,
                            placement="tile")
 example = repeats.sample(1, 64, torch.Generator().manual_seed(3))
-letters = repeats.tokenizer().decode(example.tokens[0].tolist())
+tok = repeats.tokenizer()
 L = int(example.info["length"][0])
-print(letters)
+print(tok.decode(example.tokens[0].tolist()))
 print("^" * L + "~" * (65 - L), f"  a segment of {L}, then repeats of it")
-once = RepeatedSegments(vocab_size=16, placement="random")
+once = RepeatedSegments(vocab_size=64, min_len=8, max_len=32,
+                        placement="random")
 example = once.sample(1, 64, torch.Generator().manual_seed(3))
 a, b, L = (int(example.info[k][0]) for k in ("a", "b", "length"))
-print(once.tokenizer().decode(example.tokens[0].tolist()))
-print(" " * a + "^" * L + " " * (b - a - L) + "~" * L, f"  placement='random'")
+print(tok.decode(example.tokens[0].tolist()))
+print(" " * a + "^" * L + " " * (b - a - L) + "~" * L, "  placement='random'")
 """),
 md(r"""
 Training is the chapter-7 loop, `gptlib.pretrain.train`, with a task that draws fresh sequences
 for every batch (no sequence is seen twice) and logs, at each evaluation, the loss on the first
-and on the second copy of the segment, and Olsson et al.'s *in-context learning score*: the loss
+and on the later copies of the segment, and Olsson et al.'s *in-context learning score*: the loss
 on late tokens minus the loss on early ones (they use token 500 minus token 50 of natural text;
 here the last 8 targets of 64 minus targets 1–8):
 """),
@@ -222,9 +229,10 @@ md(r"""
 The models are attention-only, as in Elhage et al.: `GPTConfig(mlp=False)` drops each block's
 MLP and its `ln_2`, so a block is $x \leftarrow x + \text{attn}(\text{ln}_1(x))$.
 `python -m gptlib.pretrain --config configs/induction_2l.json` trained the shipped two-layer
-model (width 64, 4 heads per layer); `configs/induction_1l.json` the one-layer one. Here is the
-start of the same run, live, checked against the shipped model's log — same config, same seed,
-so the same batches and the same losses:
+model (width 64, 2 heads per layer, RoPE, 2,000 steps of 32 sequences, about a minute on one
+core); `configs/induction_1l.json` the one-layer one, the same in every other respect. Here is
+the start of the same run, live, checked against the shipped model's log — same config, same
+seed, so the same batches and the same losses:
 """),
 code(r"""
 run = load_run_config(ROOT / "configs" / "induction_2l.json")
@@ -232,7 +240,7 @@ cfg = run["train"]
 print("model:", run["model"])
 print("data:", run["data"]["task"])
 set_seed(cfg.seed)
-live = GPT(GPTConfig(vocab_size=16, block_size=cfg.block_size, **run["model"]))
+live = GPT(GPTConfig(vocab_size=64, block_size=cfg.block_size, **run["model"]))
 spec = {k: v for k, v in run["data"]["task"].items() if k != "name"}
 source = RepeatedSegments(**spec)
 result = train(live, source, cfg, source, task=SequenceTask(),
@@ -255,7 +263,7 @@ md(r"""
 ### What an induction head looks like
 
 Before opening a trained model, here are the two patterns the theory predicts, built by hand on
-a segment of 32 letters repeated once, and the scores `gptlib.interp` gives them. (`tests/
+a segment of 32 tokens repeated once, and the scores `gptlib.interp` gives them. (`tests/
 test_interp.py` checks these scores, and that the hooks below record exactly the attention a
 model used.) The previous-token head is a line just below the diagonal; the induction head, in
 the second copy, a line $L - 1 = 31$ below it — each token looks at the token after its earlier
@@ -265,7 +273,7 @@ code(r"""
 show(induction_score)
 """),
 code(r"""
-segment = torch.randint(16, (256, 32),
+segment = torch.randint(64, (256, 32),
                         generator=torch.Generator().manual_seed(7))
 doubled = torch.cat([segment, segment], dim=1)                 # (256, 64)
 T = 64
@@ -276,32 +284,33 @@ ideal_ind = ideal_prev.clone()
 ideal_ind[32:] = 0.0
 ideal_ind[torch.arange(32, T), torch.arange(1, T - 31)] = 1.0   # t -> t - 31
 ideal = torch.stack([ideal_prev, ideal_ind])[None]             # (1, 2, T, T)
-tok = repeats.tokenizer()
 print("previous-token scores:",
       " ".join(f"{v:.2f}" for v in previous_token_score(ideal)))
-print("induction scores:     ",
-      " ".join(f"{v:.2f}" for v in induction_score(ideal, doubled[:1])))
+ideal_scores = induction_score(ideal.expand(256, 2, T, T), doubled)
+print("induction scores:     ", " ".join(f"{v:.2f}" for v in ideal_scores))
 labels = list(tok.decode(doubled[0].tolist()))
 plot_patterns({"previous-token head (ideal)": ideal_prev,
                "induction head (ideal)": ideal_ind}, labels)
 plt.show()
 """),
 md(r"""
-### The trained models
+The ideal induction head scores 0.85, not 1: a query in the *first* copy whose token happens to
+have occurred earlier in that copy (about 7 of the 32, with 64 tokens) also has an induction
+target, and the ideal head still looks one back there. Both scores use only where a head looks,
+so a head can be told apart by them without knowing anything else about the model.
 
-The shipped log has the evaluation every 100 steps, on the same 256 held-out sequences. On the
-first copy both models stay at or above $\ln 16 \approx 2.77$ (nothing can predict it). The
-two-layer model (3,000 steps) was trained twice as long as the one-layer one (1,500 steps), so
-the cell below compares them at step 1,500 as well. The two-layer model's loss on the repeats
-falls below the one-layer model's, from the first evaluation (step 100) on, fastest in its first
-few hundred steps and then slowly, with no plateau and no sudden cliff: nothing like a phase
-change within the 3,000 steps it was trained for. Each curve is one training run (one seed):
+### The phase change
+
+The shipped log has the evaluation every 50 steps, on the same 256 held-out sequences. On the
+first copy both models stay at or above $\ln 64 = 4.16$ (nothing can predict it; it rises *above*
+chance because the models learn to bet on tokens that occurred before, which in the first copy is
+a losing bet). On the repeats the two models part:
 """),
 code(r"""
 logs = {n: read_log(PRETRAINED / f"induction_{n}" / "train_log.csv")
         for n in ("1l", "2l")}
 evals = {n: [r for r in log if "repeat_loss" in r] for n, log in logs.items()}
-fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.6))
+fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
 for n, style in (("2l", "-"), ("1l", "--")):
     steps = [r["step"] for r in evals[n]]
     ax.plot(steps, [r["first_loss"] for r in evals[n]], style, color="tab:gray",
@@ -315,74 +324,94 @@ ax.set_title("held-out loss on the copies", fontsize=11)
 bx.set_xlabel("training step")
 bx.set_ylabel("late-token minus early-token loss")
 bx.set_title("in-context learning score", fontsize=11)
-ax.legend(fontsize=8), bx.legend(fontsize=8)
+ax.legend(fontsize=9), bx.legend(fontsize=9)
 fig.tight_layout()
 plt.show()
 """),
 code(r"""
-def steepest_drop(evals, window=500):
-    # the largest fall of the repeat loss within `window` steps, and its start
-    by_step = {r["step"]: r["repeat_loss"] for r in evals}
-    drops = {s: by_step[s] - by_step[s + window]
-             for s in by_step if s + window in by_step}
-    start = max(drops, key=drops.get)
-    return start, drops[start]
-
-
-start, drop = steepest_drop(evals["2l"])
-total = evals["2l"][0]["repeat_loss"] - evals["2l"][-1]["repeat_loss"]
-final = {n: e[-1] for n, e in evals.items()}
-print("steps trained:", logs["2l"][-1]["step"], "(2 layers),",
-      logs["1l"][-1]["step"], "(1 layer)")
-print(f"steepest 500 steps: from step {start}, "
-      f"{drop / total:.0%} of the total fall")
-for n, r in final.items():
-    print(f"{n[0]} layer, end: first copy {r['first_loss']:.1f}, repeats "
-          f"{r['repeat_loss']:.1f}")
-at_1500 = {n: next(r["repeat_loss"] for r in e if r["step"] == 1500)
-           for n, e in evals.items()}
-print("repeat loss at step 1500:",
-      ", ".join(f"{n[0]} layer {v:.1f}" for n, v in at_1500.items()))
+by_step = {n: {r["step"]: r for r in e} for n, e in evals.items()}
+two_l = by_step["2l"]
+change = next(s for s in sorted(two_l) if two_l[s]["repeat_loss"] < 1.0)
+before, at = two_l[change - 150], two_l[change]
+start = two_l[50]
+print(f"2 layers: repeat loss {start['repeat_loss']:.2f} at step 50, "
+      f"{before['repeat_loss']:.2f} at step {change - 150}, "
+      f"{at['repeat_loss']:.2f} at step {change}, "
+      f"{evals['2l'][-1]['repeat_loss']:.2f} at the end")
+print(f"          icl score {before['icl_score']:.2f} -> {at['icl_score']:.2f}")
+print(f"1 layer:  repeat loss at the end "
+      f"{evals['1l'][-1]['repeat_loss']:.2f}, lowest "
+      f"{min(r['repeat_loss'] for r in evals['1l']):.2f}")
 """),
 code(r"""
-# the fastest 500 steps come first and hold under half the fall: no cliff
-assert start <= 200 and drop / total < 0.5
-assert logs["2l"][-1]["step"] == 3000
-assert logs["1l"][-1]["step"] == 1500
-assert at_1500["2l"] < at_1500["1l"] - 0.3   # ahead at equal training too
+# a cliff: the first 250 steps lower the repeat loss by less than 0.4 nats,
+# the next 150 by more than 2.5
+assert 300 <= change <= 600
+assert start["repeat_loss"] - before["repeat_loss"] < 0.4
+assert before["repeat_loss"] - at["repeat_loss"] > 2.5
+assert min(r["repeat_loss"] for r in evals["1l"]) > 3.0   # never copies
 """),
 md(r"""
-On fresh sequences (a seed no training or evaluation used) of the kind they were trained on,
-the two-layer model's loss on the repeats is about 1.5 nats below the first copy's, the
-one-layer model's less than half as much (perhaps because it has learnt which letters the segment
-uses; we have not checked). These are one trained model of each kind: the gaps are measured on
-fresh sequences, but another training seed could land elsewhere. But on a *single* repeat of a segment among random letters (`placement="random"`), where
-only a content-based look-up helps, both gaps shrink to a fraction of a nat:
+For 300 steps the two-layer model improves on the repeats about as slowly as the one-layer model;
+then, within 150 steps, its loss on them falls from 3.6 nats to 0.8, and the in-context learning
+score from −0.7 to −4.3: the phase change. The one-layer model never gets below 3.1 nats. One run
+each is one seed; `scripts/experiments/induction.py` trained each model at three seeds, and a
+third model: the two-layer one with *learned absolute positions* (chapter 5) instead of RoPE. It
+writes `data/results/induction.json`, one line per run:
 """),
 code(r"""
-two, tok, _ = load_pretrained(PRETRAINED / "induction_2l")
-one, _, _ = load_pretrained(PRETRAINED / "induction_1l")
+import json
 
-
-def copy_gap(model, placement):
-    src = RepeatedSegments(vocab_size=16, placement=placement)
-    b = src.sample(512, 64, torch.Generator().manual_seed(2024))
-    losses, _ = per_token_loss(model, b)
-    first, repeat = b.masks["first"], b.masks["repeat"]
-    return (losses[first].mean() - losses[repeat].mean()).item()
-
-
-gaps = {(n, p): copy_gap(m, p) for n, m in (("1 layer", one), ("2 layers", two))
-        for p in ("tile", "random")}
-for (n, p), g in gaps.items():
-    print(f"{n}, {p:6s}: first-copy loss minus repeat loss {g:.2f} nats")
+ind = json.loads((ROOT / "data" / "results" / "induction.json").read_text())
+ind_runs = ind["runs"]
+names = {"2l": "2 layers, RoPE", "1l": "1 layer, RoPE",
+         "2l_learned": "2 layers, learned positions"}
+print(f"{'model':29s} seed  phase change  tile: first  repeat   gap   "
+      f"one repeat: gap")
+for r in ind_runs:
+    step = r["phase_change_step"] if r["phase_change_step"] else "never"
+    print(f"{names[r['variant']]:29s} {r['seed']:4d}  {step!s:>12}  "
+          f"{r['tile']['first_loss']:11.2f} {r['tile']['repeat_loss']:7.2f} "
+          f"{r['tile']['gap']:5.2f}   {r['random']['gap']:15.2f}")
 """),
 code(r"""
-assert gaps["2 layers", "tile"] > 1.2 and gaps["1 layer", "tile"] < 0.8
-assert gaps["2 layers", "random"] < 0.8   # no general look-up
+def of(variant, *keys):
+    out = []
+    for r in ind_runs:
+        if r["variant"] == variant:
+            for k in keys:
+                r = r[k]
+            out.append(r)
+    return out
+
+
+assert len(of("2l", "seed")) == len(of("1l", "seed")) == 3
+assert all(300 <= s <= 600 for s in of("2l", "phase_change_step"))
+assert of("1l", "phase_change_step") == [None] * 3
+# every 2-layer seed copies, every 1-layer seed does not: the gaps are
+# more than 2.5 nats apart, and the seeds within 0.3 of each other
+for placement in ("tile", "random"):
+    two_gaps, one_gaps = of("2l", placement, "gap"), of("1l", placement, "gap")
+    assert min(two_gaps) > max(one_gaps) + 2.5
+    assert max(two_gaps) - min(two_gaps) < 0.3
+    assert max(one_gaps) - min(one_gaps) < 0.3
+assert all(r < 1.0 for r in of("2l", "random", "repeat_loss"))
+# the cliff at every seed: some 150 steps lower the repeat loss by > 2.5 nats
+for curve in of("2l", "curve"):
+    rep = {step: repeat for step, _, repeat, _ in curve}
+    assert max(rep[s - 150] - rep[s] for s in rep if s - 150 in rep) > 2.5
 """),
 md(r"""
-### Looking for the heads
+At every seed the two-layer model's phase change comes at step 450 or 500, with a fall of more
+than 2.5 nats within 150 steps, and afterwards its loss on the repeats is 4.16–4.32 nats below
+the first copy's — on fresh sequences, and also on a
+single repeat placed anywhere among random tokens, which it never trained on: it learnt a general
+look-up, not the tiling. The one-layer model gains about 1.1 nats at every seed, and its repeat
+loss stays above 3: it has learnt that a token that occurred before is likelier than one that did
+not, which a single layer can do (attend to earlier tokens, boost them), but it cannot tell which
+earlier token comes *next*. (The learned-positions rows are discussed at the end of this section.)
+
+### The heads
 
 `gptlib.interp` records each head's pattern with PyTorch hooks on the unmodified model: a
 pre-hook asks every attention layer for its weights, a forward hook keeps them and passes the
@@ -392,17 +421,15 @@ code(r"""
 show(record_attention)
 """),
 code(r"""
+two, _, _ = load_pretrained(PRETRAINED / "induction_2l")
+one, _, _ = load_pretrained(PRETRAINED / "induction_1l")
 scores = {name: head_scores(m, doubled)
           for name, m in (("1 layer", one), ("2 layers", two))}
 for name, sc in scores.items():
     for layer in range(sc["induction"].size(0)):
         prev = " ".join(f"{v:.2f}" for v in sc["previous_token"][layer])
-        ind = " ".join(f"{v:.2f}" for v in sc["induction"][layer])
-        print(f"{name}, layer {layer}: previous-token {prev}  induction {ind}")
-"""),
-code(r"""
-top = max(sc[k].max() for sc in scores.values() for k in sc)
-print("largest score of any head:", f"{top:.1f}")
+        ind_ = " ".join(f"{v:.2f}" for v in sc["induction"][layer])
+        print(f"{name}, layer {layer}: previous-token {prev}  induction {ind_}")
 uniform = torch.ones(T, T).tril()
 uniform = (uniform / uniform.sum(-1, keepdim=True))[None, None]
 flat = {"previous_token": previous_token_score(uniform).item(),
@@ -410,17 +437,36 @@ flat = {"previous_token": previous_token_score(uniform).item(),
                                      doubled).item()}
 print("a head attending uniformly to all earlier tokens:",
       ", ".join(f"{k} {v:.2f}" for k, v in flat.items()))
-assert top < 0.3                     # no previous-token head, no induction head
-# every head scores within 0.05 of the uniform head: nothing stands out
-assert all((sc[k] < flat[k] + 0.05).all()
-           for sc in scores.values() for k in flat)
+"""),
+code(r"""
+s2, s1 = scores["2 layers"], scores["1 layer"]
+assert (s2["induction"][1] > 0.6).all()          # both layer-1 heads: induction
+assert (s2["previous_token"][0] > 0.3).all()     # both layer-0 heads: look back
+assert (s2["induction"][0] < 0.1).all() and (s2["previous_token"][1] < 0.1).all()
+# the 1-layer model has neither: no head above the uniform head's scores
+assert (s1["previous_token"] < flat["previous_token"] + 0.05).all()
+assert (s1["induction"] < flat["induction"] + 0.05).all()
+# the same in every seed of the results file
+assert all(min(sc[1]) > 0.6 for sc in of("2l", "induction_score"))
+assert all(min(sc[0]) > 0.3 for sc in of("2l", "previous_token_score"))
 """),
 md(r"""
-No head scores anywhere near the ideal patterns (1.00 for the previous-token head; 0.65 for the
-induction head, not 1, because the 16 letters already recur inside the first copy, where the
-ideal head still looks one back). Every head scores about what a head that spreads its
-attention evenly over all earlier tokens scores: neither model has formed a previous-token or an
-induction head. Ablation says the same from the other side. `ablate_heads` zeroes chosen
+The circuit of section 2 is there, twice: both layer-1 heads are induction heads (0.79 and 0.82,
+against 0.85 for the ideal head and 0.04 for one that spreads its attention evenly), and the two
+layer-0 heads put 0.48 and 0.38 of their attention on the previous token (the ideal head: 1; these
+two are blurred versions of it). The one-layer model's heads score what a uniform head scores. Here are a layer-0
+and a layer-1 head of the two-layer model on one of the doubled segments:
+"""),
+code(r"""
+patterns = attention_patterns(two, doubled[:1])
+plot_patterns({"layer 0, head 0 (previous token)": patterns[0][0, 0],
+               "layer 1, head 1 (induction)": patterns[1][0, 1]}, labels)
+plt.show()
+"""),
+md(r"""
+### Ablations: which heads carry the copying
+
+A score says where a head looks, not whether the model needs it. `ablate_heads` zeroes chosen
 heads' outputs before the output projection `c_proj`, which removes exactly their term from the
 residual stream (tested):
 """),
@@ -428,34 +474,128 @@ code(r"""
 show(ablate_heads)
 """),
 code(r"""
+tile_batch = repeats.sample(512, 64, torch.Generator().manual_seed(2024))
+
+
+def copy_gap(model):
+    # loss on the first copy minus loss on the repeats, on fresh sequences
+    losses, _ = per_token_loss(model, tile_batch)
+    m = tile_batch.masks
+    return (losses[m["first"]].mean() - losses[m["repeat"]].mean()).item()
+
+
+intact = copy_gap(two)
+cases = {"layer 0 head 0": [(0, 0)], "layer 0 head 1": [(0, 1)],
+         "layer 1 head 0": [(1, 0)], "layer 1 head 1": [(1, 1)],
+         "both layer-0 heads": [(0, 0), (0, 1)],
+         "both layer-1 heads": [(1, 0), (1, 1)]}
 ablated = {}
-for layer, head in [(0, h) for h in range(4)] + [(1, h) for h in range(4)]:
-    with ablate_heads(two, [(layer, head)]):
-        ablated[layer, head] = copy_gap(two, "tile")
-    print(f"without layer {layer} head {head}: gap "
-          f"{ablated[layer, head]:.2f} nats "
-          f"(intact: {gaps['2 layers', 'tile']:.2f})")
+for name, heads in cases.items():
+    with ablate_heads(two, heads):
+        ablated[name] = copy_gap(two)
+print(f"intact: gap {intact:.2f} nats (1-layer model: {copy_gap(one):.2f})")
+for name, g in ablated.items():
+    print(f"without {name:18s}: gap {g:5.2f} nats")
 """),
 code(r"""
-intact = gaps["2 layers", "tile"]
-layer0 = [ablated[0, h] for h in range(4)]
-layer1 = [ablated[1, h] for h in range(4)]
-# every layer-0 head is needed; no layer-1 head is
-assert all(g < 0.5 * intact for g in layer0)
-assert min(layer1) > 0.6 * intact
-assert max(layer1) - min(layer1) < 0.2 * intact
+assert ablated["both layer-1 heads"] < 0.1 * intact     # no induction heads
+assert ablated["both layer-0 heads"] < 1.5              # a 1-layer model's gap
+for h in (0, 1):                                        # one induction head left
+    assert 0.2 * intact < ablated[f"layer 1 head {h}"] < 0.8 * intact
+gaps_by_seed = of("2l", "tile_gap_layer_ablated")
+assert all(g["layer1"] < 0.1 * intact for g in gaps_by_seed)   # every seed
+assert all(g["layer0"] < 1.5 for g in gaps_by_seed)
+for r in ind_runs:                                      # one induction head left
+    if r["variant"] == "2l":
+        assert all(0.3 < g / r["tile"]["gap"] < 0.8 for g in r["tile_gap_ablated"][1])
 """),
 md(r"""
-Removing any one of the four layer-0 heads cuts the gap from 1.50 nats to 0.43 or less (below
-zero for one head: the ablated model then does worse on the repeats than on the first copy, so
-the ablation may damage more than copying; the gap alone cannot tell). Removing any one layer-1
-head costs only 0.2–0.45 nats. No single head carries the copying, as an induction head would:
-whatever this model computes is spread over its heads, not the two-head circuit of section 2. An
-honest summary: in 3,000 steps on a shared CPU, with one training seed, the two-layer model
-lowered its loss on tiled repeats by some computation this chapter has not identified, and no
-induction head had formed — Olsson et al. see theirs form in a phase change early in training,
-visible as a bump in the loss curve {cite:p}`olsson2022context`; we did not reach one. Exercise
-2 is the next experiment to run with more compute.
+Without both induction heads the copying is gone (the gap is even slightly below zero). Without
+both previous-token heads the gap falls to about 1 nat, what the one-layer model gets: layer 1
+can still favour tokens seen before, but no longer knows which one comes next. Either induction
+head alone keeps 40% of the gap: the model built the circuit twice, and the two copies share the
+work. Every head of the shipped model is part of the circuit, so the one-layer model is the
+control. The other seeds (results file, `tile_gap_ablated`) agree on both layers, and differ in
+the details: one induction head alone keeps 40–70% of the gap, and in seed 2 one of the two
+layer-0 heads can be removed at no cost (gap 4.37 without it, 4.32 intact) — that model relies
+on a single previous-token head.
+
+### K-composition, tested
+
+Section 2 claimed that the induction head's *keys* read the previous-token head. The weights give
+a first hint: Elhage et al.'s composition score (`k_composition`, how much of what a layer-0 head
+writes a layer-1 head's $W_{QK}$ reads on the key side) is about twice that of the same
+architecture at initialisation:
+"""),
+code(r"""
+torch.manual_seed(0)
+untrained = GPT(two.config)
+for name, m in (("trained", two), ("untrained", untrained)):
+    kc = k_composition(m)                  # (layer-0 head, layer-1 head)
+    print(f"{name:9s}: " + "   ".join(
+        f"L0 H{h} -> L1 H{g}: {kc[h, g]:.2f}" for h in range(2) for g in range(2)))
+assert k_composition(two).min() > 1.8 * k_composition(untrained).max()
+"""),
+md(r"""
+That score ignores RoPE's rotation and reads weights only. A direct test removes the layer-0
+heads' output from *one input* of layer 1 at a time — from its queries, its keys or its values —
+and leaves everything else intact (`logits_with_input_removed`: two passes, one to record the
+stream without those heads, one that computes only the chosen third of `c_attn`'s output from it;
+`tests/test_interp.py` checks it against the same computation written out by hand):
+"""),
+code(r"""
+show(logits_with_input_removed)
+"""),
+code(r"""
+layer0 = [(0, 0), (0, 1)]
+removed = {}
+for parts in ("q", "k", "v"):
+    logits = logits_with_input_removed(two, tile_batch.x, layer0, 1, parts)
+    losses = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), tile_batch.tokens[:, 1:], reduction="none")
+    m = tile_batch.masks
+    removed[parts] = (losses[m["first"]].mean() - losses[m["repeat"]].mean()).item()
+    print(f"layer 0 removed from layer 1's {parts}: gap {removed[parts]:5.2f} "
+          f"(intact {intact:.2f})")
+"""),
+code(r"""
+assert removed["k"] < 0.1 * intact                       # keys: copying gone
+assert removed["q"] > 0.8 * intact and removed["v"] > 0.8 * intact
+for r in of("2l", "tile_gap_layer0_removed_from"):       # every seed
+    assert r["k"] < 0.1 * r["q"] and r["k"] < 0.1 * r["v"]
+"""),
+md(r"""
+Taking the previous-token heads away from the keys alone destroys the copying (4.17 → 0.17
+nats); taking them away from the queries costs a tenth of the gap (→ 3.76), and from the values
+nothing (the gap even grows, to 6.25, which we have not looked into). The induction heads read the previous-token heads through their
+keys: K-composition, as section 2 predicted, in every seed.
+
+### Why RoPE: the same model with learned positions
+
+A previous-token head must attend to "one back" at every position. With RoPE that is one
+rotation, the same at every $t$; with learned absolute positions (chapter 5) the model must learn
+64 separate position vectors that happen to make $t$ match $t - 1$ for every $t$. The third model
+of the results file is exactly the two-layer model with learned positions:
+"""),
+code(r"""
+learned = [r for r in ind_runs if r["variant"] == "2l_learned"]
+for r in learned:
+    prev0 = max(r["previous_token_score"][0])
+    ind1 = max(r["induction_score"][1])
+    print(f"seed {r['seed']}: phase change {r['phase_change_step']}, "
+          f"tile gap {r['tile']['gap']:.2f}, best previous-token head "
+          f"{prev0:.2f}, best induction head {ind1:.2f}")
+"""),
+code(r"""
+assert all(r["phase_change_step"] is None for r in learned)
+assert all(r["tile"]["gap"] < 1.5 for r in learned)          # 1-layer-like
+assert all(max(r["induction_score"][1]) < 0.2 for r in learned)
+"""),
+md(r"""
+At none of the three seeds did the learned-positions model form the circuit within the same
+2,000 steps: its gap stays near the one-layer model's, and no head scores as an induction head.
+How much longer it would need we did not measure here; what the experiment shows is that the
+choice of chapter 5 decides whether this circuit is within a CPU budget at all.
 """),
 md(r"""
 ## 4. Few-shot learning of a task family, at two sizes
@@ -466,10 +606,9 @@ substitution from `a`–`h` to `A`–`H` (after Garg et al. {cite:p}`garg2022wha
 random linear function per prompt). A demonstration is a question token `x?` followed by its
 answer token `x->f(x)`: 8 question tokens and 64 answer tokens, one for every (input, output)
 pair. Training sees 32,000 rules (1,000 steps of 32 sequences), and the test rules are drawn
-afresh; only the answers are trained on. (Writing the answer as one token makes the look-up a job for one head: the question
-`x?` can match the answer tokens of the same input directly. With `x` and `f(x)` as two separate
-tokens it would need the two-head induction circuit of section 2, which the models of section 3
-did not form.)
+afresh; only the answers are trained on. (Writing the answer as one token makes the look-up a job for a single head: the
+question `x?` can match the answer tokens of the same input directly. With `x` and `f(x)` as two
+separate tokens it would need the two-head induction circuit of section 3.)
 """),
 code(r"""
 show(FewShotRule.sample)
@@ -571,8 +710,9 @@ assert (large.mean(0) <= best + 0.01).all()
 md(r"""
 ## Play with it
 
-Type letters `a`–`p` (or pick an example) and see, for every head of the two-layer model of
-section 3, where the *last* token looks, and what the model predicts next. Try a segment that
+Type tokens (`a`–`z`, `A`–`Z`, `0`–`9`, `?`, `!`) or pick an example, and see, for every head
+of the two-layer model of section 3, where the *last* token looks, and what the model predicts
+next. Try a segment that
 repeats end to end, as in its training; then a single repeat among random letters; then break
 the repeat. (The explorer needs a running kernel; the
 figure below shows its first example for readers of the HTML book.)
@@ -625,27 +765,33 @@ p = previous_token_score(two_back[None, None])
 i = induction_score(two_back[None, None].expand(256, 1, T, T), doubled)
 print(f"previous-token {p.item():.2f}, induction {i.item():.2f}")
 assert p.item() < 0.05           # only position 1 looks one back
-# t - 2 is a target only when x[t-3] happens to equal x[t]: about chance,
-# like the uniform head, far from the ideal head's 0.65
-assert 0.02 < i.item() < 0.2
+# t - 2 is a target only when x[t-3] happens to equal x[t] (about 1 in 64):
+# below even the uniform head's score, far from the ideal head's 0.85
+assert i.item() < flat["induction"] and i.item() < 0.05
 """, "hide-cell"),
 md(r"""
-**Exercise 2.** (Needs more CPU than the chapter.) Train `configs/induction_2l.json` for longer,
-or with `placement="random"`, and watch the head scores every 1,000 steps with `head_scores`.
-When a previous-token head appears in layer 0, does an induction head appear in layer 1 at the
-same time, and does the `random` copying gap jump? The cell below runs the check on the shipped
-model, as the template.
+**Exercise 2.** Here are the four heads of the two-layer model on one doubled segment, in a
+shuffled order. Which are previous-token heads and which induction heads? Decide from the
+pictures, then check with `previous_token_score` and `induction_score` on that one sequence.
 """),
 code(r"""
-# solution (the check to run on a longer-trained model)
-sc = head_scores(two, doubled)
-prev_head = int(sc["previous_token"][0].argmax())
-ind_head = int(sc["induction"][1].argmax())
-formed = bool(sc["previous_token"][0, prev_head] > 0.5
-              and sc["induction"][1, ind_head] > 0.5)
-print(f"best previous-token head: layer 0 head {prev_head}; best induction "
-      f"head: layer 1 head {ind_head}; circuit formed: {formed}")
-assert not formed                  # the shipped model: not yet
+order = [(1, 1), (0, 1), (1, 0), (0, 0)]          # shuffled; hidden from the reader
+shown = {f"head {name}": patterns[layer][0, head]
+         for name, (layer, head) in zip("ABCD", order)}
+plot_patterns(shown, labels)
+plt.show()
+"""),
+code(r"""
+# solution: score each pattern on its own sequence
+kind = {}
+for name, w in shown.items():
+    p = previous_token_score(w[None, None]).item()
+    i = induction_score(w[None, None], doubled[:1]).item()
+    kind[name] = "induction" if i > p else "previous-token"
+    print(f"{name}: previous-token {p:.2f}, induction {i:.2f} -> {kind[name]}")
+# induction heads sit in layer 1, previous-token heads in layer 0
+assert [kind[f"head {n}"] == "induction" for n in "ABCD"] == \
+    [layer == 1 for layer, _ in order]
 """, "hide-cell"),
 md(r"""
 ## Key points
@@ -658,10 +804,14 @@ md(r"""
   **induction head** in the next layer matches its query against those keys (K-composition) and
   copies the token that followed the earlier occurrence. One layer cannot, unless the repeat is at
   a fixed distance, when position alone finds it.
-- Olsson et al. see the mechanism appear in a sudden **phase change** of the training curve.
-  Our small CPU run did not reach it: its two-layer model lowered the loss on tiled repeats with a
-  statistic spread over its heads, which the head scores and ablations exposed — the tools say
-  what a model does, not what we hoped it would do.
+- The mechanism appears in a sudden **phase change**, as Olsson et al. found: our two-layer model
+  improves slowly for 300 steps, then its loss on repeats falls by 2.8 nats in 150 steps, at every
+  seed; the one-layer model never copies. Head scores find the two kinds of heads, ablations show
+  that the copying needs them, and removing the previous-token heads from the induction heads'
+  keys alone (not their queries or values) shows the K-composition directly.
+- The positions of chapter 5 matter: with RoPE "one back" is the same rotation everywhere, and the
+  circuit forms within a minute; with learned absolute positions it had not formed at any of three
+  seeds in the same budget.
 - Trained on a family of tasks, each sequence with its own rule, small models learn to infer the
   rule from the examples in their context: accuracy rises with $K$ at fixed weights, and the
   larger of our two models gets a few points more out of the same examples in all three seeds
