@@ -86,10 +86,14 @@ GPT-3's headline numbers (175B model, accuracy in %, their Tables 3.2 and 3.3) r
 most tasks; on LAMBADA the one-shot score is *below* the zero-shot one, which the authors put down
 to the format being unclear from one example:
 
-| task | zero-shot | one-shot | few-shot | fine-tuned state of the art then |
+| task | zero-shot | one-shot | few-shot | state of the art before GPT-3 |
 | --- | --- | --- | --- | --- |
 | LAMBADA (last word of a passage) | 76.2 | 72.5 | 86.4 | 68.0 |
 | TriviaQA (closed-book questions) | 64.3 | 68.0 | 71.2 | 68.0 |
+
+(The last column is the paper's own comparison. LAMBADA's 68.0 is Turing-NLG, itself a language
+model, not a fine-tuned one; TriviaQA's 68.0 is RAG, fine-tuned *and* reading retrieved documents,
+so open-domain rather than closed-book.)
 
 Their Figure 1.2 draws the chapter's other theme: on a simple task (removing random symbols from
 a word), accuracy grows with the number of examples in the context much faster for the 175B model
@@ -98,11 +102,13 @@ information". Section 4 of this chapter measures that shape at toy scale.
 
 What changes with $K$ is only the input. The cell below shows it in the smallest possible case,
 with a model shipped with the book (section 4 tells how it was trained): a random letter
-substitution $f$ of the letters `a`–`h` into `A`–`H`, which the model has never seen (every
-sequence draws a new one). Each demonstration is two tokens, a question `x?` and its answer
+substitution $f$ of the letters `a`–`h` into `A`–`H`, drawn at random for every sequence. (There
+are only $8! = 40{,}320$ such rules, so about half of those drawn here also occurred somewhere in
+training; but nothing in a sequence says which rule it uses until its demonstrations are read.) Each demonstration is two tokens, a question `x?` and its answer
 `x->f(x)` (one token, like one word of a prompt). We score the model's answer to the question
-after $K$ earlier demonstrations, hash every weight before and after, and check that nothing but
-the prompt changed:
+after $K$ earlier demonstrations (one trained model, seed 0), and hash every weight before and
+after: a demonstration rather than a test, since evaluating a PyTorch model never changes its
+weights, but it makes the point of this chapter concrete — nothing but the prompt changed:
 """),
 code(r"""
 def weights_hash(model):
@@ -115,7 +121,8 @@ def weights_hash(model):
 
 fewshot, _, _ = load_pretrained(PRETRAINED / "fewshot_large")
 family = FewShotRule(n_symbols=8, n_pairs=16)
-batch = family.sample(2048, 31, torch.Generator().manual_seed(10))  # new rules
+# the 2,048 held-out sequences that section 4 scores every model on
+batch = family.sample(2048, 31, torch.Generator().manual_seed(20_240))
 before = weights_hash(fewshot)
 _, logits = per_token_loss(fewshot, batch)
 answers = logits.argmax(-1)[:, 0::2]       # the prediction after each question
@@ -143,9 +150,11 @@ Take a sequence in which something occurred before: `… r e d … r` . A good g
 token is `e`, whatever `r` and `e` mean — look back for the earlier occurrence of the current
 token and predict what followed it. Elhage et al. {cite:p}`elhage2021mathematical` found that
 two-layer attention-only transformers implement exactly this rule with two heads in series, and
-called the second one an **induction head**; Olsson et al. {cite:p}`olsson2022context` showed
+called the second one an **induction head**; Olsson et al. {cite:p}`olsson2022context` found
 that such heads form abruptly during training, at the same time as most of a model's in-context
-learning ability, in models up to 13 billion parameters.
+learning ability, and argued — with causal evidence for small attention-only models, only
+correlational evidence for the large ones (up to 13 billion parameters) — that they carry much of
+it.
 
 Recall chapter 2: head $h$ of a layer reads the residual stream $X \in \mathbb{R}^{T \times C}$
 (after `ln_1`) and computes
@@ -160,10 +169,11 @@ with $W_Q^h, W_K^h, W_V^h \in \mathbb{R}^{C \times d}$, $W_O^h \in \mathbb{R}^{d
 $d = C/H$. The output is *added* to the stream (chapter 4), so a later layer sees
 $X + \sum_h \text{out}^h$. Our models use RoPE (chapter 5): the stream holds only token
 embeddings, and positions enter the scores alone, by rotating each query and key by its
-position, so that a score depends on the offset $t - j$. Write $e_x$ for token $x$'s embedding.
+position, so that a score depends on position only through the offset $t - j$. Write $e_x$ for token $x$'s embedding.
 
-1. **Previous-token head** (layer 0). Using the positions alone, it attends from $t$ to
-   $t-1$: $A_{t,t-1} \approx 1$. It writes $e_{x_{t-1}} W_V W_O$, information about the
+1. **Previous-token head** (layer 0). Its queries and keys have a part that is the same for
+   every token (a bias, or a direction all embeddings share); RoPE rotates that part by position,
+   so the head can attend from $t$ to $t-1$ whatever the tokens: $A_{t,t-1} \approx 1$. It writes $e_{x_{t-1}} W_V W_O$, information about the
    *previous* token, into position $t$.
 2. **Induction head** (layer 1). Its query at $t$ is made from the current token $x_t$; its keys
    at $j$ are made from the stream at $j$, which now holds the previous-token head's message
@@ -191,9 +201,10 @@ position. So the training data must put the repeats at varying distances.
 section are trained on Olsson et al.'s *repeated random tokens* (`placement="tile"`): the segment
 repeated end to end. Its length $L$, and so the distance between copies, changes from sequence to
 sequence. The first copy cannot be predicted (at best $\ln 64 = 4.16$ nats per token); every
-later one can, by looking back. A vocabulary of 64 rather than a few letters keeps the look-up
-unambiguous: 20 tokens drawn from 16 letters hold on average only 11.6 different letters, so
-"what followed it last time" would often have several answers. `placement="random"` puts one repeat of a
+later one can, by looking back. A vocabulary of 64 rather than a few letters makes the look-up far less
+ambiguous: a segment of average length (20 tokens) drawn from 16 letters holds on average only
+11.6 distinct letters, so "what followed it last time" would often have several answers; drawn
+from 64 tokens it holds 17.2. `placement="random"` puts one repeat of a
 segment anywhere among random tokens, at any distance: section 3 tests the models on it, although
 they never trained on it.
 """),
@@ -220,7 +231,8 @@ Training is the chapter-7 loop, `gptlib.pretrain.train`, with a task that draws 
 for every batch (no sequence is seen twice) and logs, at each evaluation, the loss on the first
 and on the later copies of the segment, and Olsson et al.'s *in-context learning score*: the loss
 on late tokens minus the loss on early ones (they use token 500 minus token 50 of natural text;
-here the last 8 targets of 64 minus targets 1–8):
+here the last 8 targets of 64 minus targets 1–8, counting from 0 — the very first target has no
+context at all):
 """),
 code(r"""
 show(SequenceTask)
@@ -230,9 +242,9 @@ The models are attention-only, as in Elhage et al.: `GPTConfig(mlp=False)` drops
 MLP and its `ln_2`, so a block is $x \leftarrow x + \text{attn}(\text{ln}_1(x))$.
 `python -m gptlib.pretrain --config configs/induction_2l.json` trained the shipped two-layer
 model (width 64, 2 heads per layer, RoPE, 2,000 steps of 32 sequences, about a minute on one
-core); `configs/induction_1l.json` the one-layer one, the same in every other respect. Here is
+core: 56 s in its log); `configs/induction_1l.json` the one-layer one, the same in every other respect. Here is
 the start of the same run, live, checked against the shipped model's log — same config, same
-seed, so the same batches and the same losses:
+seed, so the same batches and (to within 1e-4 nats) the same losses:
 """),
 code(r"""
 run = load_run_config(ROOT / "configs" / "induction_2l.json")
@@ -253,9 +265,9 @@ for r in result.history[24::25]:
 code(r"""
 ours = torch.tensor([r["train_loss"] for r in result.history])
 theirs = torch.tensor([r["train_loss"] for r in shipped_log[:100]])
-print(len(ours), "steps; same losses as the shipped log:",
-      torch.allclose(ours, theirs, rtol=1e-3))
-assert torch.allclose(ours, theirs, rtol=1e-3)
+diff = (ours - theirs).abs().max().item()
+print(len(ours), f"steps; largest difference from the shipped log: {diff:.1e} nats")
+assert diff < 1e-4
 """),
 md(r"""
 ## 3. Taking the models apart
@@ -266,7 +278,7 @@ Before opening a trained model, here are the two patterns the theory predicts, b
 a segment of 32 tokens repeated once, and the scores `gptlib.interp` gives them. (`tests/
 test_interp.py` checks these scores, and that the hooks below record exactly the attention a
 model used.) The previous-token head is a line just below the diagonal; the induction head, in
-the second copy, a line $L - 1 = 31$ below it — each token looks at the token after its earlier
+the second copy, a line 31 below the diagonal (30 below the previous-token line) — each token looks at the token after its earlier
 occurrence:
 """),
 code(r"""
@@ -346,18 +358,19 @@ print(f"1 layer:  repeat loss at the end "
 code(r"""
 # a cliff: the first 250 steps lower the repeat loss by less than 0.4 nats,
 # the next 150 by more than 2.5
-assert 300 <= change <= 600
+assert change == 450
 assert start["repeat_loss"] - before["repeat_loss"] < 0.4
 assert before["repeat_loss"] - at["repeat_loss"] > 2.5
-assert min(r["repeat_loss"] for r in evals["1l"]) > 3.0   # never copies
+assert min(r["repeat_loss"] for r in evals["1l"]) > 3.1   # never copies
 """),
 md(r"""
 For 300 steps the two-layer model improves on the repeats about as slowly as the one-layer model;
 then, within 150 steps, its loss on them falls from 3.6 nats to 0.8, and the in-context learning
-score from −0.7 to −4.3: the phase change. The one-layer model never gets below 3.1 nats. One run
-each is one seed; `scripts/experiments/induction.py` trained each model at three seeds, and a
-third model: the two-layer one with *learned absolute positions* (chapter 5) instead of RoPE. It
-writes `data/results/induction.json`, one line per run:
+score from −0.7 to −4.3: the phase change. The one-layer model never gets below 3.1 nats. The
+curves are one training run (seed 0) of each model. `scripts/experiments/induction.py` trained
+each model at three seeds, and a third model: the two-layer one with *learned absolute positions* (chapter 5) instead of RoPE. It
+writes `data/results/induction.json`, one line per run, with each run's *phase-change step*: the
+first evaluation at which its repeat loss is below 1 nat.
 """),
 code(r"""
 import json
@@ -386,7 +399,7 @@ def of(variant, *keys):
 
 
 assert len(of("2l", "seed")) == len(of("1l", "seed")) == 3
-assert all(300 <= s <= 600 for s in of("2l", "phase_change_step"))
+assert sorted(of("2l", "phase_change_step")) == [450, 450, 500]
 assert of("1l", "phase_change_step") == [None] * 3
 # every 2-layer seed copies, every 1-layer seed does not: the gaps are
 # more than 2.5 nats apart, and the seeds within 0.3 of each other
@@ -396,6 +409,7 @@ for placement in ("tile", "random"):
     assert max(two_gaps) - min(two_gaps) < 0.3
     assert max(one_gaps) - min(one_gaps) < 0.3
 assert all(r < 1.0 for r in of("2l", "random", "repeat_loss"))
+assert all(r > 3.0 for r in of("1l", "tile", "repeat_loss"))   # never copies
 # the cliff at every seed: some 150 steps lower the repeat loss by > 2.5 nats
 for curve in of("2l", "curve"):
     rep = {step: repeat for step, _, repeat, _ in curve}
@@ -404,8 +418,8 @@ for curve in of("2l", "curve"):
 md(r"""
 At every seed the two-layer model's phase change comes at step 450 or 500, with a fall of more
 than 2.5 nats within 150 steps, and afterwards its loss on the repeats is 4.16–4.32 nats below
-the first copy's — on fresh sequences, and also on a
-single repeat placed anywhere among random tokens, which it never trained on: it learnt a general
+the first copy's on fresh tiled sequences, and 4.28–4.42 below on a single repeat placed anywhere
+among random tokens, which it never trained on: it learnt a general
 look-up, not the tiling. The one-layer model gains about 1.1 nats at every seed, and its repeat
 loss stays above 3: it has learnt that a token that occurred before is likelier than one that did
 not, which a single layer can do (attend to earlier tokens, boost them), but it cannot tell which
@@ -498,34 +512,41 @@ for name, g in ablated.items():
     print(f"without {name:18s}: gap {g:5.2f} nats")
 """),
 code(r"""
+one_gap = copy_gap(one)
 assert ablated["both layer-1 heads"] < 0.1 * intact     # no induction heads
-assert ablated["both layer-0 heads"] < 1.5              # a 1-layer model's gap
+assert abs(ablated["both layer-0 heads"] - one_gap) < 0.3   # the 1-layer gap
 for h in (0, 1):                                        # one induction head left
-    assert 0.2 * intact < ablated[f"layer 1 head {h}"] < 0.8 * intact
-gaps_by_seed = of("2l", "tile_gap_layer_ablated")
-assert all(g["layer1"] < 0.1 * intact for g in gaps_by_seed)   # every seed
-assert all(g["layer0"] < 1.5 for g in gaps_by_seed)
-for r in ind_runs:                                      # one induction head left
+    assert 0.35 < ablated[f"layer 1 head {h}"] / intact < 0.45
+# layer 0: head 1 is needed (as much as both), head 0 only half as much
+assert ablated["layer 0 head 1"] < ablated["both layer-0 heads"] + 0.1
+assert 0.45 < ablated["layer 0 head 0"] / intact < 0.6
+for r in ind_runs:                                      # every seed, its own gap
     if r["variant"] == "2l":
-        assert all(0.3 < g / r["tile"]["gap"] < 0.8 for g in r["tile_gap_ablated"][1])
+        g = r["tile"]["gap"]
+        assert r["tile_gap_layer_ablated"]["layer1"] < 0.1 * g
+        assert abs(r["tile_gap_layer_ablated"]["layer0"] - one_gap) < 0.4
+        assert all(0.35 < a / g < 0.75 for a in r["tile_gap_ablated"][1])
 """),
 md(r"""
 Without both induction heads the copying is gone (the gap is even slightly below zero). Without
 both previous-token heads the gap falls to about 1 nat, what the one-layer model gets: layer 1
 can still favour tokens seen before, but no longer knows which one comes next. Either induction
-head alone keeps 40% of the gap: the model built the circuit twice, and the two copies share the
-work. Every head of the shipped model is part of the circuit, so the one-layer model is the
-control. The other seeds (results file, `tile_gap_ablated`) agree on both layers, and differ in
-the details: one induction head alone keeps 40–70% of the gap, and in seed 2 one of the two
-layer-0 heads can be removed at no cost (gap 4.37 without it, 4.32 intact) — that model relies
-on a single previous-token head.
+head alone keeps 40% of the gap: in layer 1 the model built the circuit twice, and the two copies
+share the work. In layer 0 it leans on head 1: without it the gap is 1.07, as low as without both,
+while without head 0 it keeps half — although head 0 has the *higher* previous-token score (0.48
+against 0.38). A score ranks where heads look, not how much the model needs them; that takes an
+ablation. No head of the shipped model is left outside the circuit to serve as a control; the
+one-layer model plays that role. The other seeds (results file, `tile_gap_ablated`) agree on
+both layers and differ in the details: one induction head alone keeps 40–70% of the gap, and in
+seed 2 one of the two layer-0 heads can be removed at no cost (gap 4.37 without it, 4.32
+intact) — that model relies on a single previous-token head.
 
 ### K-composition, tested
 
 Section 2 claimed that the induction head's *keys* read the previous-token head. The weights give
 a first hint: Elhage et al.'s composition score (`k_composition`, how much of what a layer-0 head
-writes a layer-1 head's $W_{QK}$ reads on the key side) is about twice that of the same
-architecture at initialisation:
+writes a layer-1 head's $W_{QK}$ reads on the key side) of the shipped model is about twice that
+of the same architecture at one random initialisation:
 """),
 code(r"""
 torch.manual_seed(0)
@@ -547,34 +568,49 @@ code(r"""
 show(logits_with_input_removed)
 """),
 code(r"""
-layer0 = [(0, 0), (0, 1)]
-removed = {}
-for parts in ("q", "k", "v"):
-    logits = logits_with_input_removed(two, tile_batch.x, layer0, 1, parts)
+def copy_losses(logits):
+    # (first-copy loss, repeat loss) in nats on tile_batch
     losses = torch.nn.functional.cross_entropy(
         logits.transpose(1, 2), tile_batch.tokens[:, 1:], reduction="none")
     m = tile_batch.masks
-    removed[parts] = (losses[m["first"]].mean() - losses[m["repeat"]].mean()).item()
-    print(f"layer 0 removed from layer 1's {parts}: gap {removed[parts]:5.2f} "
-          f"(intact {intact:.2f})")
+    return losses[m["first"]].mean().item(), losses[m["repeat"]].mean().item()
+
+
+layer0 = [(0, 0), (0, 1)]
+removed = {"none": copy_losses(per_token_loss(two, tile_batch)[1])}
+for parts in ("q", "k", "v"):
+    removed[parts] = copy_losses(
+        logits_with_input_removed(two, tile_batch.x, layer0, 1, parts))
+for parts, (first, repeat) in removed.items():
+    what = ("intact" if parts == "none"
+            else f"layer 0 removed from layer 1's {parts}")
+    print(f"{what:36s}: first copy {first:.2f}, repeats {repeat:.2f} nats")
 """),
 code(r"""
-assert removed["k"] < 0.1 * intact                       # keys: copying gone
-assert removed["q"] > 0.8 * intact and removed["v"] > 0.8 * intact
-for r in of("2l", "tile_gap_layer0_removed_from"):       # every seed
+chance = torch.log(torch.tensor(64.0)).item()
+repeat = {k: v[1] for k, v in removed.items()}
+assert repeat["k"] > chance - 0.2                 # keys: no copying at all
+assert repeat["q"] < 1.0 and repeat["v"] < repeat["none"] + 0.05   # still copy
+assert 2.5 * repeat["none"] < repeat["q"]         # ... the queries: less well
+for r in of("2l", "tile_gap_layer0_removed_from"):       # every seed (gaps)
     assert r["k"] < 0.1 * r["q"] and r["k"] < 0.1 * r["v"]
 """),
 md(r"""
-Taking the previous-token heads away from the keys alone destroys the copying (4.17 → 0.17
-nats); taking them away from the queries costs a tenth of the gap (→ 3.76), and from the values
-nothing (the gap even grows, to 6.25, which we have not looked into). The induction heads read the previous-token heads through their
-keys: K-composition, as section 2 predicted, in every seed.
+Taking the previous-token heads away from the keys alone destroys the copying: the loss on the
+repeats goes to 4.61 nats, chance. Taken away from the queries, it rises from 0.31 to 0.98 —
+copying survives, less well; from the values, it does not rise at all (the first-copy loss does,
+to 6.51, worse than chance, which we have not looked into). The induction heads read the
+previous-token heads through their keys: K-composition, as section 2 predicted. These losses are
+the shipped model's; the results file records the gaps for all three seeds, and in every seed
+removing layer 0 from the keys leaves less than a tenth of the gap left by removing it from the
+queries or the values.
 
 ### Why RoPE: the same model with learned positions
 
 A previous-token head must attend to "one back" at every position. With RoPE that is one
-rotation, the same at every $t$; with learned absolute positions (chapter 5) the model must learn
-64 separate position vectors that happen to make $t$ match $t - 1$ for every $t$. The third model
+rotation, the same at every $t$; with learned absolute positions (chapter 5) the model has to
+learn 64 position vectors such that each $t$ matches $t - 1$ — a plausible reason for what
+follows, which we have not tested. The third model
 of the results file is exactly the two-layer model with learned positions:
 """),
 code(r"""
@@ -588,14 +624,15 @@ for r in learned:
 """),
 code(r"""
 assert all(r["phase_change_step"] is None for r in learned)
-assert all(r["tile"]["gap"] < 1.5 for r in learned)          # 1-layer-like
-assert all(max(r["induction_score"][1]) < 0.2 for r in learned)
+assert all(r["tile"]["gap"] < 1.45 for r in learned)         # 1-layer-like
+assert all(max(r["induction_score"][1]) < 0.1 for r in learned)
 """),
 md(r"""
 At none of the three seeds did the learned-positions model form the circuit within the same
-2,000 steps: its gap stays near the one-layer model's, and no head scores as an induction head.
-How much longer it would need we did not measure here; what the experiment shows is that the
-choice of chapter 5 decides whether this circuit is within a CPU budget at all.
+2,000 steps at the same learning rate and width: its gap stays near the one-layer model's, and no
+head scores as an induction head. Learned positions do not prevent induction heads in general
+(large models with them, GPT-2 among them, have such heads); how much longer ours would need we
+did not measure. Within this budget, the choice of chapter 5 decides whether the circuit forms.
 """),
 md(r"""
 ## 4. Few-shot learning of a task family, at two sizes
@@ -605,8 +642,8 @@ sequence is 16 demonstrations, and each sequence draws its *own* rule, a random 
 substitution from `a`–`h` to `A`–`H` (after Garg et al. {cite:p}`garg2022what`, who draw a
 random linear function per prompt). A demonstration is a question token `x?` followed by its
 answer token `x->f(x)`: 8 question tokens and 64 answer tokens, one for every (input, output)
-pair. Training sees 32,000 rules (1,000 steps of 32 sequences), and the test rules are drawn
-afresh; only the answers are trained on. (Writing the answer as one token makes the look-up a job for a single head: the
+pair. Training sees 32,000 sequences (1,000 steps of 32; about 22,100 distinct rules of the
+40,320), and the test sequences are drawn with a seed no training used; only the answers are trained on. (Writing the answer as one token makes the look-up a job for a single head: the
 question `x?` can match the answer tokens of the same input directly. With `x` and `f(x)` as two
 separate tokens it would need the two-head induction circuit of section 3.)
 """),
@@ -627,8 +664,10 @@ permutation). The experiment scores every model on the same 2,048 sequences with
 against four baselines that need no training: **chance** (1 in 8), **most frequent** (repeat the
 commonest output so far), **copy** (the output of the same input if it was shown, else chance),
 and **optimal** (copy, and otherwise guess among the unused outputs).
-`scripts/experiments/few_shot.py` trains two sizes, width 16 and width 64 (both 2 attention-only
-layers), with three seeds each, and writes `data/results/few_shot.json`:
+`scripts/experiments/few_shot.py` trains two sizes, width 16 with 2 heads and width 64 with 4
+heads (head size 8 and 16; both 2 attention-only layers with learned positions — one head that
+matches `x?` to `x->f(x)` by content needs no previous-token head, so section 3's point about
+positions does not arise), with three seeds each, and writes `data/results/few_shot.json`:
 """),
 code(r"""
 import json
@@ -691,10 +730,19 @@ print("seeds per size:", small.size(0), large.size(0),
       f"  largest spread {spread:.2f}")
 print("accuracy on inputs not shown before, by seed:",
       {s: [f"{v:.2f}" for v in u] for s, u in unseen.items()})
+seen = {s: torch.tensor([[v for v in r["seen_accuracy_by_shots"] if v is not None]
+                         for r in runs if r["size"] == s]).mean(1)
+        for s in ("small", "large")}
+print("accuracy on inputs shown before, by seed:",
+      {s: [f"{v:.2f}" for v in u] for s, u in seen.items()})
 assert small.size(0) >= 3 and large.size(0) >= 3
 assert (abs(small[:, 0] - 1 / 8) < 0.03).all()    # zero-shot: chance
 assert (abs(large[:, 0] - 1 / 8) < 0.03).all()
 assert small.mean(0)[15] > 0.8 and large.mean(0)[15] > 0.8
+# every curve of every seed rises with every added shot
+assert (small.diff(dim=1) > 0).all() and (large.diff(dim=1) > 0).all()
+# the small model: a look-up when the input was shown, chance when it was not
+assert (seen["small"] > 0.95).all() and ((unseen["small"] - 1 / 8).abs() < 0.02).all()
 # the small model copies: within 3 points of the copy baseline at every K
 assert ((small.mean(0) - copy).abs() < 0.03).all()
 # the large one beats copying from K = 2 on, in every seed; on average by
