@@ -22,6 +22,8 @@ the current token — and measure exactly what it is missing: context. Chapter 2
 is how a GPT supplies it.
 """),
 code(r"""
+# errors shown on purpose print as "Type: message", without a traceback
+%xmode Minimal
 import math
 import re
 

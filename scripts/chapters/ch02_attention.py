@@ -27,6 +27,8 @@ By the end of this chapter you should be able to write attention from memory, sa
 piece is there, and trust that the readable version computes what PyTorch's fast kernel computes.
 """),
 code(r"""
+# errors shown on purpose print as "Type: message", without a traceback
+%xmode Minimal
 import inspect
 import math
 import time

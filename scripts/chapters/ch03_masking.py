@@ -25,6 +25,8 @@ goes, low-precision dtypes, rows with nothing to attend to, padded batches), and
 mask saves no computation at all unless the kernel is written to skip it.
 """),
 code(r"""
+# errors shown on purpose print as "Type: message", without a traceback
+%xmode Minimal
 import math
 import time
 
