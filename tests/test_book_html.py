@@ -5,9 +5,11 @@ Needs the book built first (`python scripts/build_book.py`) and Debian's `chromi
 Run: `pytest tests/test_book_html.py`. Under CI (CI=true) a missing browser or book is an
 error, not a skip.
 
-Per page, it fails on: a JavaScript error; a request that fails, returns >= 400, or leaves the
+Per page, it fails on: a JavaScript error (any: sphinx-thebe's doubled configuration script is
+removed by scripts/book_ext.py); a request that fails, returns >= 400, or leaves the
 machine (the book must read offline); an image that did not load; math that MathJax did not
-typeset; a widget area that stayed empty.
+typeset; a widget area that stayed empty. And the sidebar button opens and closes the chapter
+list at desktop and phone widths.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# sphinx-thebe's script declares THEBE_JS_URL twice; harmless, and not ours to fix.
-KNOWN_NOISE = ("THEBE_JS_URL",)
 
 
 def toc_pages() -> list[str]:
@@ -99,8 +99,7 @@ def test_page_renders_offline(page, server, browser):
             r.abort()
 
     pg.route("**/*", route)
-    pg.on("pageerror", lambda e: None if any(n in str(e) for n in KNOWN_NOISE)
-          else problems.append(f"page error: {e}"))
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     pg.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})")
           if r.url.startswith(server) else None)
     pg.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}")
@@ -142,3 +141,48 @@ def test_page_renders_offline(page, server, browser):
 
     context.close()
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+SIDEBAR_STATE = """() => {
+    const side = document.querySelector('#pst-primary-sidebar');
+    const dialog = document.querySelector('#pst-primary-sidebar-modal');
+    const shown = el => {   // on the page, visible, not collapsed (a phone keeps it off-canvas)
+        if (!el) return false;
+        const r = el.getBoundingClientRect(), cs = getComputedStyle(el);
+        return r.width > 50 && r.right > 0 && cs.display !== 'none' && cs.visibility !== 'hidden'
+            && !el.classList.contains('pst-sidebar-hidden');
+    };
+    return {inline: shown(side), dialog: !!dialog && dialog.open,
+            links: dialog && dialog.open ? dialog.querySelectorAll('a.reference').length : 0};
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_the_sidebar_button_opens_and_closes_the_chapter_list(server, browser, width, height):
+    """The visible "Toggle primary sidebar" button works at desktop and phone widths: on a wide
+    screen it hides the chapter list and brings it back; on a phone (where the list is hidden)
+    it opens the list as a dialog with the chapters' links, and Escape closes it."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    pg = context.new_page()
+    pg.route("**/*", lambda r: r.continue_() if r.request.url.startswith(server) else r.abort())
+    pg.goto(f"{server}/chapters/02_attention.html", wait_until="networkidle")
+    buttons = pg.locator(".primary-toggle")
+    visible = [i for i in range(buttons.count()) if buttons.nth(i).is_visible()]
+    assert visible, f"no visible sidebar button at {width}px"
+    button = buttons.nth(visible[0])
+    before = pg.evaluate(SIDEBAR_STATE)
+    button.click()
+    pg.wait_for_timeout(300)
+    after = pg.evaluate(SIDEBAR_STATE)
+    if width >= 992:
+        assert before["inline"] and not after["inline"], (before, after)
+        button.click()
+        pg.wait_for_timeout(300)
+        assert pg.evaluate(SIDEBAR_STATE)["inline"]
+    else:
+        assert not before["inline"] and not before["dialog"], before
+        assert after["dialog"] and after["links"] >= 10, after     # every chapter listed
+        pg.keyboard.press("Escape")
+        pg.wait_for_timeout(300)
+        assert not pg.evaluate(SIDEBAR_STATE)["dialog"]
+    context.close()

@@ -115,7 +115,7 @@ positional encoding is *not* fully blind to order — but it learns order only i
 layer, the last token attends to the *set* of tokens before it, so its output cannot depend on
 their order. From the second layer on, it reads the first layer's outputs, and those did see
 different prefixes: order leaks in through depth. (Trained causal models without positions do
-learn to exploit this, as Haviv et al. (2022) found; the experiment below measures how well.)
+learn to exploit this, as {cite:t}`haviv2022transformer` found; the experiment below measures how well.)
 """),
 code(r"""
 a, b = ids("dog bites man ."), ids("man bites dog .")
@@ -872,8 +872,7 @@ md(r"""
 The sinusoidal encoding and the Transformer {cite:p}`vaswani2017attention`; learned position
 tables in GPT-2 {cite:p}`radford2019language` and BERT {cite:p}`devlin2019bert`; rotary
 embeddings {cite:p}`su2021roformer`; ALiBi and length extrapolation {cite:p}`press2022train`.
-Causal language models without positional encodings: Haviv et al. (2022), "Transformer Language
-Models without Positional Encodings Still Learn Positional Information". Full entries are on the
+Causal language models without positional encodings {cite:p}`haviv2022transformer`. Full entries are on the
 [References](../references.md) page.
 """),
 ]
