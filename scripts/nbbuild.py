@@ -22,10 +22,19 @@ def md(src: str):
     return nbformat.v4.new_markdown_cell(_clean(src))
 
 
-def code(src: str, *tags: str):
+def code(src: str, *tags: str, prompt: str | None = None):
+    """A code cell with ``tags``. A hidden cell (``hide-cell``) gets a toggle labelled
+    "Show ``prompt``" / "Hide ``prompt``" instead of MyST-NB's "Show code cell content";
+    an exercise solution (its first line ``# Solution...``) is labelled "the solution"."""
     cell = nbformat.v4.new_code_cell(_clean(src))
     if tags:
         cell.metadata["tags"] = list(tags)
+    if prompt is None and "hide-cell" in tags \
+            and cell.source.lower().startswith("# solution"):
+        prompt = "the solution"
+    if prompt is not None:
+        cell.metadata["mystnb"] = {"code_prompt_show": f"Show {prompt}",
+                                   "code_prompt_hide": f"Hide {prompt}"}
     return cell
 
 

@@ -1,9 +1,9 @@
-"""Copy a chapter source's markdown cells into its notebook without re-running it.
+"""Copy a chapter source's markdown cells and cell metadata into its notebook without re-running it.
 
     python scripts/sync_markdown.py scripts/chapters/ch05_positions.py
 
-For prose-only edits: the code cells (and their stored outputs) must be unchanged, which is
-checked; anything else needs ``scripts/run_notebooks.py``. ``tests/test_chapter_sources.py``
+For prose-only edits (and a code cell's metadata, e.g. its toggle label): the code itself (and
+so its stored outputs) must be unchanged, which is checked; anything else needs ``scripts/run_notebooks.py``. ``tests/test_chapter_sources.py``
 still checks that every cell of the notebook equals the source.
 """
 
@@ -37,8 +37,15 @@ def main(source: str) -> int:
         if old.cell_type == "markdown" and old.source != new.source:
             old.source = new.source
             changed += 1
+        for key in ("tags", "mystnb"):
+            if old.metadata.get(key) != new.metadata.get(key):
+                if key in new.metadata:
+                    old.metadata[key] = new.metadata[key]
+                else:
+                    old.metadata.pop(key, None)
+                changed += 1
     nbformat.write(nb, nb_path)
-    print(f"{nb_path.name}: {changed} markdown cell(s) updated")
+    print(f"{nb_path.name}: {changed} markdown cell(s) or cell metadata updated")
     return 0
 
 

@@ -40,6 +40,8 @@ def test_notebook_matches_source(source):
         assert got.cell_type == want.cell_type, f"cell {i}: type differs"
         assert got.source == want.source, f"cell {i}: source differs from {source.name}"
         assert got.metadata.get("tags", []) == want.metadata.get("tags", []), f"cell {i}: tags differ"
+        assert got.metadata.get("mystnb") == want.metadata.get("mystnb"), \
+            f"cell {i}: toggle labels (metadata.mystnb) differ"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)

@@ -805,7 +805,7 @@ code(r"""
 print("last-token pooling within 5 points of chance:", abs(macro_last - 1 / 3) < 0.05)
 print("mean pooling better by > 5 points:", runs["last block"]["macro"] - macro_last > 0.05)
 assert abs(macro_last - 1 / 3) < 0.05 and runs["last block"]["macro"] - macro_last > 0.05
-""", "hide-cell"),
+""", "hide-cell", prompt="the solution's checks"),
 md(r"""
 Why: a passage here ends wherever 128 characters run out — usually in the middle of a word — and
 the last position's state is what the pretrained model uses to predict the *next character*, so it
