@@ -4,6 +4,7 @@
   ipywidgets' HTML manager (which calls MathJax 2's ``MathJax.Hub.Queue``) works with MathJax 3;
 - ``book_static/sidebar-toggle-fix.js``: the themes attach the sidebar handler to the first
   ``.primary-toggle`` button only, and a Jupyter Book page has two (see the file);
+- ``book_static/book.css``: a scroll cue on display equations wider than the column;
 - each page's scripts listed once: sphinx-thebe's inline configuration is added twice, and a
   second ``const THEBE_JS_URL`` is a JavaScript error on every page.
 """
@@ -31,5 +32,6 @@ def setup(app):
     # scripts run in document order, so priority 510 runs this one after MathJax has loaded.
     app.add_js_file("mathjax3-widgets.js", loading_method="defer", priority=510)
     app.add_js_file("sidebar-toggle-fix.js", loading_method="defer")
+    app.add_css_file("book.css")
     app.connect("html-page-context", _scripts_once, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

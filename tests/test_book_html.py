@@ -85,10 +85,17 @@ def test_toc_lists_existing_pages():
         assert any((ROOT / f"{page}{ext}").is_file() for ext in (".md", ".ipynb")), page
 
 
+WIDE_EQUATIONS = """() => [...document.querySelectorAll('mjx-container[display="true"]')]
+    .filter(el => el.scrollWidth > el.clientWidth + 1)
+    .map(el => { const cs = getComputedStyle(el);
+        return {text: el.textContent.slice(0, 40), sw: el.scrollWidth, cw: el.clientWidth,
+                overflow: cs.overflowX, attachment: cs.backgroundAttachment}; })"""
+
+
 @pytest.mark.parametrize("page", toc_pages())
 def test_page_renders_offline(page, server, browser):
     problems: list[str] = []
-    context = browser.new_context()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = context.new_page()
 
     def route(r):
@@ -138,6 +145,19 @@ def test_page_renders_offline(page, server, browser):
             }).length""")
         if empty:
             problems.append(f"{empty} of {views} widget areas are empty")
+
+    # Display math fits the desktop column (long equations are split), and wherever one is wider
+    # than its box it scrolls with a visible cue (book_static/book.css), never cut silently.
+    if n_math:
+        wide = pg.evaluate(WIDE_EQUATIONS)
+        problems += [f"equation wider than the column at 1280 px: {w['text']!r} "
+                     f"({w['sw']} > {w['cw']} px)" for w in wide]
+        pg.set_viewport_size({"width": 390, "height": 844})
+        pg.wait_for_timeout(300)
+        uncued = [w for w in pg.evaluate(WIDE_EQUATIONS)
+                  if w["overflow"] not in ("auto", "scroll") or "local" not in w["attachment"]]
+        problems += [f"equation cut without a scroll cue at 390 px: {w['text']!r}"
+                     for w in uncued]
 
     context.close()
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)

@@ -103,8 +103,10 @@ Three tokens, $d = 2$. The query points along $(1, 1)$; the first key points the
 second is perpendicular to it, the third points the opposite way:
 
 $$
-q = (1, 1), \quad k_1 = (1, 1), \quad k_2 = (1, -1), \quad k_3 = (-1, -1), \qquad
+\begin{gathered}
+q = (1, 1), \quad k_1 = (1, 1), \quad k_2 = (1, -1), \quad k_3 = (-1, -1), \\
 v_1 = (1, 0), \quad v_2 = (0, 1), \quad v_3 = (1, 1).
+\end{gathered}
 $$
 
 By hand: the dot products are $2, 0, -2$; divided by $\sqrt 2$ they are $\sqrt 2, 0, -\sqrt 2$;
@@ -386,8 +388,10 @@ attention {cite:p}`vaswani2017attention` runs $H$ attentions side by side, each 
 $d = C/H$-dimensional slice, and mixes their results:
 
 $$
+\begin{gathered}
 \mathrm{head}_h = \mathrm{Attention}\big(X W_Q^{(h)},\; X W_K^{(h)},\; X W_V^{(h)}\big) \in \mathbb{R}^{T \times d},
-\qquad W_Q^{(h)}, W_K^{(h)}, W_V^{(h)} \in \mathbb{R}^{C \times d},
+\\ W_Q^{(h)}, W_K^{(h)}, W_V^{(h)} \in \mathbb{R}^{C \times d},
+\end{gathered}
 $$
 
 $$
@@ -706,8 +710,10 @@ queries come from the decoder and whose keys and values come from the encoder's 
 $M \in \mathbb{R}^{T_{src} \times C}$:
 
 $$
+\begin{gathered}
 \mathrm{CrossAttention}(X, M) = \mathrm{softmax}\!\left(\frac{(X W_Q)(M W_K)^\top}{\sqrt d}\right) M W_V ,
-\qquad X \in \mathbb{R}^{T_{tgt} \times C}, \quad A \in \mathbb{R}^{T_{tgt} \times T_{src}} .
+\\ X \in \mathbb{R}^{T_{tgt} \times C}, \quad A \in \mathbb{R}^{T_{tgt} \times T_{src}} .
+\end{gathered}
 $$
 
 Each target position looks things up in the *source*. (The attention of

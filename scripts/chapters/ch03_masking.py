@@ -80,9 +80,11 @@ the **causal mask** $M \in \{0, 1\}^{T \times T}$ allows query $i$ to attend to 
 $j \le i$:
 
 $$
+\begin{gathered}
 M_{ij} = \begin{cases} 1 & j \le i \\ 0 & j > i \end{cases}, \qquad
-\tilde S_{ij} = \begin{cases} S_{ij} & M_{ij} = 1 \\ -\infty & M_{ij} = 0 \end{cases}, \qquad
+\tilde S_{ij} = \begin{cases} S_{ij} & M_{ij} = 1 \\ -\infty & M_{ij} = 0 \end{cases}, \\
 A = \operatorname{softmax}_\text{row}(\tilde S), \qquad O = A V .
+\end{gathered}
 $$
 
 Because $e^{-\infty} = 0$, row $i$ of $A$ is $A_{ij} = e^{S_{ij}} / \sum_{k \le i} e^{S_{ik}}$ for

@@ -61,8 +61,10 @@ Reorder the tokens with a permutation matrix $P$ ($T \times T$, one 1 in every r
 $P^\top P = I$). The queries, keys and values are reordered the same way, $PQ$, $PK$, $PV$, so
 
 $$
-\mathrm{Attn}(PX) = \mathrm{softmax}\!\left(\frac{P\,QK^\top P^\top}{\sqrt{d}}\right) P V
-= P\,\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}\right) P^\top P V = P\,\mathrm{Attn}(X).
+\begin{aligned}
+\mathrm{Attn}(PX) &= \mathrm{softmax}\!\left(\frac{P\,QK^\top P^\top}{\sqrt{d}}\right) P V \\
+&= P\,\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}\right) P^\top P V = P\,\mathrm{Attn}(X).
+\end{aligned}
 $$
 
 (The softmax acts on each row separately, so permuting the rows and columns of its input permutes
@@ -167,7 +169,10 @@ token embedding $E[x_t] \in \mathbb{R}^{C}$:
   stays $C$. But $W e_t$ just picks column $t$ of $W$:
 
 $$
-W e_t = W_{:,t} \qquad\Longrightarrow\qquad E[x_t] + W e_t = E[x_t] + P[t] \quad\text{with}\quad P = W^\top \in \mathbb{R}^{N \times C}.
+\begin{gathered}
+W e_t = W_{:,t} \qquad\Longrightarrow\qquad E[x_t] + W e_t = E[x_t] + P[t] \\
+\text{with}\quad P = W^\top \in \mathbb{R}^{N \times C}.
+\end{gathered}
 $$
 
 A projected one-hot vector *is* a row of a learned table. `gptlib` projects (its docstring says

@@ -66,7 +66,10 @@ chapter adds to it, $T_{\max}$ for the context length and $L$ for the number of 
    add the row of the position table $W_P \in \mathbb{R}^{T_{\max} \times C}$ for its position:
 
    $$
-   X^{(0)}_t = W_E[x_t] + W_P[t], \qquad X^{(0)} \in \mathbb{R}^{T \times C} \text{ per sequence, } (B, T, C) \text{ per batch.}
+   \begin{gathered}
+   X^{(0)}_t = W_E[x_t] + W_P[t], \\
+   X^{(0)} \in \mathbb{R}^{T \times C} \text{ per sequence, } (B, T, C) \text{ per batch.}
+   \end{gathered}
    $$
 
    (In code, positions count from 0.) $X^{(0)}$ is the start of the *residual stream*: a
@@ -79,8 +82,10 @@ chapter adds to it, $T_{\max}$ for the context length and $L$ for the number of 
    causal multi-head self-attention (chapters 2 and 3), then the output of a position-wise MLP:
 
    $$
-   A^{(\ell)} = X^{(\ell-1)} + \mathrm{MHA}_\ell\!\left(\mathrm{LN}_{\ell,1}(X^{(\ell-1)})\right), \qquad
-   X^{(\ell)} = A^{(\ell)} + \mathrm{MLP}_\ell\!\left(\mathrm{LN}_{\ell,2}(A^{(\ell)})\right),
+   \begin{aligned}
+   A^{(\ell)} &= X^{(\ell-1)} + \mathrm{MHA}_\ell\!\left(\mathrm{LN}_{\ell,1}(X^{(\ell-1)})\right), \\
+   X^{(\ell)} &= A^{(\ell)} + \mathrm{MLP}_\ell\!\left(\mathrm{LN}_{\ell,2}(A^{(\ell)})\right),
+   \end{aligned}
    $$
 
    with $\mathrm{MLP}(u) = \mathrm{GELU}(u W_1 + b_1)\, W_2 + b_2$, $W_1 \in \mathbb{R}^{C \times 4C}$,
@@ -340,9 +345,11 @@ attention alternates dense and locally banded sparse patterns; a pattern decides
 are attended, not how many weights there are, so the count is unaffected.) The formula:
 
 $$
-N = \underbrace{50257 \cdot 12288}_{617.6\text{M}} + \underbrace{2048 \cdot 12288}_{25.2\text{M}}
-  + 96 \cdot \underbrace{(12 \cdot 12288^2 + 13 \cdot 12288)}_{1.812\text{B per block}} + 2 \cdot 12288
-  \;\approx\; 174.6 \times 10^9 .
+\begin{aligned}
+N &= \underbrace{50257 \cdot 12288}_{617.6\text{M}} + \underbrace{2048 \cdot 12288}_{25.2\text{M}} \\
+  &\quad + 96 \cdot \underbrace{(12 \cdot 12288^2 + 13 \cdot 12288)}_{1.812\text{B per block}}
+  + 2 \cdot 12288 \;\approx\; 174.6 \times 10^9 .
+\end{aligned}
 $$
 """),
 code(r"""

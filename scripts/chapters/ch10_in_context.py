@@ -160,9 +160,11 @@ Recall chapter 2: head $h$ of a layer reads the residual stream $X \in \mathbb{R
 (after `ln_1`) and computes
 
 $$
+\begin{gathered}
 A^h = \operatorname{softmax}\!\Big(\operatorname{mask}\big(\tfrac{1}{\sqrt d}\,
-X W_Q^{h} (X W_K^{h})^\top\big)\Big) \in \mathbb{R}^{T \times T}, \qquad
+X W_Q^{h} (X W_K^{h})^\top\big)\Big) \in \mathbb{R}^{T \times T}, \\
 \text{out}^h = A^h X W_V^h W_O^h \in \mathbb{R}^{T \times C},
+\end{gathered}
 $$
 
 with $W_Q^h, W_K^h, W_V^h \in \mathbb{R}^{C \times d}$, $W_O^h \in \mathbb{R}^{d \times C}$,
