@@ -85,6 +85,19 @@ def test_toc_lists_existing_pages():
         assert any((ROOT / f"{page}{ext}").is_file() for ext in (".md", ".ipynb")), page
 
 
+LAYOUT_PROBLEMS = """() => {
+    const out = [];
+    for (const pre of document.querySelectorAll('article pre')) {
+        if (pre.scrollWidth > pre.clientWidth + 1 && pre.getClientRects().length)
+            out.push(`code line wider than its box: ${pre.textContent.slice(0, 50)}`);
+    }
+    const article = document.querySelector('article.bd-article') || document.querySelector('article');
+    if (article && article.scrollWidth > article.clientWidth + 1)
+        out.push(`the article is ${article.scrollWidth} px wide in a ${article.clientWidth} px column`);
+    return out;
+}"""
+
+
 WIDE_EQUATIONS = """() => [...document.querySelectorAll('mjx-container[display="true"]')]
     .filter(el => el.scrollWidth > el.clientWidth + 1)
     .map(el => { const cs = getComputedStyle(el);
@@ -146,6 +159,27 @@ def test_page_renders_offline(page, server, browser):
         if empty:
             problems.append(f"{empty} of {views} widget areas are empty")
 
+    # What a reader sees, at 1280 px and (below) at 390 px: no code or output line wider than its
+    # box, nothing in the article wider than the column unless it has its own scroll box, no
+    # install path anywhere; a screenshot of the page's top for a human to look at.
+    shots = HTML.parent / "screenshots"
+    shots.mkdir(exist_ok=True)
+    name = page.replace("/", "_")
+
+    def look(width):
+        pg.evaluate("window.scrollTo(0, 0)")
+        problems.extend(f"{width} px: {p}" for p in pg.evaluate(LAYOUT_PROBLEMS))
+        pg.screenshot(path=str(shots / f"{name}_{width}.png"))
+
+    look(1280)
+    for i, fig in enumerate(pg.locator("div.cell_output img").all()):
+        fig.scroll_into_view_if_needed()
+        fig.screenshot(path=str(shots / f"{name}_figure{i + 1:02d}.png"))
+    html = pg.content()
+    for needle in ("site-packages", "/work/", "/root/", ".venv"):
+        if needle in html:
+            problems.append(f"the page contains a machine path ({needle!r})")
+
     # Display math fits the desktop column (long equations are split), and wherever one is wider
     # than its box it scrolls with a visible cue (book_static/book.css), never cut silently.
     if n_math:
@@ -158,6 +192,9 @@ def test_page_renders_offline(page, server, browser):
                   if w["overflow"] not in ("auto", "scroll") or "local" not in w["attachment"]]
         problems += [f"equation cut without a scroll cue at 390 px: {w['text']!r}"
                      for w in uncued]
+    pg.set_viewport_size({"width": 390, "height": 844})
+    pg.wait_for_timeout(300)
+    look(390)
 
     context.close()
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
@@ -202,6 +239,9 @@ def test_the_sidebar_button_opens_and_closes_the_chapter_list(server, browser, w
     else:
         assert not before["inline"] and not before["dialog"], before
         assert after["dialog"] and after["links"] >= 10, after     # every chapter listed
+        shots = HTML.parent / "screenshots"
+        shots.mkdir(exist_ok=True)
+        pg.screenshot(path=str(shots / "sidebar_open_390.png"))       # for the human reader
         pg.keyboard.press("Escape")
         pg.wait_for_timeout(300)
         assert not pg.evaluate(SIDEBAR_STATE)["dialog"]

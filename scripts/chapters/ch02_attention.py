@@ -113,7 +113,7 @@ By hand: the dot products are $2, 0, -2$; divided by $\sqrt 2$ they are $\sqrt 2
 $e^{\sqrt 2} \approx 4.1133$ and $e^{-\sqrt 2} \approx 0.2431$, whose sum with $e^0 = 1$ is
 $5.3564$; so the weights are $4.1133/5.3564 \approx 0.7679$, $1/5.3564 \approx 0.1867$ and
 $0.2431/5.3564 \approx 0.0454$, and the output is
-$0.7679\,(1, 0) + 0.1867\,(0, 1) + 0.0454\,(1, 1) \approx (0.8133, 0.2321)$. The library
+$0.7679\,(1, 0) + 0.1867\,(0, 1)$ $+\; 0.0454\,(1, 1)$ $\approx (0.8133, 0.2321)$. The library
 function wants 4-D tensors `(B, H, T, d)` (batch, heads, positions, width; both explained below),
 so we add two leading dimensions of size 1:
 """),
