@@ -50,3 +50,15 @@ def test_notebook_has_stored_outputs(source):
     code = [c for c in nb.cells if c.cell_type == "code"]
     unexecuted = [i for i, c in enumerate(code) if c.execution_count is None]
     assert not unexecuted, f"code cells {unexecuted} were never executed: run scripts/run_notebooks.py"
+
+
+def test_code_cells_are_formatted_to_the_code_box():
+    """Every chapter code cell is as ``scripts/format_chapters.py`` (ruff, 79 columns) leaves it."""
+    import shutil
+    if shutil.which("ruff") is None:
+        pytest.fail("ruff is not installed (requirements.txt pins it)")
+    spec = importlib.util.spec_from_file_location(
+        "format_chapters", Path(__file__).resolve().parent.parent / "scripts" / "format_chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, "run python scripts/format_chapters.py"

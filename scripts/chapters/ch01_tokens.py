@@ -32,8 +32,14 @@ import torch
 
 from gptlib import set_seed, show
 from gptlib.data import encode_text, get_batch, load_plays, load_text
-from gptlib.ngram import (BigramLanguageModel, bigram_loss, bigram_probs, count_bigrams,
-                          ngram_loss, sample_from_probs)
+from gptlib.ngram import (
+    BigramLanguageModel,
+    bigram_loss,
+    bigram_probs,
+    count_bigrams,
+    ngram_loss,
+    sample_from_probs,
+)
 from gptlib.tokenizer import PRETOKENIZE_PATTERN, BPETokenizer, CharTokenizer
 
 plt.rcParams["figure.dpi"] = 90
@@ -89,7 +95,10 @@ for split in ("train", "val", "test"):
     chars = sum(len(p.text) for p in chosen)
     print(f"{split:>5}: {len(chosen):2d} plays, {chars:>9,} characters")
 print()
-print("validation plays:", ", ".join(f"{p.title} ({p.genre})" for p in plays if p.split == "val"))
+print(
+    "validation plays:",
+    ", ".join(f"{p.title} ({p.genre})" for p in plays if p.split == "val"),
+)
 """),
 code(r"""
 train_text, val_text = load_text("train"), load_text("val")
@@ -141,7 +150,11 @@ expression (GPT-2-like: a run of letters with its leading space, a run of digits
 punctuation, whitespace), and pairs are counted inside each word:
 """),
 code(r"""
-print(re.findall(PRETOKENIZE_PATTERN, "Friends, Romans, countrymen; I'll lend 2 ears."))
+print(
+    re.findall(
+        PRETOKENIZE_PATTERN, "Friends, Romans, countrymen; I'll lend 2 ears."
+    )
+)
 """),
 md(r"""
 The training loop is short: count adjacent pairs inside each word (weighted by how often the word
@@ -160,7 +173,9 @@ becomes token 258 = `aaab`, leaving five tokens where there were eleven bytes:
 code(r"""
 tiny = BPETokenizer.train("aaabdaaabac", vocab_size=259, pattern=r".+")
 for rank, (a, b) in enumerate(tiny.merges):
-    print(f"merge {rank}: {tiny.token_bytes(a)!r} + {tiny.token_bytes(b)!r} -> token {256 + rank} = {tiny.token_bytes(256 + rank)!r}")
+    print(
+        f"merge {rank}: {tiny.token_bytes(a)!r} + {tiny.token_bytes(b)!r} -> token {256 + rank} = {tiny.token_bytes(256 + rank)!r}"
+    )
 print(tiny.encode("aaabdaaabac"))
 """),
 md(r"""
@@ -171,7 +186,10 @@ code(r"""
 bpe = BPETokenizer.train(train_text[:1_000_000], vocab_size=1024)
 print([bpe.token_bytes(256 + r).decode() for r in range(12)])
 sample = "Friends, Romans, countrymen, lend me your ears;"
-pieces = [bpe.token_bytes(t).decode("utf-8", errors="replace") for t in bpe.encode(sample)]
+pieces = [
+    bpe.token_bytes(t).decode("utf-8", errors="replace")
+    for t in bpe.encode(sample)
+]
 print(len(sample), "characters ->", len(pieces), "tokens:", pieces)
 """),
 md(r"""
@@ -184,7 +202,9 @@ character.
 code(r"""
 for s in ["语言模型", "naïve café ☕", "\x00\t\n"]:
     ids = bpe.encode(s)
-    print(f"{s!r}: {len(s.encode('utf-8'))} bytes -> {len(ids)} tokens, round trip ok: {bpe.decode(ids) == s}")
+    print(
+        f"{s!r}: {len(s.encode('utf-8'))} bytes -> {len(ids)} tokens, round trip ok: {bpe.decode(ids) == s}"
+    )
 """),
 md(r"""
 ### See it: vocabulary size against sequence length
@@ -196,9 +216,15 @@ tokenizers with growing vocabularies, all trained on the same million training c
 """),
 code(r"""
 measure_text = val_text[:200_000]
-rows = [("characters", char_tok.vocab_size, len(char_tok.encode(measure_text)))]
+rows = [
+    ("characters", char_tok.vocab_size, len(char_tok.encode(measure_text)))
+]
 for vocab_size in (256, 512, 1024, 2048):
-    tok = bpe if vocab_size == 1024 else BPETokenizer.train(train_text[:1_000_000], vocab_size)
+    tok = (
+        bpe
+        if vocab_size == 1024
+        else BPETokenizer.train(train_text[:1_000_000], vocab_size)
+    )
     label = "bytes" if vocab_size == 256 else f"BPE {vocab_size}"
     rows.append((label, vocab_size, len(tok.encode(measure_text))))
 
@@ -213,7 +239,9 @@ lengths = [n / len(measure_text) * 1000 for _, _, n in rows]
 ax.plot(V_values[1:], lengths[1:], "o-", label="bytes / byte-level BPE")
 ax.plot(V_values[:1], lengths[:1], "s", color="C3", label="characters")
 for label, V, L in zip([r[0] for r in rows], V_values, lengths):
-    ax.annotate(label, (V, L), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.annotate(
+        label, (V, L), textcoords="offset points", xytext=(6, 4), fontsize=8
+    )
 ax.set_xscale("log", base=2)
 ax.set_xlabel("vocabulary size V")
 ax.set_ylabel("tokens per 1,000 characters")
@@ -230,7 +258,9 @@ code(r"""
 bpe_lengths = [n for _, _, n in rows[1:]]
 assert all(a > b for a, b in zip(bpe_lengths, bpe_lengths[1:])), bpe_lengths
 assert rows[0][2] == rows[1][2] == len(measure_text)
-print(f"BPE {rows[-1][1]} makes sequences {rows[1][2] / rows[-1][2]:.2f}x shorter than bytes")
+print(
+    f"BPE {rows[-1][1]} makes sequences {rows[1][2] / rows[-1][2]:.2f}x shorter than bytes"
+)
 """),
 md(r"""
 ## GPT-2's own tokenizer
@@ -261,8 +291,11 @@ import regex
 from gptlib.tokenizer import GPT2_PATTERN, bytes_to_unicode
 
 b2u = bytes_to_unicode()
-print(sum(b2u[b] == chr(b) for b in range(256)), "bytes stand for themselves;",
-      f"space -> {b2u[ord(' ')]}, newline -> {b2u[ord(chr(10))]}")
+print(
+    sum(b2u[b] == chr(b) for b in range(256)),
+    "bytes stand for themselves;",
+    f"space -> {b2u[ord(' ')]}, newline -> {b2u[ord(chr(10))]}",
+)
 s = "I'll lend 2 ears. DON'T __init__(x) a \x1cb"
 print("ours: ", re.findall(PRETOKENIZE_PATTERN, s))
 print("GPT-2:", regex.findall(GPT2_PATTERN, s))
@@ -303,14 +336,21 @@ code(r"""
 import transformers
 
 transformers.logging.set_verbosity_error()
-hf_tok = transformers.GPT2Tokenizer.from_pretrained(folder.name,
-                                                    local_files_only=True)
-examples = ["Friends, Romans, countrymen, lend me your ears;",
-            "To be, or not to be", "Où est le café ?", "语言模型"]
+hf_tok = transformers.GPT2Tokenizer.from_pretrained(
+    folder.name, local_files_only=True
+)
+examples = [
+    "Friends, Romans, countrymen, lend me your ears;",
+    "To be, or not to be",
+    "Où est le café ?",
+    "语言模型",
+]
 for s in examples:
     ids = gpt2_style.encode(s)
     assert ids == hf_tok(s)["input_ids"] and gpt2_style.decode(ids) == s
-    as_written = ["".join(b2u[b] for b in gpt2_style.token_bytes(i)) for i in ids]
+    as_written = [
+        "".join(b2u[b] for b in gpt2_style.token_bytes(i)) for i in ids
+    ]
     print(f"{len(ids):2d} tokens:", " ".join(as_written))
 """),
 md(r"""
@@ -338,8 +378,11 @@ contractions, emoji, other scripts and random Unicode text.)
 """),
 code(r"""
 ids = gpt2_style.encode(val_text[:50_000])
-print(len(ids), "tokens, same as Hugging Face:",
-      ids == hf_tok(val_text[:50_000])["input_ids"])
+print(
+    len(ids),
+    "tokens, same as Hugging Face:",
+    ids == hf_tok(val_text[:50_000])["input_ids"],
+)
 assert ids == hf_tok(val_text[:50_000])["input_ids"]
 assert gpt2_style.decode(ids) == val_text[:50_000]
 folder.cleanup()
@@ -375,7 +418,9 @@ each with its own amount of context — a point chapter 3 (masking) builds on.
 code(r"""
 train_ids = encode_text(train_text, char_tok)
 val_ids = encode_text(val_text, char_tok)
-print(train_ids.shape, val_ids.shape, train_ids.dtype)  # one id per character of each split's file
+print(
+    train_ids.shape, val_ids.shape, train_ids.dtype
+)  # one id per character of each split's file
 show(get_batch)
 """),
 code(r"""
@@ -384,10 +429,16 @@ x, y = get_batch(train_ids, batch_size=2, block_size=12, generator=g)
 print(x)
 print(y)
 for t in range(4):
-    print(f"context {char_tok.decode(x[0, :t + 1])!r:>8} -> target {char_tok.decode(y[0, t:t + 1])!r}")
+    print(
+        f"context {char_tok.decode(x[0, : t + 1])!r:>8} -> target {char_tok.decode(y[0, t : t + 1])!r}"
+    )
 assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one ...
-start = int(torch.nonzero((train_ids[:-12].unfold(0, 12, 1) == x[0]).all(dim=1))[0])
-assert y[0, -1] == train_ids[start + 12]  # ... and its last target is the token after the window
+start = int(
+    torch.nonzero((train_ids[:-12].unfold(0, 12, 1) == x[0]).all(dim=1))[0]
+)
+assert (
+    y[0, -1] == train_ids[start + 12]
+)  # ... and its last target is the token after the window
 """),
 md(r"""
 ## The simplest model: the bigram
@@ -416,10 +467,17 @@ plays use:
 code(r"""
 val_counts = count_bigrams(val_ids, V)
 unseen = (val_counts > 0) & (counts == 0)
-print(f"{int(unseen.sum())} distinct pairs, {int(val_counts[unseen].sum())} occurrences in the validation plays")
-pairs = sorted(zip(*torch.nonzero(unseen, as_tuple=True)), key=lambda ab: -int(val_counts[ab]))
+print(
+    f"{int(unseen.sum())} distinct pairs, {int(val_counts[unseen].sum())} occurrences in the validation plays"
+)
+pairs = sorted(
+    zip(*torch.nonzero(unseen, as_tuple=True)),
+    key=lambda ab: -int(val_counts[ab]),
+)
 for a, b in pairs[:4]:
-    print(f"  {char_tok.decode([int(a), int(b)])!r}: {int(val_counts[a, b])} times")
+    print(
+        f"  {char_tok.decode([int(a), int(b)])!r}: {int(val_counts[a, b])} times"
+    )
 """),
 md(r"""
 A model must never be *certain* something cannot happen. The classic fix is *add-α smoothing*:
@@ -428,7 +486,9 @@ pretend every pair was seen α extra times. We use α = 0.1 below; exercise 2 as
 code(r"""
 for alpha in (0.01, 0.1, 1.0):
     P = bigram_probs(counts, alpha)
-    print(f"alpha={alpha:<5} train {bigram_loss(P, train_ids):.4f}   val {bigram_loss(P, val_ids):.4f}")
+    print(
+        f"alpha={alpha:<5} train {bigram_loss(P, train_ids):.4f}   val {bigram_loss(P, val_ids):.4f}"
+    )
 P_counted = bigram_probs(counts, alpha=0.1)
 """),
 md(r"""
@@ -457,9 +517,12 @@ code(r"""
 def p(a, b):
     return float(P_counted[char_tok.stoi[a], char_tok.stoi[b]])
 
+
 capital_after_newline = sum(p("\n", c) for c in char_tok.itos if c.isupper())
-print(f"p(u | q) = {p('q', 'u'):.3f}   p(newline | :) = {p(':', chr(10)):.2f}   "
-      f"p(capital | newline) = {capital_after_newline:.2f}   p(newline | newline) = {p(chr(10), chr(10)):.2f}")
+print(
+    f"p(u | q) = {p('q', 'u'):.3f}   p(newline | :) = {p(':', chr(10)):.2f}   "
+    f"p(capital | newline) = {capital_after_newline:.2f}   p(newline | newline) = {p(chr(10), chr(10)):.2f}"
+)
 assert p("q", "u") > 0.99 and p(":", "\n") > 0.7
 assert capital_after_newline + p("\n", "\n") > 0.85
 """),
@@ -479,7 +542,9 @@ g = torch.Generator().manual_seed(0)
 model = BigramLanguageModel(V)
 steps = 500
 optimizer = torch.optim.Adam(model.parameters(), lr=0.2)
-schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)  # decay to 0
+schedule = torch.optim.lr_scheduler.LambdaLR(
+    optimizer, lambda s: 1 - s / steps
+)  # decay to 0
 losses = []
 for step in range(steps):
     x, y = get_batch(train_ids, batch_size=64, block_size=256, generator=g)
@@ -489,13 +554,20 @@ for step in range(steps):
     optimizer.step()
     schedule.step()
     losses.append(loss.item())
-print(f"first batch loss {losses[0]:.4f} (ln V = {math.log(V):.4f}), last batch loss {losses[-1]:.2f}")
+print(
+    f"first batch loss {losses[0]:.4f} (ln V = {math.log(V):.4f}), last batch loss {losses[-1]:.2f}"
+)
 """),
 code(r"""
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(losses, lw=0.8, label="training batch loss")
 ax.axhline(math.log(V), color="C3", ls="--", label="uniform baseline ln V")
-ax.axhline(bigram_loss(P_mle, train_ids), color="k", ls=":", label="counted bigram (train)")
+ax.axhline(
+    bigram_loss(P_mle, train_ids),
+    color="k",
+    ls=":",
+    label="counted bigram (train)",
+)
 ax.set_xlabel("step")
 ax.set_ylabel("cross-entropy (nats/token)")
 ax.legend()
@@ -509,8 +581,10 @@ exactly $\ln V$ (a check of the setup, not evidence of anything). After training
 code(r"""
 trained_train = bigram_loss(model.probs(), train_ids)
 counted_train = bigram_loss(P_mle, train_ids)
-print(f"trained: {trained_train:.2f}   counted: {counted_train:.2f}   "
-      f"val (trained): {bigram_loss(model.probs(), val_ids):.2f}")
+print(
+    f"trained: {trained_train:.2f}   counted: {counted_train:.2f}   "
+    f"val (trained): {bigram_loss(model.probs(), val_ids):.2f}"
+)
 assert abs(losses[0] - math.log(V)) < 1e-4
 assert abs(trained_train - counted_train) < 0.01
 """),
@@ -553,8 +627,10 @@ train_list, val_list = train_ids.tolist(), val_ids[:100_000].tolist()
 ngram = {}
 for n in range(1, 8):
     r = ngram[n] = ngram_loss(train_list, val_list, n, V, alpha=0.1)
-    print(f"n={n}: val loss {r.loss:.3f}   contexts in training {r.contexts:>7,} (of V^{n - 1} = {V ** (n - 1):.0e})"
-          f"   val contexts seen {r.seen_fraction:4.0%}, median count {r.median_count:>9,.0f}")
+    print(
+        f"n={n}: val loss {r.loss:.3f}   contexts in training {r.contexts:>7,} (of V^{n - 1} = {V ** (n - 1):.0e})"
+        f"   val contexts seen {r.seen_fraction:4.0%}, median count {r.median_count:>9,.0f}"
+    )
 """),
 code(r"""
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -564,11 +640,23 @@ ax1.axhline(math.log(V), color="C3", ls="--", label="uniform ln V")
 ax1.set_xlabel("n (context = n-1 characters)")
 ax1.set_ylabel("validation loss")
 ax1.legend()
-ax2.semilogy(ns, [ngram[n].median_count for n in ns], "o-", label="median training count of a val context")
-ax2.semilogy(ns, [ngram[n].contexts for n in ns], "s--", label="distinct contexts in training")
+ax2.semilogy(
+    ns,
+    [ngram[n].median_count for n in ns],
+    "o-",
+    label="median training count of a val context",
+)
+ax2.semilogy(
+    ns,
+    [ngram[n].contexts for n in ns],
+    "s--",
+    label="distinct contexts in training",
+)
 ax2.set_xlabel("n")
 ax2.legend(fontsize=8)
-fig.suptitle("Longer contexts help, then hurt: each context is seen fewer and fewer times")
+fig.suptitle(
+    "Longer contexts help, then hurt: each context is seen fewer and fewer times"
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -584,11 +672,19 @@ by roughly the number of ways to continue it.
 code(r"""
 losses_n = [ngram[n].loss for n in ns]
 best_n = min(ngram, key=lambda n: ngram[n].loss)
-assert losses_n[0] > losses_n[1] > losses_n[2] > losses_n[3]   # context helps ...
-assert ngram[7].loss > ngram[best_n].loss + 0.05              # ... until the counts get thin,
-assert ngram[7].seen_fraction > 0.5                           # although most contexts were seen,
-assert ngram[7].median_count < 0.01 * ngram[3].median_count   # just far less often
-print(f"best n = {best_n}: {ngram[best_n].loss:.3f} nats/token; n = 7: {ngram[7].loss:.3f}")
+assert (
+    losses_n[0] > losses_n[1] > losses_n[2] > losses_n[3]
+)  # context helps ...
+assert (
+    ngram[7].loss > ngram[best_n].loss + 0.05
+)  # ... until the counts get thin,
+assert ngram[7].seen_fraction > 0.5  # although most contexts were seen,
+assert (
+    ngram[7].median_count < 0.01 * ngram[3].median_count
+)  # just far less often
+print(
+    f"best n = {best_n}: {ngram[best_n].loss:.3f} nats/token; n = 7: {ngram[7].loss:.3f}"
+)
 """),
 md(r"""
 Better smoothing helps (back-off and Kneser–Ney smoothing fall back to shorter contexts instead of
@@ -631,13 +727,21 @@ number of tokens, divided by the number of characters).
 """),
 code(r"""
 # Solution
-val_bits_per_char = bigram_loss(model.probs(), val_ids) / math.log(2)  # nats -> bits
+val_bits_per_char = bigram_loss(model.probs(), val_ids) / math.log(
+    2
+)  # nats -> bits
 n_bpe_tokens = len(bpe.encode(measure_text))
-uniform_bpe_bits_per_char = math.log2(bpe.vocab_size) * n_bpe_tokens / len(measure_text)
-print(f"bigram: {val_bits_per_char:.2f} bits/char; uniform over 1024 BPE tokens: "
-      f"{uniform_bpe_bits_per_char:.2f} bits/char; uniform over 70 characters: {math.log2(V):.2f} bits/char")
+uniform_bpe_bits_per_char = (
+    math.log2(bpe.vocab_size) * n_bpe_tokens / len(measure_text)
+)
+print(
+    f"bigram: {val_bits_per_char:.2f} bits/char; uniform over 1024 BPE tokens: "
+    f"{uniform_bpe_bits_per_char:.2f} bits/char; uniform over 70 characters: {math.log2(V):.2f} bits/char"
+)
 assert 3.4 < val_bits_per_char < 3.7
-assert uniform_bpe_bits_per_char < math.log2(V)  # fewer, bigger guesses cost fewer bits per char
+assert uniform_bpe_bits_per_char < math.log2(
+    V
+)  # fewer, bigger guesses cost fewer bits per char
 """, "hide-cell"),
 md(r"""
 **Exercise 2.** Find the smoothing α (among 0.001, 0.01, 0.1, 1, 10) that gives the counted bigram
@@ -646,7 +750,10 @@ the best.
 """),
 code(r"""
 # Solution
-val_by_alpha = {a: bigram_loss(bigram_probs(counts, a), val_ids) for a in (0.001, 0.01, 0.1, 1, 10)}
+val_by_alpha = {
+    a: bigram_loss(bigram_probs(counts, a), val_ids)
+    for a in (0.001, 0.01, 0.1, 1, 10)
+}
 best_alpha = min(val_by_alpha, key=val_by_alpha.get)
 print({a: round(v, 4) for a, v in val_by_alpha.items()}, "best:", best_alpha)
 assert val_by_alpha[10] > val_by_alpha[best_alpha]
@@ -662,7 +769,9 @@ code(r"""
 toy = BPETokenizer.train("low lower lowest newer newest " * 50, vocab_size=300)
 first = [toy.token_bytes(256 + r).decode() for r in range(6)]
 print(first)
-assert first[0] == "we"  # 'w e' is in ' lower', ' newer', ' newest' (150 times): the most frequent pair
+assert (
+    first[0] == "we"
+)  # 'w e' is in ' lower', ' newer', ' newest' (150 times): the most frequent pair
 s = "Ünïcödé — 完全没见过的字符!"
 assert toy.decode(toy.encode(s)) == s
 print(len(s), "characters ->", len(toy.encode(s)), "tokens")

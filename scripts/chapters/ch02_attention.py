@@ -39,8 +39,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptlib import set_seed, show
-from gptlib.attention import (MultiHeadAttention, fused_attention, merge_heads,
-                              scaled_dot_product_attention, split_heads)
+from gptlib.attention import (
+    MultiHeadAttention,
+    fused_attention,
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
 from gptlib.data import load_text
 from gptlib.masking import causal_mask
 from gptlib.tokenizer import CharTokenizer
@@ -118,15 +123,16 @@ function wants 4-D tensors `(B, H, T, d)` (batch, heads, positions, width; both 
 so we add two leading dimensions of size 1:
 """),
 code(r"""
-q = torch.tensor([[1.0, 1.0]])                               # (T_q, d) = (1, 2)
-K = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])    # (T_k, d) = (3, 2)
-V = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])       # (T_k, d_v) = (3, 2)
+q = torch.tensor([[1.0, 1.0]])  # (T_q, d) = (1, 2)
+K = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])  # (T_k, d) = (3, 2)
+V = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # (T_k, d_v) = (3, 2)
 
 
 def look_up(q, K, V):
     "Attention of the (T_q, d) queries over (K, V), through the library function (B = H = 1)."
-    out, w = scaled_dot_product_attention(q[None, None], K[None, None], V[None, None],
-                                          return_weights=True)
+    out, w = scaled_dot_product_attention(
+        q[None, None], K[None, None], V[None, None], return_weights=True
+    )
     return out[0, 0], w[0, 0]
 
 
@@ -135,7 +141,11 @@ print("weights:", fmt(w[0]), "  sum:", f"{w.sum().item():.4f}")
 print("output: ", fmt(out[0]))
 
 # the same numbers with nothing but the formula and math.exp
-s = [(1 * 1 + 1 * 1) / math.sqrt(2), (1 * 1 + 1 * -1) / math.sqrt(2), (1 * -1 + 1 * -1) / math.sqrt(2)]
+s = [
+    (1 * 1 + 1 * 1) / math.sqrt(2),
+    (1 * 1 + 1 * -1) / math.sqrt(2),
+    (1 * -1 + 1 * -1) / math.sqrt(2),
+]
 e = [math.exp(x) for x in s]
 hand_w = [x / sum(e) for x in e]
 hand_out = [hand_w[0] * 1 + hand_w[2] * 1, hand_w[1] * 1 + hand_w[2] * 1]
@@ -154,23 +164,47 @@ for c in (0.0, 1.0, 3.0, 10.0):
     out_c, w_c = look_up(c * q, K, V)
     print(f"c = {c:4.1f}: weights {fmt(w_c[0])}   output {fmt(out_c[0])}")
 
-assert torch.allclose(look_up(0 * q, K, V)[0], V.mean(0, keepdim=True))       # c = 0: average
-assert torch.allclose(look_up(10 * q, K, V)[0], V[:1], atol=1e-5)             # c large: v_1
+assert torch.allclose(
+    look_up(0 * q, K, V)[0], V.mean(0, keepdim=True)
+)  # c = 0: average
+assert torch.allclose(
+    look_up(10 * q, K, V)[0], V[:1], atol=1e-5
+)  # c large: v_1
 """),
 md(r"""
 ### See it
 """),
 code(r"""
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
+fig, (ax1, ax2) = plt.subplots(
+    1, 2, figsize=(9.5, 3.8), gridspec_kw={"width_ratios": [1, 1.3]}
+)
 for j, (kj, wj) in enumerate(zip(K, w[0])):
-    ax1.annotate("", xy=kj.tolist(), xytext=(0, 0),
-                 arrowprops=dict(arrowstyle="-|>", color="C0", lw=1 + 6 * float(wj)))
-    ax1.text(float(kj[0]) * 1.12, float(kj[1]) * 1.12 - 0.08, f"$k_{j + 1}$: {float(wj):.2f}",
-             ha="center", color="C0")
-ax1.annotate("", xy=(0.7, 0.7), xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color="C3", lw=2))
+    ax1.annotate(
+        "",
+        xy=kj.tolist(),
+        xytext=(0, 0),
+        arrowprops=dict(arrowstyle="-|>", color="C0", lw=1 + 6 * float(wj)),
+    )
+    ax1.text(
+        float(kj[0]) * 1.12,
+        float(kj[1]) * 1.12 - 0.08,
+        f"$k_{j + 1}$: {float(wj):.2f}",
+        ha="center",
+        color="C0",
+    )
+ax1.annotate(
+    "",
+    xy=(0.7, 0.7),
+    xytext=(0, 0),
+    arrowprops=dict(arrowstyle="-|>", color="C3", lw=2),
+)
 ax1.text(0.35, 0.6, "$q$", color="C3", fontsize=12)
-ax1.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal",
-        title="keys (width = attention weight)")
+ax1.set(
+    xlim=(-1.6, 1.6),
+    ylim=(-1.6, 1.6),
+    aspect="equal",
+    title="keys (width = attention weight)",
+)
 ax1.axhline(0, color="grey", lw=0.5)
 ax1.axvline(0, color="grey", lw=0.5)
 
@@ -178,8 +212,11 @@ cs = [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0]
 weights_c = torch.stack([look_up(c * q, K, V)[1][0] for c in cs])
 for j in range(3):
     ax2.plot(cs, weights_c[:, j], "o-", label=f"weight on $k_{j + 1}$")
-ax2.set(xlabel="query length multiplier c", ylabel="attention weight",
-        title="From an average (c = 0) to a look-up (c large)")
+ax2.set(
+    xlabel="query length multiplier c",
+    ylabel="attention weight",
+    title="From an average (c = 0) to a look-up (c large)",
+)
 ax2.legend()
 plt.tight_layout()
 plt.show()
@@ -220,21 +257,44 @@ In float64 the two agree to at least 12 significant digits:
 code(r"""
 g = torch.Generator().manual_seed(0)
 B, H, T, d = 2, 3, 7, 8
-q, k, v = (torch.randn(B, H, T, d, generator=g, dtype=torch.float64) for _ in range(3))
+q, k, v = (
+    torch.randn(B, H, T, d, generator=g, dtype=torch.float64) for _ in range(3)
+)
 mask = causal_mask(T)
 out, weights = scaled_dot_product_attention(q, k, v, mask, return_weights=True)
 
 print("weights shape (B, H, T_q, T_k):", tuple(weights.shape))
 print("all weights >= 0:         ", bool((weights >= 0).all()))
-print("every row sums to 1:      ", torch.allclose(weights.sum(-1), torch.ones(B, H, T, dtype=torch.float64)))
+print(
+    "every row sums to 1:      ",
+    torch.allclose(weights.sum(-1), torch.ones(B, H, T, dtype=torch.float64)),
+)
 print("masked weights exactly 0: ", bool((weights[..., ~mask] == 0).all()))
-print("equals torch's SDPA:      ", torch.allclose(out, F.scaled_dot_product_attention(q, k, v, is_causal=True),
-                                                   rtol=1e-12, atol=1e-12))
-print("equals fused_attention:   ", torch.allclose(out, fused_attention(q, k, v, is_causal=True),
-                                                   rtol=1e-12, atol=1e-12))
-assert (weights >= 0).all() and torch.allclose(weights.sum(-1), torch.ones(B, H, T, dtype=torch.float64))
+print(
+    "equals torch's SDPA:      ",
+    torch.allclose(
+        out,
+        F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        rtol=1e-12,
+        atol=1e-12,
+    ),
+)
+print(
+    "equals fused_attention:   ",
+    torch.allclose(
+        out, fused_attention(q, k, v, is_causal=True), rtol=1e-12, atol=1e-12
+    ),
+)
+assert (weights >= 0).all() and torch.allclose(
+    weights.sum(-1), torch.ones(B, H, T, dtype=torch.float64)
+)
 assert (weights[..., ~mask] == 0).all()
-assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v, is_causal=True), rtol=1e-12, atol=1e-12)
+assert torch.allclose(
+    out,
+    F.scaled_dot_product_attention(q, k, v, is_causal=True),
+    rtol=1e-12,
+    atol=1e-12,
+)
 """),
 md(r"""
 ## Why divide by $\sqrt{d}$
@@ -255,16 +315,18 @@ heads have $d = 64$, GPT-3 175B's $d = 128$), with 4,000 random pairs each:
 """),
 code(r"""
 g = torch.Generator().manual_seed(1)
-ds = [2 ** i for i in range(1, 11)]
+ds = [2**i for i in range(1, 11)]
 var_raw, var_scaled = [], []
 for d in ds:
     q = torch.randn(4000, d, generator=g, dtype=torch.float64)
     k = torch.randn(4000, d, generator=g, dtype=torch.float64)
-    s = (q * k).sum(-1)                                  # 4000 raw scores q . k
+    s = (q * k).sum(-1)  # 4000 raw scores q . k
     var_raw.append(s.var().item())
     var_scaled.append((s / math.sqrt(d)).var().item())
-    print(f"d = {d:4d}: Var(q.k) = {var_raw[-1]:8.1f}   Var(q.k) / d = {var_raw[-1] / d:.2f}   "
-          f"Var(q.k / sqrt(d)) = {var_scaled[-1]:.2f}")
+    print(
+        f"d = {d:4d}: Var(q.k) = {var_raw[-1]:8.1f}   Var(q.k) / d = {var_raw[-1] / d:.2f}   "
+        f"Var(q.k / sqrt(d)) = {var_scaled[-1]:.2f}"
+    )
 """),
 code(r"""
 fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -272,7 +334,11 @@ ax.loglog(ds, var_raw, "o-", label=r"raw $q \cdot k$")
 ax.loglog(ds, var_scaled, "s-", label=r"scaled $q \cdot k / \sqrt{d}$")
 ax.loglog(ds, ds, "k:", label="Var = d")
 ax.set_xscale("log", base=2)
-ax.set(xlabel="width d", ylabel="variance of the scores", title="Raw scores grow with d; scaled ones do not")
+ax.set(
+    xlabel="width d",
+    ylabel="variance of the scores",
+    title="Raw scores grow with d; scaled ones do not",
+)
 ax.legend()
 plt.show()
 """),
@@ -281,8 +347,16 @@ md(r"""
 plot) and the scaled variance stays at 1:
 """),
 code(r"""
-slope = torch.linalg.lstsq(torch.tensor([[math.log(d), 1.0] for d in ds], dtype=torch.float64),
-                           torch.tensor([math.log(v) for v in var_raw], dtype=torch.float64)[:, None]).solution[0, 0].item()
+slope = (
+    torch.linalg.lstsq(
+        torch.tensor([[math.log(d), 1.0] for d in ds], dtype=torch.float64),
+        torch.tensor([math.log(v) for v in var_raw], dtype=torch.float64)[
+            :, None
+        ],
+    )
+    .solution[0, 0]
+    .item()
+)
 print(f"log-log slope of Var(q.k) against d: {slope:.2f}")
 assert 0.95 < slope < 1.05
 assert all(0.9 < v / d < 1.1 for v, d in zip(var_raw, ds))
@@ -306,11 +380,18 @@ reaches the queries and keys passes through $J$, so a saturated layer stops lear
 look. First, a check that the formula for $J$ is what autograd computes:
 """),
 code(r"""
-s_row = torch.randn(6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+s_row = torch.randn(
+    6, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+)
 a_row = torch.softmax(s_row, -1)
 J_formula = torch.diag(a_row) - torch.outer(a_row, a_row)
-J_autograd = torch.autograd.functional.jacobian(lambda s: torch.softmax(s, -1), s_row)
-print("J = diag(a) - a a^T matches autograd:", torch.allclose(J_formula, J_autograd))
+J_autograd = torch.autograd.functional.jacobian(
+    lambda s: torch.softmax(s, -1), s_row
+)
+print(
+    "J = diag(a) - a a^T matches autograd:",
+    torch.allclose(J_formula, J_autograd),
+)
 assert torch.allclose(J_formula, J_autograd)
 """),
 md(r"""
@@ -323,25 +404,41 @@ medians over the 500 rows.
 code(r"""
 g = torch.Generator().manual_seed(3)
 T_k = 64
-stats = {"raw": [], "scaled": []}            # per d: (median max weight, median entropy, median |J|_F)
+stats = {
+    "raw": [],
+    "scaled": [],
+}  # per d: (median max weight, median entropy, median |J|_F)
 for d in ds:
     q = torch.randn(500, 1, d, generator=g, dtype=torch.float64)
     k = torch.randn(500, T_k, d, generator=g, dtype=torch.float64)
-    raw = (q @ k.transpose(-2, -1))[:, 0]    # (500, T_k) scores
+    raw = (q @ k.transpose(-2, -1))[:, 0]  # (500, T_k) scores
     for name, scores in (("raw", raw), ("scaled", raw / math.sqrt(d))):
         a = torch.softmax(scores, dim=-1)
         entropy = -(a * torch.log(a.clamp_min(1e-300))).sum(-1)
-        J = torch.diag_embed(a) - a[:, :, None] * a[:, None, :]          # (500, T_k, T_k)
-        stats[name].append((a.max(-1).values.median().item(), entropy.median().item(),
-                            J.flatten(1).norm(dim=-1).median().item()))
+        J = (
+            torch.diag_embed(a) - a[:, :, None] * a[:, None, :]
+        )  # (500, T_k, T_k)
+        stats[name].append(
+            (
+                a.max(-1).values.median().item(),
+                entropy.median().item(),
+                J.flatten(1).norm(dim=-1).median().item(),
+            )
+        )
 for name in stats:
     print(name)
     for d, (top, ent, jn) in zip(ds, stats[name]):
-        print(f"  d = {d:4d}: max weight {top:.3f}   entropy {ent:.3f}   |J|_F {jn:.4f}")
+        print(
+            f"  d = {d:4d}: max weight {top:.3f}   entropy {ent:.3f}   |J|_F {jn:.4f}"
+        )
 """),
 code(r"""
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-titles = ["median largest weight", "median entropy (nats)", r"median $\|J\|_F$ (gradient size)"]
+titles = [
+    "median largest weight",
+    "median entropy (nats)",
+    r"median $\|J\|_F$ (gradient size)",
+]
 for i, (ax, title) in enumerate(zip(axes, titles)):
     for name, marker in (("raw", "o-"), ("scaled", "s-")):
         ax.plot(ds, [row[i] for row in stats[name]], marker, label=name)
@@ -350,7 +447,9 @@ for i, (ax, title) in enumerate(zip(axes, titles)):
 axes[1].axhline(math.log(T_k), color="k", ls=":", label="uniform: ln 64")
 axes[2].set_yscale("log")
 axes[1].legend()
-fig.suptitle("Without the 1/sqrt(d) scale the softmax saturates and its gradient vanishes as d grows")
+fig.suptitle(
+    "Without the 1/sqrt(d) scale the softmax saturates and its gradient vanishes as d grows"
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -364,11 +463,15 @@ itself varies from query to query):
 code(r"""
 top_raw, ent_raw, j_raw = zip(*stats["raw"])
 top_sc, ent_sc, j_sc = zip(*stats["scaled"])
-assert all(a < b for a, b in zip(top_raw, top_raw[1:]))          # raw: sharper at every d
+assert all(
+    a < b for a, b in zip(top_raw, top_raw[1:])
+)  # raw: sharper at every d
 assert all(a > b for a, b in zip(ent_raw, ent_raw[1:]))
-assert top_raw[-1] > 0.99 and ent_raw[-1] < 0.05                  # d = 1024: a hard look-up
-assert j_raw[-1] < j_sc[-1] / 100                                 # ... with a vanishing gradient
-assert max(top_sc) < 0.1 and max(ent_sc) - min(ent_sc) < 0.2    # scaled: nearly unchanged
+assert top_raw[-1] > 0.99 and ent_raw[-1] < 0.05  # d = 1024: a hard look-up
+assert j_raw[-1] < j_sc[-1] / 100  # ... with a vanishing gradient
+assert (
+    max(top_sc) < 0.1 and max(ent_sc) - min(ent_sc) < 0.2
+)  # scaled: nearly unchanged
 assert max(j_sc) - min(j_sc) < 0.03
 print(f"d = 1024, median |J|_F: raw {j_raw[-1]:.1e}, scaled {j_sc[-1]:.3f}")
 """),
@@ -410,7 +513,9 @@ code(r"""
 C = 32
 for H in (1, 2, 4, 8):
     n = sum(p.numel() for p in MultiHeadAttention(C, H).parameters())
-    print(f"C = {C}, H = {H}: head width d = {C // H:2d}, parameters {n} (4C^2 + 4C = {4 * C * C + 4 * C})")
+    print(
+        f"C = {C}, H = {H}: head width d = {C // H:2d}, parameters {n} (4C^2 + 4C = {4 * C * C + 4 * C})"
+    )
     assert n == 4 * C * C + 4 * C
 """),
 md(r"""
@@ -453,17 +558,21 @@ tok = CharTokenizer.train(load_text("train") + val_text + load_text("test"))
 lines = val_text.splitlines()
 windows = [lines[1][:36], lines[2][:36]]
 print(windows)
-ids = torch.tensor([tok.encode(w) for w in windows])                 # (B, T) token ids
-embedding = torch.randn(tok.vocab_size, 32, generator=torch.Generator().manual_seed(4))
-x = embedding[ids]                                                   # (B, T, C)
+ids = torch.tensor([tok.encode(w) for w in windows])  # (B, T) token ids
+embedding = torch.randn(
+    tok.vocab_size, 32, generator=torch.Generator().manual_seed(4)
+)
+x = embedding[ids]  # (B, T, C)
 set_seed(4)
 mha = MultiHeadAttention(n_embd=32, n_heads=4).eval()
 B, T, C = x.shape
 H, d = mha.n_heads, mha.head_dim
-print(f"ids {tuple(ids.shape)} -> x {tuple(x.shape)}: B = {B}, T = {T}, C = {C}; H = {H}, d = {d}")
+print(
+    f"ids {tuple(ids.shape)} -> x {tuple(x.shape)}: B = {B}, T = {T}, C = {C}; H = {H}, d = {d}"
+)
 """),
 code(r"""
-qkv = mha.c_attn(x)                              # one matrix product makes q, k and v
+qkv = mha.c_attn(x)  # one matrix product makes q, k and v
 print("c_attn(x):", tuple(qkv.shape), "= (B, T, 3C)")
 q, k, v = qkv.split(C, dim=2)
 print("q, k, v:  ", tuple(q.shape), "each = (B, T, C)")
@@ -472,16 +581,24 @@ code(r"""
 qh, kh, vh = (split_heads(t, H) for t in (q, k, v))
 print("split_heads:", tuple(qh.shape), "= (B, H, T, d)")
 # head 2 of token 5 is channels 2*d .. 3*d - 1 of that token's query: a view, no copying
-print("qh[0, 2, 5] is q[0, 5, 16:24]:", torch.equal(qh[0, 2, 5], q[0, 5, 16:24]))
+print(
+    "qh[0, 2, 5] is q[0, 5, 16:24]:", torch.equal(qh[0, 2, 5], q[0, 5, 16:24])
+)
 assert torch.equal(qh[0, 2, 5], q[0, 5, 16:24])
 """),
 code(r"""
-scores = qh @ kh.transpose(-2, -1) / math.sqrt(d)            # every head compares all pairs
+scores = (
+    qh @ kh.transpose(-2, -1) / math.sqrt(d)
+)  # every head compares all pairs
 print("scores:  ", tuple(scores.shape), "= (B, H, T, T)")
-scores = scores.masked_fill(~causal_mask(T), float("-inf"))   # no looking ahead
+scores = scores.masked_fill(~causal_mask(T), float("-inf"))  # no looking ahead
 weights = torch.softmax(scores, dim=-1)
-print("weights: ", tuple(weights.shape), "= (B, H, T, T); each row sums to 1:",
-      torch.allclose(weights.sum(-1), torch.ones(B, H, T)))
+print(
+    "weights: ",
+    tuple(weights.shape),
+    "= (B, H, T, T); each row sums to 1:",
+    torch.allclose(weights.sum(-1), torch.ones(B, H, T)),
+)
 """),
 code(r"""
 yh = weights @ vh
@@ -511,14 +628,26 @@ with torch.no_grad():
     torch_mha.in_proj_bias.copy_(mha.c_attn.bias)
     torch_mha.out_proj.weight.copy_(mha.c_proj.weight)
     torch_mha.out_proj.bias.copy_(mha.c_proj.bias)
-    y_torch, w_torch = torch_mha(x, x, x, attn_mask=~causal_mask(T), average_attn_weights=False)
+    y_torch, w_torch = torch_mha(
+        x, x, x, attn_mask=~causal_mask(T), average_attn_weights=False
+    )
 
 checks = {
-    "traced cells == layer (explicit path)": torch.allclose(out, y_explicit, atol=1e-6),
-    "traced weights == layer's weights": torch.allclose(weights, w_explicit, atol=1e-6),
-    "explicit path == fused path": torch.allclose(y_explicit, y_fused, atol=1e-5),
-    "layer == torch.nn.MultiheadAttention": torch.allclose(y_explicit, y_torch, atol=1e-5),
-    "weights == torch's per-head weights": torch.allclose(w_explicit, w_torch, atol=1e-6),
+    "traced cells == layer (explicit path)": torch.allclose(
+        out, y_explicit, atol=1e-6
+    ),
+    "traced weights == layer's weights": torch.allclose(
+        weights, w_explicit, atol=1e-6
+    ),
+    "explicit path == fused path": torch.allclose(
+        y_explicit, y_fused, atol=1e-5
+    ),
+    "layer == torch.nn.MultiheadAttention": torch.allclose(
+        y_explicit, y_torch, atol=1e-5
+    ),
+    "weights == torch's per-head weights": torch.allclose(
+        w_explicit, w_torch, atol=1e-6
+    ),
 }
 for name, ok in checks.items():
     print(f"{name:40s} {ok}")
@@ -549,11 +678,19 @@ def features(text):
 beta = 16.0
 hand = MultiHeadAttention(n_embd=8, n_heads=2).eval()
 with torch.no_grad():
-    Wq, Wk, Wv = torch.zeros(8, 8), torch.zeros(8, 8), torch.zeros(8, 8)  # (out, in) like nn.Linear
-    Wq[0, 4] = Wq[4, 4] = beta      # head 0 (rows 0-3) and head 1 (rows 4-7): query = beta * constant
-    Wk[0, 0] = 1.0                  # head 0's key: "is a space"
-    Wk[4, 1] = 1.0                  # head 1's key: "is a capital"
-    Wv[0:4, 0:4] = Wv[4:8, 0:4] = torch.eye(4)   # both heads' values: channels 0-3
+    Wq, Wk, Wv = (
+        torch.zeros(8, 8),
+        torch.zeros(8, 8),
+        torch.zeros(8, 8),
+    )  # (out, in) like nn.Linear
+    Wq[0, 4] = Wq[4, 4] = (
+        beta  # head 0 (rows 0-3) and head 1 (rows 4-7): query = beta * constant
+    )
+    Wk[0, 0] = 1.0  # head 0's key: "is a space"
+    Wk[4, 1] = 1.0  # head 1's key: "is a capital"
+    Wv[0:4, 0:4] = Wv[4:8, 0:4] = torch.eye(
+        4
+    )  # both heads' values: channels 0-3
     hand.c_attn.weight.copy_(torch.cat([Wq, Wk, Wv]))
     hand.c_attn.bias.zero_()
     hand.c_proj.weight.copy_(torch.eye(8))
@@ -561,13 +698,18 @@ with torch.no_grad():
 
 snippet = windows[0]
 with torch.no_grad():
-    _, hand_w = hand(features(snippet), causal=True, return_weights=True)   # (1, 2, T, T)
-    _, rand_w = mha(x[:1], causal=True, return_weights=True)                # (1, 4, T, T)
+    _, hand_w = hand(
+        features(snippet), causal=True, return_weights=True
+    )  # (1, 2, T, T)
+    _, rand_w = mha(x[:1], causal=True, return_weights=True)  # (1, 4, T, T)
 print(repr(snippet), "->", tuple(hand_w.shape), tuple(rand_w.shape))
 """),
 code(r"""
 labels = ["␣" if ch == " " else ch for ch in snippet]
-panels = [("hand-set head 0: spaces", hand_w[0, 0]), ("hand-set head 1: capitals", hand_w[0, 1])]
+panels = [
+    ("hand-set head 0: spaces", hand_w[0, 0]),
+    ("hand-set head 1: capitals", hand_w[0, 1]),
+]
 panels += [(f"untrained head {h}", rand_w[0, h]) for h in range(4)]
 fig, axes = plt.subplots(2, 3, figsize=(13, 8.6))
 for ax, (title, wt) in zip(axes.flat, panels):
@@ -579,7 +721,9 @@ for ax in axes[:, 0]:
     ax.set_ylabel("query (attending from)")
 for ax in axes[1]:
     ax.set_xlabel("key (attended to)")
-fig.suptitle(f"Attention weights on {snippet!r} (causal: nothing above the diagonal)")
+fig.suptitle(
+    f"Attention weights on {snippet!r} (causal: nothing above the diagonal)"
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -609,39 +753,66 @@ gives two equal characters equal weight.
 code(r"""
 is_space = features(snippet)[0, :, 0].bool()
 is_cap = features(snippet)[0, :, 1].bool()
-sees_space = (causal_mask(T) & is_space).any(-1)                  # (T,) query t can see a space
+sees_space = (causal_mask(T) & is_space).any(
+    -1
+)  # (T,) query t can see a space
 sees_cap = (causal_mask(T) & is_cap).any(-1)
-mass_space = hand_w[0, 0][:, is_space].sum(-1)                     # head 0's weight on spaces
-mass_cap = hand_w[0, 1][:, is_cap].sum(-1)                         # head 1's weight on capitals
-print(f"head 0, weight on spaces (queries that can see one):   min {mass_space[sees_space].min():.4f}")
-print(f"head 1, weight on capitals (queries that can see one): min {mass_cap[sees_cap].min():.4f}")
+mass_space = hand_w[0, 0][:, is_space].sum(-1)  # head 0's weight on spaces
+mass_cap = hand_w[0, 1][:, is_cap].sum(-1)  # head 1's weight on capitals
+print(
+    f"head 0, weight on spaces (queries that can see one):   min {mass_space[sees_space].min():.4f}"
+)
+print(
+    f"head 1, weight on capitals (queries that can see one): min {mass_cap[sees_cap].min():.4f}"
+)
 assert mass_space[sees_space].min() > 0.98 and mass_cap[sees_cap].min() > 0.98
 
 # (2) one head, one query, looking for both kinds at once
 f = features(snippet)
-q1 = beta * f[..., 4:5]                                           # (1, T, 1): the same query
-k1 = f[..., 0:1] + f[..., 1:2]                                    # (1, T, 1): space or capital
-_, w1 = scaled_dot_product_attention(q1[:, None], k1[:, None], f[:, None], causal_mask(T),
-                                     scale=1 / math.sqrt(4), return_weights=True)
+q1 = beta * f[..., 4:5]  # (1, T, 1): the same query
+k1 = f[..., 0:1] + f[..., 1:2]  # (1, T, 1): space or capital
+_, w1 = scaled_dot_product_attention(
+    q1[:, None],
+    k1[:, None],
+    f[:, None],
+    causal_mask(T),
+    scale=1 / math.sqrt(4),
+    return_weights=True,
+)
 one_head_space = w1[0, 0][:, is_space].sum(-1)
 both = sees_space & sees_cap
-print(f"one head for both, weight on spaces where both are visible: max {one_head_space[both].max():.4f}")
+print(
+    f"one head for both, weight on spaces where both are visible: max {one_head_space[both].max():.4f}"
+)
 assert one_head_space[both].max() < 0.9
 
 # (3) untrained heads: small scores, weights near uniform
 with torch.no_grad():
-    rand_scores = (qh @ kh.transpose(-2, -1))[0] / math.sqrt(d)     # (H, T, T), window 0
+    rand_scores = (qh @ kh.transpose(-2, -1))[0] / math.sqrt(
+        d
+    )  # (H, T, T), window 0
 visible = causal_mask(T)
 score_std = rand_scores[:, visible].std().item()
-max_ratio = (rand_w[0] * torch.arange(1, T + 1)[:, None])[:, visible].max().item()
-print(f"untrained heads: std of the scaled scores {score_std:.2f}, largest weight / uniform {max_ratio:.2f}")
+max_ratio = (
+    (rand_w[0] * torch.arange(1, T + 1)[:, None])[:, visible].max().item()
+)
+print(
+    f"untrained heads: std of the scaled scores {score_std:.2f}, largest weight / uniform {max_ratio:.2f}"
+)
 assert score_std < 0.5 and max_ratio < 4
 
 # (4) untrained heads: equal characters, equal weight (for every query that sees both)
-pairs = [(i, j) for i in range(T) for j in range(i) if snippet[i] == snippet[j]]
-same = all(torch.allclose(rand_w[0, :, t, i], rand_w[0, :, t, j], atol=1e-7)
-           for i, j in pairs for t in range(i, T))
-print(f"{len(pairs)} pairs of equal characters get equal weight in every head: {same}")
+pairs = [
+    (i, j) for i in range(T) for j in range(i) if snippet[i] == snippet[j]
+]
+same = all(
+    torch.allclose(rand_w[0, :, t, i], rand_w[0, :, t, j], atol=1e-7)
+    for i, j in pairs
+    for t in range(i, T)
+)
+print(
+    f"{len(pairs)} pairs of equal characters get equal weight in every head: {same}"
+)
 assert same and len(pairs) > 20
 """),
 md(r"""
@@ -658,15 +829,28 @@ code(r"""
 from gptlib.viz import attention_explorer, attention_summary, attention_weights
 
 with torch.no_grad():
-    hand_q, hand_k, _ = (split_heads(t, 2) for t in hand.c_attn(features(snippet)).split(8, dim=2))
+    hand_q, hand_k, _ = (
+        split_heads(t, 2)
+        for t in hand.c_attn(features(snippet)).split(8, dim=2)
+    )
     head_scores = {
-        "hand-set 0: spaces": (hand_q @ hand_k.transpose(-2, -1))[0, 0] / math.sqrt(4),
-        "hand-set 1: capitals": (hand_q @ hand_k.transpose(-2, -1))[0, 1] / math.sqrt(4),
+        "hand-set 0: spaces": (hand_q @ hand_k.transpose(-2, -1))[0, 0]
+        / math.sqrt(4),
+        "hand-set 1: capitals": (hand_q @ hand_k.transpose(-2, -1))[0, 1]
+        / math.sqrt(4),
     }
     for h in range(H):
-        head_scores[f"untrained {h}"] = (qh @ kh.transpose(-2, -1))[0, h] / math.sqrt(d)
+        head_scores[f"untrained {h}"] = (qh @ kh.transpose(-2, -1))[
+            0, h
+        ] / math.sqrt(d)
 
-attention_explorer(head_scores, list(snippet), causal_mask(T), temperature=1.0, head="hand-set 0: spaces")
+attention_explorer(
+    head_scores,
+    list(snippet),
+    causal_mask(T),
+    temperature=1.0,
+    head="hand-set 0: spaces",
+)
 """),
 code(r"""
 temperatures = [0.25, 1.0, 4.0]
@@ -680,8 +864,13 @@ for row, name in enumerate(shown):
         ax.imshow(wt, cmap="Blues", vmin=0, vmax=1)
         ax.set_xticks(range(T), labels, fontsize=5.5)
         ax.set_yticks(range(T), labels, fontsize=5.5)
-        ax.set_title(f"{name}, τ = {tau}\nmean max weight {top:.2f}, entropy {entropy:.2f}", fontsize=9)
-fig.suptitle("Temperature: sharper (left) or flatter (right) look-ups, same scores")
+        ax.set_title(
+            f"{name}, τ = {tau}\nmean max weight {top:.2f}, entropy {entropy:.2f}",
+            fontsize=9,
+        )
+fig.suptitle(
+    "Temperature: sharper (left) or flatter (right) look-ups, same scores"
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -692,12 +881,25 @@ $t+1$ keys it may see:
 """),
 code(r"""
 mask = causal_mask(T)
-uniform = mask / mask.sum(-1, keepdim=True)                       # 1 / (t + 1) on each allowed key
+uniform = mask / mask.sum(-1, keepdim=True)  # 1 / (t + 1) on each allowed key
 for name, sc in head_scores.items():
-    tops, ents = zip(*(attention_summary(attention_weights(sc, mask, tau), mask) for tau in (0.25, 1.0, 4.0)))
-    assert tops[0] >= tops[1] >= tops[2] and ents[0] <= ents[1] <= ents[2], name
-    assert (attention_weights(sc, mask, 1e4) - uniform).abs().max() < 1e-2, name
-print("flatter with temperature, uniform in the limit: all", len(head_scores), "heads")
+    tops, ents = zip(
+        *(
+            attention_summary(attention_weights(sc, mask, tau), mask)
+            for tau in (0.25, 1.0, 4.0)
+        )
+    )
+    assert tops[0] >= tops[1] >= tops[2] and ents[0] <= ents[1] <= ents[2], (
+        name
+    )
+    assert (attention_weights(sc, mask, 1e4) - uniform).abs().max() < 1e-2, (
+        name
+    )
+print(
+    "flatter with temperature, uniform in the limit: all",
+    len(head_scores),
+    "heads",
+)
 """),
 md(r"""
 ## Self-attention versus encoder–decoder attention
@@ -726,25 +928,40 @@ using the weights of the layer `mha` traced above:
 code(r"""
 def attend(layer, x_query, x_memory, mask=None):
     "Multi-head attention of x_query (B, T_q, C) over x_memory (B, T_k, C) with layer's weights."
-    Wq, Wk, Wv = layer.c_attn.weight.split(layer.n_embd)              # each (C, C)
+    Wq, Wk, Wv = layer.c_attn.weight.split(layer.n_embd)  # each (C, C)
     bq, bk, bv = layer.c_attn.bias.split(layer.n_embd)
-    q = split_heads(x_query @ Wq.T + bq, layer.n_heads)              # (B, H, T_q, d)
-    k = split_heads(x_memory @ Wk.T + bk, layer.n_heads)             # (B, H, T_k, d)
-    v = split_heads(x_memory @ Wv.T + bv, layer.n_heads)             # (B, H, T_k, d)
+    q = split_heads(x_query @ Wq.T + bq, layer.n_heads)  # (B, H, T_q, d)
+    k = split_heads(x_memory @ Wk.T + bk, layer.n_heads)  # (B, H, T_k, d)
+    v = split_heads(x_memory @ Wv.T + bv, layer.n_heads)  # (B, H, T_k, d)
     y, w = scaled_dot_product_attention(q, k, v, mask, return_weights=True)
     return layer.c_proj(merge_heads(y)), w
 
 
-source = embedding[torch.tensor([tok.encode("Proceed, Solinus, to procure my fall")])]  # (1, 36, C)
-target = embedding[torch.tensor([tok.encode("And by the doom")])]                       # (1, 15, C)
+source = embedding[
+    torch.tensor([tok.encode("Proceed, Solinus, to procure my fall")])
+]  # (1, 36, C)
+target = embedding[torch.tensor([tok.encode("And by the doom")])]  # (1, 15, C)
 with torch.no_grad():
     y_cross, w_cross = attend(mha, target, source)
     y_self, _ = attend(mha, x, x, causal_mask(T))
-print("cross-attention: output", tuple(y_cross.shape), " weights", tuple(w_cross.shape),
-      "= (B, H, T_tgt, T_src)")
-print("rows of the cross weights sum to 1:", torch.allclose(w_cross.sum(-1), torch.ones(1, H, 15)))
-print("attend(x, x, causal) == the GPT layer mha(x, causal=True):", torch.allclose(y_self, y_explicit, atol=1e-6))
-assert w_cross.shape == (1, H, 15, 36) and torch.allclose(y_self, y_explicit, atol=1e-6)
+print(
+    "cross-attention: output",
+    tuple(y_cross.shape),
+    " weights",
+    tuple(w_cross.shape),
+    "= (B, H, T_tgt, T_src)",
+)
+print(
+    "rows of the cross weights sum to 1:",
+    torch.allclose(w_cross.sum(-1), torch.ones(1, H, 15)),
+)
+print(
+    "attend(x, x, causal) == the GPT layer mha(x, causal=True):",
+    torch.allclose(y_self, y_explicit, atol=1e-6),
+)
+assert w_cross.shape == (1, H, 15, 36) and torch.allclose(
+    y_self, y_explicit, atol=1e-6
+)
 """),
 md(r"""
 The library's `MultiHeadAttention.forward` (shown above) has no second sequence to take keys
@@ -767,15 +984,32 @@ def attention_children(layer, kind):
 dec = nn.TransformerDecoderLayer(d_model=32, nhead=4, batch_first=True)
 gpt_block = Block(32, 4)
 hf_gpt2 = GPT2Model(GPT2Config(n_layer=1, n_embd=32, n_head=4))
-hf_gpt2_as_decoder = GPT2Model(GPT2Config(n_layer=1, n_embd=32, n_head=4, add_cross_attention=True))
+hf_gpt2_as_decoder = GPT2Model(
+    GPT2Config(n_layer=1, n_embd=32, n_head=4, add_cross_attention=True)
+)
 
-print("nn.TransformerDecoderLayer:", attention_children(dec, nn.MultiheadAttention),
-      "  forward needs a memory:", "memory" in inspect.signature(dec.forward).parameters)
-print("gptlib Block (GPT):        ", attention_children(gpt_block, MultiHeadAttention),
-      "             forward needs a memory:", "memory" in inspect.signature(gpt_block.forward).parameters)
-print("Hugging Face GPT-2 block:  ", attention_children(hf_gpt2.h[0], GPT2Attention),
-      "  add_cross_attention by default:", GPT2Config().add_cross_attention)
-print("GPT-2 made into a decoder: ", attention_children(hf_gpt2_as_decoder.h[0], GPT2Attention))
+print(
+    "nn.TransformerDecoderLayer:",
+    attention_children(dec, nn.MultiheadAttention),
+    "  forward needs a memory:",
+    "memory" in inspect.signature(dec.forward).parameters,
+)
+print(
+    "gptlib Block (GPT):        ",
+    attention_children(gpt_block, MultiHeadAttention),
+    "             forward needs a memory:",
+    "memory" in inspect.signature(gpt_block.forward).parameters,
+)
+print(
+    "Hugging Face GPT-2 block:  ",
+    attention_children(hf_gpt2.h[0], GPT2Attention),
+    "  add_cross_attention by default:",
+    GPT2Config().add_cross_attention,
+)
+print(
+    "GPT-2 made into a decoder: ",
+    attention_children(hf_gpt2_as_decoder.h[0], GPT2Attention),
+)
 assert attention_children(gpt_block, MultiHeadAttention) == ["attn"]
 assert attention_children(hf_gpt2.h[0], GPT2Attention) == ["attn"]
 assert len(attention_children(dec, nn.MultiheadAttention)) == 2
@@ -821,13 +1055,19 @@ B, H_c, d_c = 1, 4, 64
 for T_c in (256, 1024):
     g = torch.Generator().manual_seed(T_c)
     q, k, v = (torch.randn(B, H_c, T_c, d_c, generator=g) for _ in range(3))
-    _, w_c = scaled_dot_product_attention(q, k, v, causal_mask(T_c), return_weights=True)
+    _, w_c = scaled_dot_product_attention(
+        q, k, v, causal_mask(T_c), return_weights=True
+    )
     n_bytes = w_c.numel() * w_c.element_size()
-    print(f"T = {T_c:4d}: weights {tuple(w_c.shape)} = {n_bytes / 2**20:.0f} MiB; B*H*T^2*4 bytes = "
-          f"{B * H_c * T_c * T_c * 4 / 2**20:.0f} MiB")
+    print(
+        f"T = {T_c:4d}: weights {tuple(w_c.shape)} = {n_bytes / 2**20:.0f} MiB; B*H*T^2*4 bytes = "
+        f"{B * H_c * T_c * T_c * 4 / 2**20:.0f} MiB"
+    )
     assert n_bytes == B * H_c * T_c * T_c * 4
-gpt2_bytes = 12 * 1024 ** 2 * 4
-print(f"GPT-2 small, one layer, one sequence of 1024 tokens: {gpt2_bytes / 2**20:.0f} MiB of float32 weights")
+gpt2_bytes = 12 * 1024**2 * 4
+print(
+    f"GPT-2 small, one layer, one sequence of 1024 tokens: {gpt2_bytes / 2**20:.0f} MiB of float32 weights"
+)
 """),
 md(r"""
 Now the two paths over $T$, forward and backward, $B = 1$, $H = 4$, $d = 64$, causal, float32,
@@ -860,23 +1100,45 @@ def step_time(fn, q, k, v, repeats=3):
 Ts = [64, 128, 256, 512, 1024]
 timing = {"explicit": [], "fused": []}
 threads = torch.get_num_threads()
-torch.set_num_threads(1)          # one thread: its CPU time is not inflated by other programs
+torch.set_num_threads(
+    1
+)  # one thread: its CPU time is not inflated by other programs
 for T_c in Ts:
     g = torch.Generator().manual_seed(T_c)
-    q, k, v = (torch.randn(1, 4, T_c, 64, generator=g).requires_grad_() for _ in range(3))
+    q, k, v = (
+        torch.randn(1, 4, T_c, 64, generator=g).requires_grad_()
+        for _ in range(3)
+    )
     timing["explicit"].append(step_time(explicit, q, k, v))
     timing["fused"].append(step_time(fused, q, k, v))
-    print(f"T = {T_c:4d}: explicit {1e3 * timing['explicit'][-1]:7.1f} ms   fused {1e3 * timing['fused'][-1]:7.1f} ms")
+    print(
+        f"T = {T_c:4d}: explicit {1e3 * timing['explicit'][-1]:7.1f} ms   fused {1e3 * timing['fused'][-1]:7.1f} ms"
+    )
 torch.set_num_threads(threads)
 
 fig, ax = plt.subplots(figsize=(6, 3.8))
-ax.loglog(Ts, [1e3 * t for t in timing["explicit"]], "o-", label="explicit (stores the weights)")
-ax.loglog(Ts, [1e3 * t for t in timing["fused"]], "s-", label="fused (F.scaled_dot_product_attention)")
+ax.loglog(
+    Ts,
+    [1e3 * t for t in timing["explicit"]],
+    "o-",
+    label="explicit (stores the weights)",
+)
+ax.loglog(
+    Ts,
+    [1e3 * t for t in timing["fused"]],
+    "s-",
+    label="fused (F.scaled_dot_product_attention)",
+)
 ref = 1e3 * timing["explicit"][-1]
-ax.loglog(Ts, [ref * (T_c / Ts[-1]) ** 2 for T_c in Ts], "k:", label=r"$\propto T^2$")
+ax.loglog(
+    Ts, [ref * (T_c / Ts[-1]) ** 2 for T_c in Ts], "k:", label=r"$\propto T^2$"
+)
 ax.set_xscale("log", base=2)
-ax.set(xlabel="sequence length T", ylabel="CPU ms per forward + backward",
-       title="Attention time over T (one CPU thread, this run)")
+ax.set(
+    xlabel="sequence length T",
+    ylabel="CPU ms per forward + backward",
+    title="Attention time over T (one CPU thread, this run)",
+)
 ax.legend()
 plt.show()
 """, "nbval-ignore-output"),
@@ -899,14 +1161,21 @@ def saved_bytes(fn, q, k, v):
 
 
 saved = {"explicit": [], "fused": []}
-print(f"{'T':>5} {'explicit MiB':>13} {'fused MiB':>10} {'one (B,H,T,T) float32 MiB':>26}")
+print(
+    f"{'T':>5} {'explicit MiB':>13} {'fused MiB':>10} {'one (B,H,T,T) float32 MiB':>26}"
+)
 for T_c in Ts:
     g = torch.Generator().manual_seed(T_c)
-    q, k, v = (torch.randn(1, 4, T_c, 64, generator=g).requires_grad_() for _ in range(3))
+    q, k, v = (
+        torch.randn(1, 4, T_c, 64, generator=g).requires_grad_()
+        for _ in range(3)
+    )
     saved["explicit"].append(saved_bytes(explicit, q, k, v))
     saved["fused"].append(saved_bytes(fused, q, k, v))
-    print(f"{T_c:>5} {saved['explicit'][-1] / 2**20:>13.2f} {saved['fused'][-1] / 2**20:>10.2f} "
-          f"{4 * T_c * T_c * 4 / 2**20:>26.2f}")
+    print(
+        f"{T_c:>5} {saved['explicit'][-1] / 2**20:>13.2f} {saved['fused'][-1] / 2**20:>10.2f} "
+        f"{4 * T_c * T_c * 4 / 2**20:>26.2f}"
+    )
 """),
 md(r"""
 **Prove it.** The explicit path keeps at least the $(B, H, T, T)$ weights, so its memory grows
@@ -915,11 +1184,15 @@ number of bytes *per position* at every $T$ — exactly linear:
 """),
 code(r"""
 for T_c, e_b, f_b in zip(Ts, saved["explicit"], saved["fused"]):
-    assert e_b >= 1 * 4 * T_c * T_c * 4                      # holds the weights
+    assert e_b >= 1 * 4 * T_c * T_c * 4  # holds the weights
 per_position = {f_b // T_c for T_c, f_b in zip(Ts, saved["fused"])}
-assert len(per_position) == 1 and all(f_b % T_c == 0 for T_c, f_b in zip(Ts, saved["fused"]))
+assert len(per_position) == 1 and all(
+    f_b % T_c == 0 for T_c, f_b in zip(Ts, saved["fused"])
+)
 growth = saved["explicit"][-1] / saved["explicit"][-2]
-print(f"fused: {per_position.pop()} bytes per position at every T; explicit: x{growth:.2f} from T = 512 to 1024")
+print(
+    f"fused: {per_position.pop()} bytes per position at every T; explicit: x{growth:.2f} from T = 512 to 1024"
+)
 assert 3 < growth <= 4
 """),
 md(r"""
@@ -936,7 +1209,9 @@ code(r"""
 c_min = math.log(18) / math.sqrt(2)
 w_at = look_up(c_min * K[1:2], K, V)[1][0, 1].item()
 w_below = look_up(0.98 * c_min * K[1:2], K, V)[1][0, 1].item()
-print(f"c_min = {c_min:.4f}: weight on k2 = {w_at:.4f}; at 0.98 c_min: {w_below:.4f}")
+print(
+    f"c_min = {c_min:.4f}: weight on k2 = {w_at:.4f}; at 0.98 c_min: {w_below:.4f}"
+)
 assert abs(w_at - 0.9) < 1e-5 and w_below < 0.9
 """, "hide-cell"),
 md(r"""
@@ -952,7 +1227,9 @@ with torch.no_grad():
     y_plain, y_plain_perm = mha(x), mha(x[:, perm])
     y_causal, y_causal_perm = mha(x, causal=True), mha(x[:, perm], causal=True)
 equivariant = torch.allclose(y_plain_perm, y_plain[:, perm], atol=1e-6)
-causal_equivariant = torch.allclose(y_causal_perm, y_causal[:, perm], atol=1e-6)
+causal_equivariant = torch.allclose(
+    y_causal_perm, y_causal[:, perm], atol=1e-6
+)
 print("no mask: shuffled input -> shuffled output:", equivariant)
 print("causal:  shuffled input -> shuffled output:", causal_equivariant)
 assert equivariant and not causal_equivariant
@@ -964,11 +1241,13 @@ layer's weights take for one sequence? All 96 layers? And with a context four ti
 """),
 code(r"""
 # Solution: H * T^2 numbers of 2 bytes per layer; 4x the context is 16x the memory.
-per_layer = 96 * 2048 ** 2 * 2
-print(f"one layer: {per_layer / 2**20:.0f} MiB; 96 layers: {96 * per_layer / 2**30:.0f} GiB; "
-      f"T = 8192: {96 * 96 * 8192 ** 2 * 2 / 2**30:.0f} GiB")
+per_layer = 96 * 2048**2 * 2
+print(
+    f"one layer: {per_layer / 2**20:.0f} MiB; 96 layers: {96 * per_layer / 2**30:.0f} GiB; "
+    f"T = 8192: {96 * 96 * 8192**2 * 2 / 2**30:.0f} GiB"
+)
 assert per_layer == 768 * 2**20 and 96 * per_layer == 72 * 2**30
-assert 96 * 96 * 8192 ** 2 * 2 == 16 * 96 * per_layer
+assert 96 * 96 * 8192**2 * 2 == 16 * 96 * per_layer
 """, "hide-cell"),
 md(r"""
 ## Key points

@@ -40,14 +40,22 @@ from gptlib import set_seed, show
 from gptlib.attention import fused_attention, scaled_dot_product_attention
 from gptlib.data import encode_text, get_batch, load_text
 from gptlib.generate import sample_next
-from gptlib.masking import apply_mask, causal_mask, combine_masks, mask_after_softmax, padding_mask
+from gptlib.masking import (
+    apply_mask,
+    causal_mask,
+    combine_masks,
+    mask_after_softmax,
+    padding_mask,
+)
 from gptlib.model import GPT, GPTConfig
 from gptlib.pretrain import TrainConfig, train
 from gptlib.tokenizer import CharTokenizer
 
 plt.rcParams["figure.dpi"] = 90
 torch.set_printoptions(precision=4)
-torch.set_num_threads(1)  # one thread: the same arithmetic whatever the number of cores
+torch.set_num_threads(
+    1
+)  # one thread: the same arithmetic whatever the number of cores
 """),
 md(r"""
 ## The idea: one forward pass, $T$ honest predictions
@@ -107,7 +115,9 @@ show(causal_mask)
 """),
 code(r"""
 print(causal_mask(5).int())
-print(causal_mask(2, 5).int())  # 2 new queries after 3 cached positions: the last 2 rows
+print(
+    causal_mask(2, 5).int()
+)  # 2 new queries after 3 cached positions: the last 2 rows
 """),
 md(r"""
 `apply_mask` puts the $-\infty$ in, *before* the softmax. Its docstring already lists the
@@ -136,17 +146,21 @@ chars = list("To be, or no")
 T_demo = len(chars)
 g = torch.Generator().manual_seed(0)
 demo_scores = torch.randn(T_demo, T_demo, generator=g)
-demo_weights = torch.softmax(apply_mask(demo_scores, causal_mask(T_demo)), dim=-1)
+demo_weights = torch.softmax(
+    apply_mask(demo_scores, causal_mask(T_demo)), dim=-1
+)
 
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
 labels = ["␣" if c == " " else c for c in chars]
-panels = [(causal_mask(T_demo).float(), "causal mask: True = may attend", "Greys"),
-          (demo_weights, "weights: softmax of masked scores", "Blues"),
-          (causal_mask(3, T_demo).float(), "3 new queries, 9 cached keys", "Greys")]
+panels = [
+    (causal_mask(T_demo).float(), "causal mask: True = may attend", "Greys"),
+    (demo_weights, "weights: softmax of masked scores", "Blues"),
+    (causal_mask(3, T_demo).float(), "3 new queries, 9 cached keys", "Greys"),
+]
 for ax, (img, title, cmap) in zip(axes, panels):
     ax.imshow(img, cmap=cmap, vmin=0, vmax=1)
     ax.set_xticks(range(T_demo), labels)
-    rows = labels[-img.shape[0]:]
+    rows = labels[-img.shape[0] :]
     ax.set_yticks(range(img.shape[0]), rows)
     ax.set_xlabel("key j (attended to)")
     ax.set_title(title, fontsize=10)
@@ -155,10 +169,14 @@ plt.tight_layout()
 plt.show()
 """),
 code(r"""
-assert torch.allclose(demo_weights.sum(-1), torch.ones(T_demo))   # every row is a distribution
-assert (demo_weights.triu(diagonal=1) == 0).all()                  # ... over positions j <= i
+assert torch.allclose(
+    demo_weights.sum(-1), torch.ones(T_demo)
+)  # every row is a distribution
+assert (demo_weights.triu(diagonal=1) == 0).all()  # ... over positions j <= i
 assert torch.equal(causal_mask(3, T_demo), causal_mask(T_demo)[-3:])
-print("row sums:", ", ".join(f"{r:.4f}" for r in demo_weights.sum(-1).tolist()))
+print(
+    "row sums:", ", ".join(f"{r:.4f}" for r in demo_weights.sum(-1).tolist())
+)
 """),
 md(r"""
 ## Prove it: the future cannot reach the past
@@ -175,14 +193,24 @@ tok = CharTokenizer.train(train_text + val_text + load_text("test"))
 
 
 def make_gpt(causal):
-    set_seed(0)                                   # the same initial weights for both models
-    config = GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=2, n_head=4, n_embd=64,
-                       pos_encoding="rope", causal=causal)
+    set_seed(0)  # the same initial weights for both models
+    config = GPTConfig(
+        vocab_size=tok.vocab_size,
+        block_size=64,
+        n_layer=2,
+        n_head=4,
+        n_embd=64,
+        pos_encoding="rope",
+        causal=causal,
+    )
     return GPT(config).eval()
 
 
 masked, unmasked = make_gpt(causal=True), make_gpt(causal=False)
-assert all(torch.equal(a, b) for a, b in zip(masked.parameters(), unmasked.parameters()))
+assert all(
+    torch.equal(a, b)
+    for a, b in zip(masked.parameters(), unmasked.parameters())
+)
 print(f"{masked.num_parameters():,} parameters each")
 """),
 md(r"""
@@ -193,24 +221,34 @@ every position before the change must be *bit for bit* unchanged; without it, no
 code(r"""
 line = "Therefore by law thou art condemned to die.\n"
 assert line in val_text
-x = torch.tensor([tok.encode(line)])                       # (1, T), T = 44
+x = torch.tensor([tok.encode(line)])  # (1, T), T = 44
 t_change = line.index("die")
 x_changed = x.clone()
 x_changed[0, t_change] = tok.encode("l")[0]
 print(repr(tok.decode(x[0].tolist())))
-print(repr(tok.decode(x_changed[0].tolist())), "(position", t_change, "changed)")
+print(
+    repr(tok.decode(x_changed[0].tolist())), "(position", t_change, "changed)"
+)
 
 with torch.no_grad():
-    change = {name: (model(x)[0] - model(x_changed)[0]).abs().amax(-1)[0]   # (T,) largest change
-              for name, model in (("masked", masked), ("unmasked", unmasked))}
+    change = {
+        name: (model(x)[0] - model(x_changed)[0])
+        .abs()
+        .amax(-1)[0]  # (T,) largest change
+        for name, model in (("masked", masked), ("unmasked", unmasked))
+    }
 for name, c in change.items():
-    print(f"{name:>8}: positions < {t_change} bit-for-bit unchanged: {bool((c[:t_change] == 0).all())};"
-          f" positions >= {t_change} changed: {bool((c[t_change:] > 0).all())}")
+    print(
+        f"{name:>8}: positions < {t_change} bit-for-bit unchanged: {bool((c[:t_change] == 0).all())};"
+        f" positions >= {t_change} changed: {bool((c[t_change:] > 0).all())}"
+    )
 """),
 code(r"""
-assert (change["masked"][:t_change] == 0).all()     # the past is untouched, exactly
-assert (change["masked"][t_change:] > 0).all()      # (the change was real)
-assert (change["unmasked"] > 0).all()               # without the mask, every position moved
+assert (
+    change["masked"][:t_change] == 0
+).all()  # the past is untouched, exactly
+assert (change["masked"][t_change:] > 0).all()  # (the change was real)
+assert (change["unmasked"] > 0).all()  # without the mask, every position moved
 """),
 md(r"""
 One change, one answer. To see the whole picture, change *each* position $j$ in turn (to the next
@@ -228,9 +266,11 @@ def influence(model, x):
     changed = x.repeat(T, 1)
     changed[torch.arange(T), torch.arange(T)] = (x[0] + 1) % tok.vocab_size
     with torch.no_grad():
-        p = torch.softmax(model(x)[0], dim=-1)                   # (1, T, V)
-        p_changed = torch.softmax(model(changed)[0], dim=-1)     # (T, T, V): [j, i, :]
-    return 0.5 * (p_changed - p).abs().sum(-1).T                 # (T, T): [i, j]
+        p = torch.softmax(model(x)[0], dim=-1)  # (1, T, V)
+        p_changed = torch.softmax(
+            model(changed)[0], dim=-1
+        )  # (T, T, V): [j, i, :]
+    return 0.5 * (p_changed - p).abs().sum(-1).T  # (T, T): [i, j]
 
 
 D_before = {"masked": influence(masked, x), "unmasked": influence(unmasked, x)}
@@ -240,7 +280,7 @@ def plot_influence(D, title):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     for ax, (name, d) in zip(axes, D.items()):
         shown = d.clone()
-        shown[shown == 0] = float("nan")                      # exact zeros: left white
+        shown[shown == 0] = float("nan")  # exact zeros: left white
         im = ax.imshow(shown, norm=LogNorm(vmin=1e-6, vmax=1), cmap="viridis")
         ax.set_title(f"{name} model", fontsize=10)
         ax.set_xlabel("changed input position j")
@@ -250,14 +290,23 @@ def plot_influence(D, title):
     plt.show()
 
 
-plot_influence(D_before, "Which inputs move which predictions (untrained models; white = exactly 0)")
+plot_influence(
+    D_before,
+    "Which inputs move which predictions (untrained models; white = exactly 0)",
+)
 """),
 code(r"""
-above = torch.ones(x.size(1), x.size(1), dtype=torch.bool).triu(diagonal=1)   # j > i
+above = torch.ones(x.size(1), x.size(1), dtype=torch.bool).triu(
+    diagonal=1
+)  # j > i
 for name, d in D_before.items():
-    print(f"{name:>8}: influence of later tokens exactly 0: {bool((d[above] == 0).all())}; "
-          f"of earlier tokens > 0: {bool((d[~above] > 0).all())}")
-assert (D_before["masked"][above] == 0).all() and (D_before["masked"][~above] > 0).all()
+    print(
+        f"{name:>8}: influence of later tokens exactly 0: {bool((d[above] == 0).all())}; "
+        f"of earlier tokens > 0: {bool((d[~above] > 0).all())}"
+    )
+assert (D_before["masked"][above] == 0).all() and (
+    D_before["masked"][~above] > 0
+).all()
 assert (D_before["unmasked"] > 0).all()
 """),
 md(r"""
@@ -275,7 +324,9 @@ code(r"""
 def one_at_a_time(model, x):
     # Logits (B, T, V) in which position t is computed from the prefix x[:, :t + 1] alone.
     with torch.no_grad():
-        return torch.stack([model(x[:, :t + 1])[0][:, -1] for t in range(x.size(1))], dim=1)
+        return torch.stack(
+            [model(x[:, : t + 1])[0][:, -1] for t in range(x.size(1))], dim=1
+        )
 
 
 with torch.no_grad():
@@ -299,21 +350,39 @@ assembled from 64 separately learned position vectors.
 """),
 code(r"""
 train_ids, val_ids = encode_text(train_text, tok), encode_text(val_text, tok)
-cfg = TrainConfig(steps=300, batch_size=16, block_size=64, lr=3e-3, warmup_steps=30,
-                  eval_batches=10, seed=1)
+cfg = TrainConfig(
+    steps=300,
+    batch_size=16,
+    block_size=64,
+    lr=3e-3,
+    warmup_steps=30,
+    eval_batches=10,
+    seed=1,
+)
 runs = {}
 for name, model in (("masked", masked), ("unmasked", unmasked)):
     start = time.perf_counter()
     runs[name] = train(model, train_ids, cfg, val_data=val_ids)
-    print(f"{name:>8}: {time.perf_counter() - start:.1f} s; last training-batch losses",
-          [round(h["train_loss"], 3) for h in runs[name].history[-3:]])
+    print(
+        f"{name:>8}: {time.perf_counter() - start:.1f} s; last training-batch losses",
+        [round(h["train_loss"], 3) for h in runs[name].history[-3:]],
+    )
 """, "nbval-ignore-output"),
 code(r"""
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
 for name, run in runs.items():
-    ax.plot([h["step"] for h in run.history], [h["train_loss"] for h in run.history], lw=0.9,
-            label=f"{name} (training batches)")
-ax.axhline(math.log(tok.vocab_size), color="k", ls=":", label=f"uniform guess, ln {tok.vocab_size}")
+    ax.plot(
+        [h["step"] for h in run.history],
+        [h["train_loss"] for h in run.history],
+        lw=0.9,
+        label=f"{name} (training batches)",
+    )
+ax.axhline(
+    math.log(tok.vocab_size),
+    color="k",
+    ls=":",
+    label=f"uniform guess, ln {tok.vocab_size}",
+)
 ax.set_xlabel("step")
 ax.set_ylabel("cross-entropy (nats/token)")
 ax.set_title("Same data, same budget: the unmasked model's loss collapses")
@@ -327,9 +396,17 @@ both models:
 """),
 code(r"""
 for name, run in runs.items():
-    print(f"{name:>8}: teacher-forced loss, train {run.final_train_loss:.2f}, validation {run.final_val_loss:.2f}")
-assert runs["unmasked"].final_train_loss < 0.5 < runs["masked"].final_train_loss - 1.0
-assert runs["unmasked"].final_val_loss < 0.5 < runs["masked"].final_val_loss - 1.0
+    print(
+        f"{name:>8}: teacher-forced loss, train {run.final_train_loss:.2f}, validation {run.final_val_loss:.2f}"
+    )
+assert (
+    runs["unmasked"].final_train_loss
+    < 0.5
+    < runs["masked"].final_train_loss - 1.0
+)
+assert (
+    runs["unmasked"].final_val_loss < 0.5 < runs["masked"].final_val_loss - 1.0
+)
 """),
 md(r"""
 Taken at face value the unmasked model is far better — on unseen plays too, so this is not
@@ -340,29 +417,54 @@ The honest test feeds each prefix alone and scores its last position, exactly as
 (`one_at_a_time` above), on 32 validation windows:
 """),
 code(r"""
-x_val, y_val = get_batch(val_ids, 32, 64, generator=torch.Generator().manual_seed(2))
+x_val, y_val = get_batch(
+    val_ids, 32, 64, generator=torch.Generator().manual_seed(2)
+)
 honest, forced = {}, {}
 with torch.no_grad():
     for name, model in (("masked", masked), ("unmasked", unmasked)):
-        logits = one_at_a_time(model, x_val)                                  # (32, 64, V)
-        honest[name] = F.cross_entropy(logits.transpose(1, 2), y_val, reduction="none").mean(0)  # (64,)
+        logits = one_at_a_time(model, x_val)  # (32, 64, V)
+        honest[name] = F.cross_entropy(
+            logits.transpose(1, 2), y_val, reduction="none"
+        ).mean(0)  # (64,)
         forced[name] = model(x_val, y_val)[1].item()
 for name in honest:
-    digits = 2 if name == "masked" else 1     # the unmasked run varies more from CPU to CPU
-    print(f"{name:>8}: teacher-forced {forced[name]:.2f}   one token at a time {honest[name].mean():.{digits}f}")
+    digits = (
+        2 if name == "masked" else 1
+    )  # the unmasked run varies more from CPU to CPU
+    print(
+        f"{name:>8}: teacher-forced {forced[name]:.2f}   one token at a time {honest[name].mean():.{digits}f}"
+    )
 """),
 code(r"""
-assert abs(honest["masked"].mean() - forced["masked"]) < 1e-4           # the same number, two ways
-assert honest["unmasked"].mean() > honest["masked"].mean() + 1.0        # far worse when honest
+assert (
+    abs(honest["masked"].mean() - forced["masked"]) < 1e-4
+)  # the same number, two ways
+assert (
+    honest["unmasked"].mean() > honest["masked"].mean() + 1.0
+)  # far worse when honest
 assert honest["unmasked"].mean() > forced["unmasked"] + 2.0
-assert (honest["unmasked"][:3] > math.log(tok.vocab_size)).all()        # worse than a uniform guess
+assert (
+    honest["unmasked"][:3] > math.log(tok.vocab_size)
+).all()  # worse than a uniform guess
 """),
 code(r"""
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
 for name, color in (("masked", "C0"), ("unmasked", "C1")):
     ax.plot(honest[name], color=color, label=f"{name}: one token at a time")
-    ax.axhline(forced[name], color=color, ls="--", lw=1, label=f"{name}: teacher-forced")
-ax.axhline(math.log(tok.vocab_size), color="k", ls=":", label=f"uniform guess, ln {tok.vocab_size}")
+    ax.axhline(
+        forced[name],
+        color=color,
+        ls="--",
+        lw=1,
+        label=f"{name}: teacher-forced",
+    )
+ax.axhline(
+    math.log(tok.vocab_size),
+    color="k",
+    ls=":",
+    label=f"uniform guess, ln {tok.vocab_size}",
+)
 ax.set_xlabel("position t in the window (context = t + 1 characters)")
 ax.set_ylabel("validation loss (nats/token)")
 ax.legend(fontsize=8)
@@ -379,13 +481,21 @@ Where exactly does it get its answers? The influence matrices of the trained mod
 """),
 code(r"""
 D_after = {"masked": influence(masked, x), "unmasked": influence(unmasked, x)}
-plot_influence(D_after, "After training: the unmasked model reads position i + 1")
+plot_influence(
+    D_after, "After training: the unmasked model reads position i + 1"
+)
 """),
 code(r"""
 T_line = x.size(1)
-reads_next = int((D_after["unmasked"][:-1].argmax(-1) == torch.arange(1, T_line)).sum())
-print(f"unmasked: position i is most influenced by position i + 1 at {reads_next} of {T_line - 1} positions")
-print(f"unmasked: mean influence of position i + 1 on position i: {D_after['unmasked'].diagonal(1).mean():.1f}")
+reads_next = int(
+    (D_after["unmasked"][:-1].argmax(-1) == torch.arange(1, T_line)).sum()
+)
+print(
+    f"unmasked: position i is most influenced by position i + 1 at {reads_next} of {T_line - 1} positions"
+)
+print(
+    f"unmasked: mean influence of position i + 1 on position i: {D_after['unmasked'].diagonal(1).mean():.1f}"
+)
 assert reads_next > 0.9 * (T_line - 1)
 assert D_after["unmasked"].diagonal(1).mean() > 0.9
 assert (D_after["masked"][above] == 0).all()
@@ -401,11 +511,11 @@ model-free measure: the fraction of their 4-character pieces that occur anywhere
 plays. One sample of each model is printed.
 """),
 code(r"""
-train_4grams = {train_text[i:i + 4] for i in range(len(train_text) - 3)}
+train_4grams = {train_text[i : i + 4] for i in range(len(train_text) - 3)}
 
 
 def real_4gram_fraction(s):
-    pieces = [s[i:i + 4] for i in range(len(s) - 3)]
+    pieces = [s[i : i + 4] for i in range(len(s) - 3)]
     return sum(p in train_4grams for p in pieces) / len(pieces)
 
 
@@ -414,23 +524,35 @@ def sample(model, prompt, n_new, n_samples=8, seed=0):
     ids = torch.tensor([tok.encode(prompt)] * n_samples)
     with torch.no_grad():
         for _ in range(n_new):
-            logits = model(ids[:, -64:])[0][:, -1]        # the last position sees only the past
-            ids = torch.cat([ids, sample_next(logits, generator=g)[:, None]], dim=1)
-    return [tok.decode(row[len(prompt):].tolist()) for row in ids]
+            logits = model(ids[:, -64:])[0][
+                :, -1
+            ]  # the last position sees only the past
+            ids = torch.cat(
+                [ids, sample_next(logits, generator=g)[:, None]], dim=1
+            )
+    return [tok.decode(row[len(prompt) :].tolist()) for row in ids]
 
 
 prompt = "Therefore by law thou art condemned to die"
-samples = {name: sample(model, prompt, 200) for name, model in (("masked", masked), ("unmasked", unmasked))}
+samples = {
+    name: sample(model, prompt, 200)
+    for name, model in (("masked", masked), ("unmasked", unmasked))
+}
 """),
 code(r"""
 for name, texts in samples.items():
-    print(f"--- {name}: real 4-character pieces {[round(real_4gram_fraction(s), 2) for s in texts]}")
+    print(
+        f"--- {name}: real 4-character pieces {[round(real_4gram_fraction(s), 2) for s in texts]}"
+    )
     print(prompt + texts[0])
 """, "nbval-ignore-output"),
 code(r"""
-real = {name: sum(map(real_4gram_fraction, texts)) / len(texts) for name, texts in samples.items()}
-assert real["masked"] > 0.6                         # mostly pieces of real English
-assert real["unmasked"] < real["masked"] - 0.15     # far fewer
+real = {
+    name: sum(map(real_4gram_fraction, texts)) / len(texts)
+    for name, texts in samples.items()
+}
+assert real["masked"] > 0.6  # mostly pieces of real English
+assert real["unmasked"] < real["masked"] - 0.15  # far fewer
 """),
 md(r"""
 The masked model, after 300 steps, writes misspelt pseudo-Shakespeare with the layout of a play.
@@ -456,8 +578,14 @@ scores = torch.randn(5, 5, generator=g)
 mask = causal_mask(5)
 right = torch.softmax(apply_mask(scores, mask), dim=-1)
 wrong = mask_after_softmax(scores, mask)
-print("row sums, -inf before the softmax:", ", ".join(f"{r:.4f}" for r in right.sum(-1).tolist()))
-print("row sums, zeroed after           :", ", ".join(f"{r:.4f}" for r in wrong.sum(-1).tolist()))
+print(
+    "row sums, -inf before the softmax:",
+    ", ".join(f"{r:.4f}" for r in right.sum(-1).tolist()),
+)
+print(
+    "row sums, zeroed after           :",
+    ", ".join(f"{r:.4f}" for r in wrong.sum(-1).tolist()),
+)
 """),
 md(r"""
 Each row of the wrong version sums to less than 1 — except the last, which masks nothing. Worse,
@@ -466,10 +594,21 @@ the *future* scores: change only the masked scores, and the wrong weights change
 ones do not. Masking after the softmax leaks, just more quietly.
 """),
 code(r"""
-future_changed = scores + 3.0 * (~mask)             # change only the masked (future) scores
-print("right weights unchanged:", torch.equal(torch.softmax(apply_mask(future_changed, mask), -1), right))
-print("wrong weights unchanged:", torch.allclose(mask_after_softmax(future_changed, mask), wrong))
-assert torch.allclose(right.sum(-1), torch.ones(5)) and (wrong.sum(-1)[:-1] < 1 - 1e-3).all()
+future_changed = scores + 3.0 * (
+    ~mask
+)  # change only the masked (future) scores
+print(
+    "right weights unchanged:",
+    torch.equal(torch.softmax(apply_mask(future_changed, mask), -1), right),
+)
+print(
+    "wrong weights unchanged:",
+    torch.allclose(mask_after_softmax(future_changed, mask), wrong),
+)
+assert (
+    torch.allclose(right.sum(-1), torch.ones(5))
+    and (wrong.sum(-1)[:-1] < 1 - 1e-3).all()
+)
 assert torch.equal(torch.softmax(apply_mask(future_changed, mask), -1), right)
 assert not torch.allclose(mask_after_softmax(future_changed, mask), wrong)
 """),
@@ -484,7 +623,7 @@ code(r"""
 print("-1e9 stored as float16:", torch.tensor(-1e9, dtype=torch.float16))
 print("most negative float16 :", torch.finfo(torch.float16).min)
 scores16 = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float16)
-keep = torch.tensor([True, True, False])             # the third key is in the future
+keep = torch.tensor([True, True, False])  # the third key is in the future
 """),
 md(r"""
 Filling the masked scores with it is an error in PyTorch:
@@ -498,11 +637,16 @@ The additive recipe fails silently, which is worse: the constant becomes $-\inft
 score makes the whole softmax row NaN.
 """),
 code(r"""
-neg = torch.tensor(-1e9).to(torch.float16)                       # the constant, in the model's dtype
+neg = torch.tensor(-1e9).to(
+    torch.float16
+)  # the constant, in the model's dtype
 additive = scores16 + (1 - keep.half()) * neg
 print("masked scores:", additive)
 print("weights      :", torch.softmax(additive, dim=-1))
-assert torch.isnan(additive[keep]).all() and torch.isnan(torch.softmax(additive, -1)).all()
+assert (
+    torch.isnan(additive[keep]).all()
+    and torch.isnan(torch.softmax(additive, -1)).all()
+)
 """),
 md(r"""
 The right way is $-\infty$ itself (`apply_mask`), or `torch.finfo(dtype).min` with `masked_fill`,
@@ -510,9 +654,16 @@ which replaces the score instead of adding to it and so cannot overflow:
 """),
 code(r"""
 reference = torch.softmax(torch.tensor([1.0, 2.0]), dim=-1)
-for masked_scores in (apply_mask(scores16, keep), scores16.masked_fill(~keep, torch.finfo(torch.float16).min)):
+for masked_scores in (
+    apply_mask(scores16, keep),
+    scores16.masked_fill(~keep, torch.finfo(torch.float16).min),
+):
     w = torch.softmax(masked_scores, dim=-1)
-    print(w, "matches float32:", torch.allclose(w[:2].float(), reference, atol=1e-3))
+    print(
+        w,
+        "matches float32:",
+        torch.allclose(w[:2].float(), reference, atol=1e-3),
+    )
     assert w[2] == 0 and torch.allclose(w[:2].float(), reference, atol=1e-3)
 """),
 md(r"""
@@ -521,7 +672,9 @@ as $-10^4$ (which does fit in float16): a real score can be more negative than t
 masked key wins.
 """),
 code(r"""
-scores32 = torch.tensor([-2e4, 0.0])                 # a large negative real score; key 2 is masked
+scores32 = torch.tensor(
+    [-2e4, 0.0]
+)  # a large negative real score; key 2 is masked
 keep2 = torch.tensor([True, False])
 leaky = torch.softmax(scores32.masked_fill(~keep2, -1e4), dim=-1)
 exact = torch.softmax(apply_mask(scores32, keep2), dim=-1)
@@ -541,20 +694,27 @@ Two layers of bare attention ($Q = K = V = X$, no weights) over a sequence whose
 positions are padding:
 """),
 code(r"""
-def naive_attention(x, mask):                        # the formula, with no special case
-    return torch.softmax(apply_mask(x @ x.T / math.sqrt(x.size(-1)), mask), dim=-1) @ x
+def naive_attention(x, mask):  # the formula, with no special case
+    return (
+        torch.softmax(
+            apply_mask(x @ x.T / math.sqrt(x.size(-1)), mask), dim=-1
+        )
+        @ x
+    )
 
 
 g = torch.Generator().manual_seed(2)
-seq = torch.randn(5, 8, generator=g)                  # (T, d): 2 pads, then 3 real tokens
-left_mask = combine_masks(causal_mask(5), padding=padding_mask([3], max_len=5, side="left"))[0, 0]
+seq = torch.randn(5, 8, generator=g)  # (T, d): 2 pads, then 3 real tokens
+left_mask = combine_masks(
+    causal_mask(5), padding=padding_mask([3], max_len=5, side="left")
+)[0, 0]
 print(left_mask.int())
 layer1 = naive_attention(seq, left_mask)
 layer2 = naive_attention(layer1, left_mask)
 print("NaN rows after layer 1:", torch.isnan(layer1).any(-1).tolist())
 print("NaN rows after layer 2:", torch.isnan(layer2).any(-1).tolist())
 assert torch.isnan(layer1[:2]).all() and not torch.isnan(layer1[2:]).any()
-assert torch.isnan(layer2).all()                     # the real positions are lost too
+assert torch.isnan(layer2).all()  # the real positions are lost too
 """),
 md(r"""
 A common patch replaces $-\infty$ by `finfo.min`: then an empty row has no NaN, but its softmax is
@@ -564,15 +724,33 @@ the same in `fused_attention`): no NaN, no attention to anything masked, and the
 are what they would be without the pads.
 """),
 code(r"""
-patched = torch.softmax((seq @ seq.T / math.sqrt(8)).masked_fill(~left_mask, torch.finfo(torch.float32).min), -1)
+patched = torch.softmax(
+    (seq @ seq.T / math.sqrt(8)).masked_fill(
+        ~left_mask, torch.finfo(torch.float32).min
+    ),
+    -1,
+)
 print("finfo.min, empty row 0:", patched[0])
-q = k = v = seq[None, None]                                        # (1, 1, T, d)
+q = k = v = seq[None, None]  # (1, 1, T, d)
 out, w = scaled_dot_product_attention(q, k, v, left_mask, return_weights=True)
 print("gptlib,    empty row 0:", w[0, 0, 0])
-alone = scaled_dot_product_attention(seq[None, None, 2:], seq[None, None, 2:], seq[None, None, 2:], causal_mask(3))
-assert torch.allclose(patched[0], torch.full((5,), 0.2))           # attends uniformly, to masked keys
-assert (w[0, 0, :2] == 0).all() and (out[0, 0, :2] == 0).all() and torch.isfinite(out).all()
-assert torch.allclose(out[0, 0, 2:], alone[0, 0], atol=1e-6)       # real positions as without pads
+alone = scaled_dot_product_attention(
+    seq[None, None, 2:],
+    seq[None, None, 2:],
+    seq[None, None, 2:],
+    causal_mask(3),
+)
+assert torch.allclose(
+    patched[0], torch.full((5,), 0.2)
+)  # attends uniformly, to masked keys
+assert (
+    (w[0, 0, :2] == 0).all()
+    and (out[0, 0, :2] == 0).all()
+    and torch.isfinite(out).all()
+)
+assert torch.allclose(
+    out[0, 0, 2:], alone[0, 0], atol=1e-6
+)  # real positions as without pads
 """),
 md(r"""
 ## Padding: batches of unequal length
@@ -586,23 +764,39 @@ causal mask:
 """),
 code(r"""
 lengths = [6, 3, 4]
-print(padding_mask(lengths).int())                   # right padding: real tokens first
-print(padding_mask(lengths, side="left").int())      # left padding: real tokens last
+print(padding_mask(lengths).int())  # right padding: real tokens first
+print(
+    padding_mask(lengths, side="left").int()
+)  # left padding: real tokens last
 print(combine_masks(causal_mask(6), padding=padding_mask(lengths)).shape)
 """),
 code(r"""
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
 for ax, side in zip(axes, ("right", "left")):
-    m = combine_masks(causal_mask(6), padding=padding_mask([3], max_len=6, side=side))[0, 0]
+    m = combine_masks(
+        causal_mask(6), padding=padding_mask([3], max_len=6, side=side)
+    )[0, 0]
     ax.imshow(m.float(), cmap="Greys", vmin=0, vmax=1)
-    tokens = ["a", "b", "c", "pad", "pad", "pad"] if side == "right" else ["pad", "pad", "pad", "a", "b", "c"]
+    tokens = (
+        ["a", "b", "c", "pad", "pad", "pad"]
+        if side == "right"
+        else ["pad", "pad", "pad", "a", "b", "c"]
+    )
     ax.set_xticks(range(6), tokens)
     ax.set_yticks(range(6), tokens)
     ax.set_xlabel("key")
     ax.set_title(f"{side} padding: causal AND padding", fontsize=10)
     empty = ~m.any(-1)
     for i in torch.nonzero(empty).flatten().tolist():
-        ax.text(2.5, i, "nothing to attend to", ha="center", va="center", color="C3", fontsize=8)
+        ax.text(
+            2.5,
+            i,
+            "nothing to attend to",
+            ha="center",
+            va="center",
+            color="C3",
+            fontsize=8,
+        )
 axes[0].set_ylabel("query")
 plt.tight_layout()
 plt.show()
@@ -614,27 +808,37 @@ for each line alone. The loss must skip the padding as well: a target of `-100` 
 cross-entropy, so the padded batch's loss equals the token-weighted average of the lines' losses.
 """),
 code(r"""
-lines = ["Merchant of Syracuse, plead no more;", "AEGEON:", "Well, Syracusian, say"]
+lines = [
+    "Merchant of Syracuse, plead no more;",
+    "AEGEON:",
+    "Well, Syracusian, say",
+]
 ids = [torch.tensor(tok.encode(s)) for s in lines]
 n = [len(i) for i in ids]
 T_pad, pad_id = max(n), 0
 batch = torch.full((3, T_pad), pad_id)
-targets = torch.full((3, T_pad), -100)                # -100: no loss at this position
+targets = torch.full((3, T_pad), -100)  # -100: no loss at this position
 for b, seq_ids in enumerate(ids):
-    batch[b, :n[b]] = seq_ids
-    targets[b, :n[b] - 1] = seq_ids[1:]               # predict each next character of the line
+    batch[b, : n[b]] = seq_ids
+    targets[b, : n[b] - 1] = seq_ids[
+        1:
+    ]  # predict each next character of the line
 keys = padding_mask(n)
 
 with torch.no_grad():
     logits, loss = masked(batch, targets, padding_mask=keys)
     same, losses = [], []
     for b, seq_ids in enumerate(ids):
-        alone, alone_loss = masked(seq_ids[None], targets[b:b + 1, :n[b]])
-        same.append(torch.allclose(logits[b, :n[b]], alone[0], atol=1e-5))
+        alone, alone_loss = masked(seq_ids[None], targets[b : b + 1, : n[b]])
+        same.append(torch.allclose(logits[b, : n[b]], alone[0], atol=1e-5))
         losses.append(alone_loss.item() * (n[b] - 1))
 print("real positions equal to each line alone:", same)
-print(f"padded-batch loss {loss.item():.2f} = weighted mean of the lines' losses {sum(losses) / sum(m - 1 for m in n):.2f}")
-assert all(same) and abs(loss.item() - sum(losses) / sum(m - 1 for m in n)) < 1e-5
+print(
+    f"padded-batch loss {loss.item():.2f} = weighted mean of the lines' losses {sum(losses) / sum(m - 1 for m in n):.2f}"
+)
+assert (
+    all(same) and abs(loss.item() - sum(losses) / sum(m - 1 for m in n)) < 1e-5
+)
 """),
 md(r"""
 **Generation pads on the left.** To generate for a batch of prompts, the model needs each row's
@@ -662,32 +866,49 @@ def padded(side):
     batch = torch.full((3, T_pad), pad_id)
     for b, seq_ids in enumerate(ids):
         if side == "right":
-            batch[b, :n[b]] = seq_ids
+            batch[b, : n[b]] = seq_ids
         else:
-            batch[b, T_pad - n[b]:] = seq_ids
+            batch[b, T_pad - n[b] :] = seq_ids
     return batch, padding_mask(n, side=side)
 
 
 with torch.no_grad():
-    alone = [masked(i[None])[0][0, -1] for i in ids]                  # each prompt on its own
-    nxt = torch.stack(alone).argmax(-1)                                # greedy next tokens (3,)
-    alone2 = [masked(torch.cat([i, nxt[b:b + 1]])[None])[0][0, -1] for b, i in enumerate(ids)]
+    alone = [masked(i[None])[0][0, -1] for i in ids]  # each prompt on its own
+    nxt = torch.stack(alone).argmax(-1)  # greedy next tokens (3,)
+    alone2 = [
+        masked(torch.cat([i, nxt[b : b + 1]])[None])[0][0, -1]
+        for b, i in enumerate(ids)
+    ]
     for side in ("left", "right"):
         batch, keys = padded(side)
         logits = masked(batch, padding_mask=keys)[0]
-        last = logits[:, -1] if side == "left" else logits[range(3), torch.tensor(n) - 1]
-        step1 = all(torch.allclose(last[b], alone[b], atol=1e-4) for b in range(3))
-        batch2 = torch.cat([batch, nxt[:, None]], dim=1)               # append one column
+        last = (
+            logits[:, -1]
+            if side == "left"
+            else logits[range(3), torch.tensor(n) - 1]
+        )
+        step1 = all(
+            torch.allclose(last[b], alone[b], atol=1e-4) for b in range(3)
+        )
+        batch2 = torch.cat([batch, nxt[:, None]], dim=1)  # append one column
         keys2 = torch.cat([keys, torch.ones(3, 1, dtype=torch.bool)], dim=1)
         logits2 = masked(batch2, padding_mask=keys2)[0][:, -1]
-        step2 = [torch.allclose(logits2[b], alone2[b], atol=1e-4) for b in range(3)]
-        print(f"{side:>5} padding: step 1 matches each prompt alone: {step1}; step 2: {step2}")
+        step2 = [
+            torch.allclose(logits2[b], alone2[b], atol=1e-4) for b in range(3)
+        ]
+        print(
+            f"{side:>5} padding: step 1 matches each prompt alone: {step1}; step 2: {step2}"
+        )
         assert step1 and all(step2) and torch.isfinite(logits).all()
-        if side == "right":                  # positions 0, 1, 2, ... by column
+        if side == "right":  # positions 0, 1, 2, ... by column
             columns = torch.arange(batch2.size(1)).expand_as(batch2)
-            logits3 = masked(batch2, padding_mask=keys2, position_ids=columns)[0]
-            step2 = [torch.allclose(logits3[b, -1], alone2[b], atol=1e-4)
-                     for b in range(3)]
+            logits3 = masked(batch2, padding_mask=keys2, position_ids=columns)[
+                0
+            ]
+            step2 = [
+                torch.allclose(logits3[b, -1], alone2[b], atol=1e-4)
+                for b in range(3)
+            ]
             print(f"right padding, positions by column: step 2: {step2}")
             assert step2[0] and not step2[1] and not step2[2]
 """),
@@ -715,7 +936,12 @@ def head_weights(model, x, layer=1, head=3):
     block = model.h[layer]
     with torch.no_grad():
         h = model.hidden_states(x)[layer]
-        _, w = block.attn(block.ln_1(h), rope=model.pos.rope, causal=block.causal, return_weights=True)
+        _, w = block.attn(
+            block.ln_1(h),
+            rope=model.pos.rope,
+            causal=block.causal,
+            return_weights=True,
+        )
     return w[0, head]
 
 
@@ -723,12 +949,34 @@ T_line = x.size(1)
 chars = list(line)
 n_pad = 8
 views = {
-    "causal (trained masked model)": (chars, causal_mask(T_line), head_weights(masked, x)),
-    "none (trained unmasked model)": (chars, torch.ones(T_line, T_line, dtype=torch.bool), head_weights(unmasked, x)),
-    "causal + right padding": (chars[:T_line - n_pad] + ["·"] * n_pad, combine_masks(
-        causal_mask(T_line), padding=padding_mask([T_line - n_pad], max_len=T_line))[0, 0], None),
-    "causal + left padding": (["·"] * n_pad + chars[:T_line - n_pad], combine_masks(
-        causal_mask(T_line), padding=padding_mask([T_line - n_pad], max_len=T_line, side="left"))[0, 0], None),
+    "causal (trained masked model)": (
+        chars,
+        causal_mask(T_line),
+        head_weights(masked, x),
+    ),
+    "none (trained unmasked model)": (
+        chars,
+        torch.ones(T_line, T_line, dtype=torch.bool),
+        head_weights(unmasked, x),
+    ),
+    "causal + right padding": (
+        chars[: T_line - n_pad] + ["·"] * n_pad,
+        combine_masks(
+            causal_mask(T_line),
+            padding=padding_mask([T_line - n_pad], max_len=T_line),
+        )[0, 0],
+        None,
+    ),
+    "causal + left padding": (
+        ["·"] * n_pad + chars[: T_line - n_pad],
+        combine_masks(
+            causal_mask(T_line),
+            padding=padding_mask(
+                [T_line - n_pad], max_len=T_line, side="left"
+            ),
+        )[0, 0],
+        None,
+    ),
 }
 """),
 code(r"""
@@ -739,9 +987,9 @@ mask_explorer(views, query=t_change)
 code(r"""
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.9))
 for ax, (name, (labels_v, mask_v, weights_v)) in zip(axes, views.items()):
-    if weights_v is None:                            # the mask alone
+    if weights_v is None:  # the mask alone
         ax.imshow(mask_v.float() * 0.35, cmap="Blues", vmin=0, vmax=1)
-    else:                                            # weights; square-root scale shows small ones
+    else:  # weights; square-root scale shows small ones
         ax.imshow(weights_v, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1))
     ax.set_title(name, fontsize=9)
     ax.set_xlabel("key")
@@ -755,9 +1003,13 @@ its weight on the next position, and every head of the masked model puts exactly
 """),
 code(r"""
 for name, model in (("masked", masked), ("unmasked", unmasked)):
-    ahead = [head_weights(model, x, head=h).diagonal(1).mean() for h in range(4)]
-    print(f"{name:>8}, second block: mean weight on position i + 1, smallest over the 4 heads "
-          f"{min(ahead):.1f}, largest {max(ahead):.1f}")
+    ahead = [
+        head_weights(model, x, head=h).diagonal(1).mean() for h in range(4)
+    ]
+    print(
+        f"{name:>8}, second block: mean weight on position i + 1, smallest over the 4 heads "
+        f"{min(ahead):.1f}, largest {max(ahead):.1f}"
+    )
     if name == "unmasked":
         assert all(a > 0.8 for a in ahead)
     else:
@@ -781,13 +1033,21 @@ def flops(fn):
 g = torch.Generator().manual_seed(3)
 q, k, v = (torch.randn(1, 4, 256, 16, generator=g) for _ in range(3))
 attn_plain = flops(lambda: scaled_dot_product_attention(q, k, v))
-attn_masked = flops(lambda: scaled_dot_product_attention(q, k, v, causal_mask(256)))
-print(f"attention, T = 256: no mask {attn_plain:,} FLOPs, causal mask {attn_masked:,} FLOPs")
+attn_masked = flops(
+    lambda: scaled_dot_product_attention(q, k, v, causal_mask(256))
+)
+print(
+    f"attention, T = 256: no mask {attn_plain:,} FLOPs, causal mask {attn_masked:,} FLOPs"
+)
 with torch.no_grad():
     model_masked = flops(lambda: masked(x_val))
     model_unmasked = flops(lambda: unmasked(x_val))
-print(f"GPT forward on (32, 64): masked {model_masked:,} FLOPs, unmasked {model_unmasked:,} FLOPs")
-assert attn_plain == attn_masked == 2 * (2 * 4 * 256 * 256 * 16)   # QK^T and AV, full squares
+print(
+    f"GPT forward on (32, 64): masked {model_masked:,} FLOPs, unmasked {model_unmasked:,} FLOPs"
+)
+assert (
+    attn_plain == attn_masked == 2 * (2 * 4 * 256 * 256 * 16)
+)  # QK^T and AV, full squares
 assert model_masked == model_unmasked
 """),
 md(r"""
@@ -802,7 +1062,9 @@ fraction of the $T \times T$ scores a causal mask keeps is $\frac{T(T+1)/2}{T^2}
 code(r"""
 for T in (64, 1024, 2048):
     kept = int(causal_mask(T).sum())
-    print(f"T = {T:4d}: the causal mask keeps {kept:,} of {T * T:,} scores ({kept / T**2:.4f})")
+    print(
+        f"T = {T:4d}: the causal mask keeps {kept:,} of {T * T:,} scores ({kept / T**2:.4f})"
+    )
     assert kept == T * (T + 1) // 2
 """),
 md(r"""
@@ -814,10 +1076,14 @@ code(r"""
 g = torch.Generator().manual_seed(4)
 q, k, v = (torch.randn(1, 4, 1024, 32, generator=g) for _ in range(3))
 mask_1024 = causal_mask(1024)
-variants = {"explicit, no mask": lambda: scaled_dot_product_attention(q, k, v),
-            "explicit, causal mask": lambda: scaled_dot_product_attention(q, k, v, mask_1024),
-            "fused, no mask": lambda: fused_attention(q, k, v),
-            "fused, is_causal=True": lambda: fused_attention(q, k, v, is_causal=True)}
+variants = {
+    "explicit, no mask": lambda: scaled_dot_product_attention(q, k, v),
+    "explicit, causal mask": lambda: scaled_dot_product_attention(
+        q, k, v, mask_1024
+    ),
+    "fused, no mask": lambda: fused_attention(q, k, v),
+    "fused, is_causal=True": lambda: fused_attention(q, k, v, is_causal=True),
+}
 best = {}
 for name, fn in variants.items():
     times = []
@@ -885,9 +1151,13 @@ code(r"""
 # allowed. Those are the tiles strictly above the diagonal of tiles: n(n - 1)/2 of n^2.
 T, tile = 1024, 64
 n_tiles = T // tile
-tiles = causal_mask(T).view(n_tiles, tile, n_tiles, tile).any(dim=(1, 3))   # (n, n): any allowed?
+tiles = (
+    causal_mask(T).view(n_tiles, tile, n_tiles, tile).any(dim=(1, 3))
+)  # (n, n): any allowed?
 skippable = int((~tiles).sum())
-print(f"{skippable} of {n_tiles ** 2} tiles skippable ({skippable / n_tiles ** 2:.4f})")
+print(
+    f"{skippable} of {n_tiles**2} tiles skippable ({skippable / n_tiles**2:.4f})"
+)
 assert skippable == n_tiles * (n_tiles - 1) // 2
 """, "hide-cell"),
 md(r"""
@@ -908,7 +1178,9 @@ with torch.no_grad():
         without = masked(batch)[0]
         real = keys[:, :, None].expand_as(with_mask)
         same = torch.allclose(with_mask[real], without[real], atol=1e-5)
-        print(f"{side:>5} padding: same logits at real positions without a padding mask: {same}")
+        print(
+            f"{side:>5} padding: same logits at real positions without a padding mask: {same}"
+        )
         assert same == (side == "right")
 """, "hide-cell"),
 md(r"""

@@ -199,13 +199,24 @@ train_ids, val_ids = encode_text(train_text, tok), encode_text(val_text, tok)
 V = tok.vocab_size
 
 set_seed(0)
-model = GPT(GPTConfig(vocab_size=V, block_size=64, n_layer=6, n_head=4, n_embd=64))
-writes = []                           # what each sublayer adds to the stream, in order
-hooks = [sub.register_forward_hook(lambda module, inputs, output: writes.append(output))
-         for blk in model.h for sub in (blk.attn, blk.mlp)]
-sample, _ = get_batch(val_ids, 1, 64, generator=torch.Generator().manual_seed(0))
+model = GPT(
+    GPTConfig(vocab_size=V, block_size=64, n_layer=6, n_head=4, n_embd=64)
+)
+writes = []  # what each sublayer adds to the stream, in order
+hooks = [
+    sub.register_forward_hook(
+        lambda module, inputs, output: writes.append(output)
+    )
+    for blk in model.h
+    for sub in (blk.attn, blk.mlp)
+]
+sample, _ = get_batch(
+    val_ids, 1, 64, generator=torch.Generator().manual_seed(0)
+)
 with torch.no_grad():
-    stream = model.hidden_states(sample)  # [x_0, after block 1, ..., after block 6]
+    stream = model.hidden_states(
+        sample
+    )  # [x_0, after block 1, ..., after block 6]
 for hook in hooks:
     hook.remove()
 print(len(writes), "writes of shape", tuple(writes[0].shape))
@@ -216,25 +227,39 @@ output equals its input plus its two writes:
 """),
 code(r"""
 total = stream[0] + sum(writes)
-print("x_12 == x_0 + sum of all writes:", torch.allclose(stream[-1], total, atol=1e-6))
-per_block = all(torch.allclose(stream[i + 1], stream[i] + writes[2 * i] + writes[2 * i + 1],
-                               atol=1e-6) for i in range(6))
+print(
+    "x_12 == x_0 + sum of all writes:",
+    torch.allclose(stream[-1], total, atol=1e-6),
+)
+per_block = all(
+    torch.allclose(
+        stream[i + 1], stream[i] + writes[2 * i] + writes[2 * i + 1], atol=1e-6
+    )
+    for i in range(6)
+)
 print("each block adds exactly its two writes:", per_block)
 assert torch.allclose(stream[-1], total, atol=1e-6) and per_block
 """),
 code(r"""
-t = 20                                      # one position of the sequence
+t = 20  # one position of the sequence
 rows = [stream[0][0, t]] + [w[0, t] for w in writes] + [stream[-1][0, t]]
 sublayers = [f"{kind} {i + 1}" for i in range(6) for kind in ("attn", "mlp")]
 labels = ["embedding $x_0$"] + sublayers + ["= top of stream"]
 fig, ax = plt.subplots(figsize=(8, 4.2))
 lim = max(r.abs().max().item() for r in rows)
-im = ax.imshow(torch.stack(rows).numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim,
-               aspect="auto")
+im = ax.imshow(
+    torch.stack(rows).numpy(),
+    cmap="RdBu_r",
+    vmin=-lim,
+    vmax=lim,
+    aspect="auto",
+)
 ax.axhline(len(rows) - 1.5, color="k", lw=1.5)
 ax.set_yticks(range(len(rows)), labels, fontsize=8)
 ax.set_xlabel("feature (64 per position)")
-ax.set_title(f"Position {t}: the top row is the column sum of all the rows above it")
+ax.set_title(
+    f"Position {t}: the top row is the column sum of all the rows above it"
+)
 fig.colorbar(im, ax=ax, shrink=0.8)
 plt.show()
 """),
@@ -258,17 +283,31 @@ code(r"""
 def gradient_profile(depth, residual=True, norms=True, seed=0, **config):
     # Per-block gradient norms (bottom block first) and the stream, for one batch at init.
     set_seed(seed)
-    model = GPT(GPTConfig(vocab_size=V, block_size=64, n_layer=depth, n_head=4, n_embd=64,
-                          **config))
+    model = GPT(
+        GPTConfig(
+            vocab_size=V,
+            block_size=64,
+            n_layer=depth,
+            n_head=4,
+            n_embd=64,
+            **config,
+        )
+    )
     for blk in model.h:
-        blk.residual = residual                     # x + F(...)  or just  F(...)
+        blk.residual = residual  # x + F(...)  or just  F(...)
         if not norms:
-            blk.ln_1 = blk.ln_2 = nn.Identity()     # no normalisation inside the blocks
-    x, y = get_batch(train_ids, 8, 64, generator=torch.Generator().manual_seed(seed))
+            blk.ln_1 = blk.ln_2 = (
+                nn.Identity()
+            )  # no normalisation inside the blocks
+    x, y = get_batch(
+        train_ids, 8, 64, generator=torch.Generator().manual_seed(seed)
+    )
     _, loss = model(x, y)
     loss.backward()
-    grads = [torch.cat([p.grad.flatten() for p in blk.parameters()]).norm().item()
-             for blk in model.h]
+    grads = [
+        torch.cat([p.grad.flatten() for p in blk.parameters()]).norm().item()
+        for blk in model.h
+    ]
     with torch.no_grad():
         states = model.hidden_states(x)
     return grads, states
@@ -277,15 +316,17 @@ def gradient_profile(depth, residual=True, norms=True, seed=0, **config):
 def position_similarity(h):
     # Mean cosine similarity of the vectors of two positions of a sequence; h: (B, T, C)
     u = h / h.norm(dim=-1, keepdim=True)
-    cos = u @ u.transpose(1, 2)                     # (B, T, T), ones on the diagonal
+    cos = u @ u.transpose(1, 2)  # (B, T, T), ones on the diagonal
     T = h.size(1)
     return ((cos.sum(dim=(1, 2)) - T) / (T * (T - 1))).mean().item()
 
 
-VARIANTS = {(True, True): "residual + LayerNorm (GPT-2)",     # (residual, norms)
-            (True, False): "residual, no norms",
-            (False, True): "LayerNorm, no residual",
-            (False, False): "neither"}
+VARIANTS = {
+    (True, True): "residual + LayerNorm (GPT-2)",  # (residual, norms)
+    (True, False): "residual, no norms",
+    (False, True): "LayerNorm, no residual",
+    (False, False): "neither",
+}
 STYLES = ("C0o-", "C2s--", "C1^-", "C3x-")
 DEPTH = 24
 runs = {key: gradient_profile(DEPTH, *key) for key in VARIANTS}
@@ -302,8 +343,13 @@ for (key, label), style in zip(VARIANTS.items(), STYLES):
     grads, states = runs[key]
     g = np.array(grads)
     ax1.semilogy(blocks, np.where(g > 0, g, np.nan), style, ms=3, label=label)
-    if key != (False, False):          # (without either, the vectors shrink to exactly 0)
-        ax2.plot([position_similarity(h) for h in states], style, ms=3, label=label)
+    if key != (
+        False,
+        False,
+    ):  # (without either, the vectors shrink to exactly 0)
+        ax2.plot(
+            [position_similarity(h) for h in states], style, ms=3, label=label
+        )
 ax1.set_xlabel("block (1 = bottom, next to the embeddings)")
 ax1.set_ylabel("norm of the block's parameter gradient")
 ax1.set_title("Gradient reaching each block at initialisation")
@@ -340,25 +386,36 @@ first block of a fresh model:
 """),
 code(r"""
 g = {key: np.array(runs[key][0]) for key in VARIANTS}
-sim_top = {key: position_similarity(runs[key][1][-1]) for key in VARIANTS
-           if key != (False, False)}
-for key in ((True, True), (True, False)):             # residual: flat within a factor 3
+sim_top = {
+    key: position_similarity(runs[key][1][-1])
+    for key in VARIANTS
+    if key != (False, False)
+}
+for key in ((True, True), (True, False)):  # residual: flat within a factor 3
     assert g[key].max() / g[key].min() < 3, key
 neither, norms_only = g[(False, False)], g[(False, True)]
-assert neither[0] < 1e-10 * neither[-1]               # neither: vanishes, > 10 orders
-assert 1 / 20 < norms_only[0] / norms_only[-1] < 20   # LayerNorm only: no vanishing
-assert sim_top[(False, True)] > 0.95                  # ... but the positions collapse
+assert neither[0] < 1e-10 * neither[-1]  # neither: vanishes, > 10 orders
+assert (
+    1 / 20 < norms_only[0] / norms_only[-1] < 20
+)  # LayerNorm only: no vanishing
+assert sim_top[(False, True)] > 0.95  # ... but the positions collapse
 assert max(sim_top[(True, True)], sim_top[(True, False)]) < 0.3
-print("similarity of two positions at the top:",
-      {VARIANTS[k]: round(v, 2) for k, v in sim_top.items()})
+print(
+    "similarity of two positions at the top:",
+    {VARIANTS[k]: round(v, 2) for k, v in sim_top.items()},
+)
 
 with torch.no_grad():
-    blk = model.h[0]                                  # the fresh 6-block model from above
-    _, weights = blk.attn(blk.ln_1(stream[0]), causal=True, return_weights=True)  # (1,H,T,T)
+    blk = model.h[0]  # the fresh 6-block model from above
+    _, weights = blk.attn(
+        blk.ln_1(stream[0]), causal=True, return_weights=True
+    )  # (1,H,T,T)
 prefix_average = torch.tril(torch.ones(64, 64)) / torch.arange(1, 65)[:, None]
 near_uniform = (weights - prefix_average).abs().max().item() < 0.05
-print("attention weights at initialisation within 0.05 of a plain prefix average:",
-      near_uniform)
+print(
+    "attention weights at initialisation within 0.05 of a plain prefix average:",
+    near_uniform,
+)
 assert near_uniform
 """),
 md(r"""
@@ -391,13 +448,15 @@ first and third reasons, checked:
 code(r"""
 set_seed(0)
 C = 64
-h = torch.randn(4, 16, C)               # activations (B, T, C)
+h = torch.randn(4, 16, C)  # activations (B, T, C)
 h_future = h.clone()
-h_future[:, -1] += 3.0                  # change only the LAST position of every sequence
-bn = nn.BatchNorm1d(C)                  # per feature, over (B, T); it wants (B, C, T)
+h_future[:, -1] += 3.0  # change only the LAST position of every sequence
+bn = nn.BatchNorm1d(C)  # per feature, over (B, T); it wants (B, C, T)
 ln = LayerNorm(C)
 with torch.no_grad():
-    bn_pos0 = [bn(a.transpose(1, 2)).transpose(1, 2)[:, 0] for a in (h, h_future)]
+    bn_pos0 = [
+        bn(a.transpose(1, 2)).transpose(1, 2)[:, 0] for a in (h, h_future)
+    ]
     ln_pos0 = [ln(a)[:, 0] for a in (h, h_future)]
 print("position 0 changed when the last position changed")
 print("  BatchNorm:", not torch.equal(*bn_pos0))
@@ -405,11 +464,15 @@ print("  LayerNorm:", not torch.equal(*ln_pos0))
 assert not torch.equal(*bn_pos0) and torch.equal(*ln_pos0)
 """),
 code(r"""
-one_token = torch.randn(1, 1, C)        # generation: one sequence, one new token
+one_token = torch.randn(1, 1, C)  # generation: one sequence, one new token
 y = ln(one_token)
-print(f"LayerNorm on one token: |mean| {abs(y.mean().item()):.4f}, "
-      f"std {y.std(unbiased=False).item():.4f}")
-bn(one_token.transpose(1, 2))     # BatchNorm in training mode: nothing to average over
+print(
+    f"LayerNorm on one token: |mean| {abs(y.mean().item()):.4f}, "
+    f"std {y.std(unbiased=False).item():.4f}"
+)
+bn(
+    one_token.transpose(1, 2)
+)  # BatchNorm in training mode: nothing to average over
 """, "raises-exception"),
 md(r"""
 ### RMSNorm: LayerNorm without the centring
@@ -429,7 +492,7 @@ show(RMSNorm.forward)
 """),
 code(r"""
 set_seed(1)
-x = torch.randn(2, 5, C) * 3 + 1         # not centred, not unit scale
+x = torch.randn(2, 5, C) * 3 + 1  # not centred, not unit scale
 ours_ln, torch_ln = LayerNorm(C), nn.LayerNorm(C)
 ours_rms, torch_rms = RMSNorm(C), nn.RMSNorm(C)
 with torch.no_grad():
@@ -440,17 +503,24 @@ with torch.no_grad():
     torch_rms.weight.copy_(ours_rms.weight)
     centred = x - x.mean(dim=-1, keepdim=True)
     checks = {
-        "LayerNorm == torch.nn.LayerNorm": torch.allclose(ours_ln(x), torch_ln(x), atol=1e-5),
-        "RMSNorm == torch.nn.RMSNorm": torch.allclose(ours_rms(x), torch_rms(x), atol=1e-5),
-        "RMSNorm(x - mean) == LayerNorm(x)": torch.allclose(RMSNorm(C, eps=1e-5)(centred),
-                                                            LayerNorm(C)(x), atol=1e-5),
+        "LayerNorm == torch.nn.LayerNorm": torch.allclose(
+            ours_ln(x), torch_ln(x), atol=1e-5
+        ),
+        "RMSNorm == torch.nn.RMSNorm": torch.allclose(
+            ours_rms(x), torch_rms(x), atol=1e-5
+        ),
+        "RMSNorm(x - mean) == LayerNorm(x)": torch.allclose(
+            RMSNorm(C, eps=1e-5)(centred), LayerNorm(C)(x), atol=1e-5
+        ),
     }
     y = LayerNorm(C)(x)
 for name, ok in checks.items():
     print(f"{name:>34}: {ok}")
 std = y.std(dim=-1, unbiased=False)
-print(f"after LayerNorm, every token: |mean| <= {y.mean(dim=-1).abs().max().item():.4f}, "
-      f"std in [{std.min().item():.4f}, {std.max().item():.4f}]")
+print(
+    f"after LayerNorm, every token: |mean| <= {y.mean(dim=-1).abs().max().item():.4f}, "
+    f"std in [{std.min().item():.4f}, {std.max().item():.4f}]"
+)
 assert all(checks.values())
 """),
 md(r"""
@@ -474,21 +544,42 @@ STEPS = 250
 
 def train_char_gpt(norm_position, lr, warmup_steps=0, seed=0):
     set_seed(seed)
-    model = GPT(GPTConfig(vocab_size=V, block_size=64, n_layer=6, n_head=4, n_embd=64,
-                          norm_position=norm_position, fused_attention=True))
-    cfg = TrainConfig(steps=STEPS, batch_size=8, block_size=64, lr=lr,
-                      warmup_steps=warmup_steps, eval_batches=10, seed=seed)
+    model = GPT(
+        GPTConfig(
+            vocab_size=V,
+            block_size=64,
+            n_layer=6,
+            n_head=4,
+            n_embd=64,
+            norm_position=norm_position,
+            fused_attention=True,
+        )
+    )
+    cfg = TrainConfig(
+        steps=STEPS,
+        batch_size=8,
+        block_size=64,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        eval_batches=10,
+        seed=seed,
+    )
     return model, train(model, train_ids, cfg, val_data=val_ids)
 
 
-RUNS = {("pre", 3e-3, 0): "pre-LN, lr 3e-3", ("post", 3e-3, 0): "post-LN, lr 3e-3",
-        ("post", 2e-3, 100): "post-LN, lr 2e-3 after 100-step warm-up"}
+RUNS = {
+    ("pre", 3e-3, 0): "pre-LN, lr 3e-3",
+    ("post", 3e-3, 0): "post-LN, lr 3e-3",
+    ("post", 2e-3, 100): "post-LN, lr 2e-3 after 100-step warm-up",
+}
 trained, results = {}, {}
 for key, label in RUNS.items():
     start = time.perf_counter()
     trained[key], results[key] = train_char_gpt(*key)
-    print(f"{label:>39}: validation loss {results[key].final_val_loss:.4f} "
-          f"({time.perf_counter() - start:.0f} s)")
+    print(
+        f"{label:>39}: validation loss {results[key].final_val_loss:.4f} "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
 """, "nbval-ignore-output"),
 md(r"""
 (`fused_attention=True` computes chapter 2's attention with PyTorch's fused kernel: the same
@@ -499,19 +590,32 @@ code(r"""
 counts = torch.bincount(train_ids, minlength=V).double()
 val_counts = torch.bincount(val_ids, minlength=V).double()
 frequencies = counts / counts.sum()
-unigram = -(val_counts * frequencies.log()).sum().item() / val_counts.sum().item()
-print(f"unigram loss on the validation plays: {unigram:.2f} nats/character "
-      f"(ln V = {math.log(V):.2f})")
+unigram = (
+    -(val_counts * frequencies.log()).sum().item() / val_counts.sum().item()
+)
+print(
+    f"unigram loss on the validation plays: {unigram:.2f} nats/character "
+    f"(ln V = {math.log(V):.2f})"
+)
 
 fig, ax = plt.subplots(figsize=(8, 3.8))
 for key, style in zip(RUNS, ("C0-", "C3-", "C3--")):
     hist = results[key].history
-    loss = np.convolve([r["train_loss"] for r in hist], np.ones(10) / 10, mode="valid")
+    loss = np.convolve(
+        [r["train_loss"] for r in hist], np.ones(10) / 10, mode="valid"
+    )
     ax.plot(np.arange(10, len(hist) + 1), loss, style, label=RUNS[key])
-ax.axhline(unigram, color="gray", ls=":", label="unigram: letter frequencies, no context")
+ax.axhline(
+    unigram,
+    color="gray",
+    ls=":",
+    label="unigram: letter frequencies, no context",
+)
 ax.set_xlabel("step")
 ax.set_ylabel("training loss (mean of 10 steps)")
-ax.set_title("Same model, data and start; the norm's position and the schedule differ")
+ax.set_title(
+    "Same model, data and start; the norm's position and the schedule differ"
+)
 ax.legend(fontsize=8)
 plt.show()
 """),
@@ -528,21 +632,35 @@ code(r"""
 final = {key: results[key].final_val_loss for key in RUNS}
 stuck = trained[("post", 3e-3, 0)]
 with torch.no_grad():
-    probs = stuck(sample)[0].softmax(dim=-1)                  # (1, 64, V)
-    same_everywhere = (probs - probs.mean(dim=1, keepdim=True)).abs().max().item() < 1e-3
-    top_similarity = {key: position_similarity(trained[key].hidden_states(sample)[-1])
-                      for key in RUNS}
-print("post-LN at 3e-3 is no better than letter frequencies:",
-      final[("post", 3e-3, 0)] > unigram - 0.1)
-print("... and predicts the same distribution at every position:", same_everywhere)
+    probs = stuck(sample)[0].softmax(dim=-1)  # (1, 64, V)
+    same_everywhere = (
+        probs - probs.mean(dim=1, keepdim=True)
+    ).abs().max().item() < 1e-3
+    top_similarity = {
+        key: position_similarity(trained[key].hidden_states(sample)[-1])
+        for key in RUNS
+    }
+print(
+    "post-LN at 3e-3 is no better than letter frequencies:",
+    final[("post", 3e-3, 0)] > unigram - 0.1,
+)
+print(
+    "... and predicts the same distribution at every position:",
+    same_everywhere,
+)
 for key, label in RUNS.items():
-    print(f"{label}: beats the unigram by more than 0.3 nats: {final[key] < unigram - 0.3}, "
-          f"positions collapsed: {top_similarity[key] > 0.99}")
+    print(
+        f"{label}: beats the unigram by more than 0.3 nats: {final[key] < unigram - 0.3}, "
+        f"positions collapsed: {top_similarity[key] > 0.99}"
+    )
 assert final[("post", 3e-3, 0)] > unigram - 0.1 and same_everywhere
 assert final[("pre", 3e-3, 0)] < unigram - 0.3
 assert final[("post", 2e-3, 100)] < unigram - 0.3
 assert top_similarity[("post", 3e-3, 0)] > 0.99
-assert max(top_similarity[("pre", 3e-3, 0)], top_similarity[("post", 2e-3, 100)]) < 0.99
+assert (
+    max(top_similarity[("pre", 3e-3, 0)], top_similarity[("post", 2e-3, 100)])
+    < 0.99
+)
 """),
 md(r"""
 {cite:t}`xiong2020layer` analysed this difference. They show that at initialisation the expected
@@ -587,7 +705,9 @@ gradient_flow_explorer(profiles, depth=24, residual=False, norms=True)
 code(r"""
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 for (key, label), style in zip(VARIANTS.items(), STYLES):
-    ratio = np.array([profiles[(d, *key)][0] / profiles[(d, *key)][-1] for d in DEPTHS])
+    ratio = np.array(
+        [profiles[(d, *key)][0] / profiles[(d, *key)][-1] for d in DEPTHS]
+    )
     ax.semilogy(DEPTHS, np.where(ratio > 0, ratio, np.nan), style, label=label)
     for d, r in zip(DEPTHS, ratio):
         if r == 0:
@@ -642,8 +762,10 @@ code(r"""
 for C, H in ((64, 4), (768, 12)):
     assert n_params(Block(C, H, norm="rmsnorm")) == 12 * C**2 + 11 * C
     assert n_params(Block(C, H, bias=False)) == 12 * C**2 + 2 * C
-print(f"C = 768: RMSNorm block {12 * 768**2 + 11 * 768:,}, "
-      f"bias-free block {12 * 768**2 + 2 * 768:,}")
+print(
+    f"C = 768: RMSNorm block {12 * 768**2 + 11 * 768:,}, "
+    f"bias-free block {12 * 768**2 + 2 * 768:,}"
+)
 """, "hide-cell"),
 md(r"""
 **Exercise 2.** The explorer shows the stack with LayerNorm but without residuals *losing* its
@@ -663,16 +785,31 @@ def output_sizes(states):
     return [h.std(dim=-1, unbiased=False).mean().item() for h in states[1:]]
 
 
-g_default, states_default = gradient_profile(48, residual=False, layer_norm_eps=1e-5)
-g_tiny_eps, states_tiny_eps = gradient_profile(48, residual=False, layer_norm_eps=1e-10)
-size_default, size_tiny_eps = output_sizes(states_default), output_sizes(states_tiny_eps)
-print(f"eps = 1e-5 : block outputs shrink from {size_default[0]:.0e} "
-      f"to {size_default[-1]:.0e}")
-print(f"eps = 1e-10: block outputs stay between {min(size_tiny_eps):.0e} "
-      f"and {max(size_tiny_eps):.0e}")
-assert size_default[-1] < 1e-3 * size_default[0] and size_default[0] < math.sqrt(1e-5)
+g_default, states_default = gradient_profile(
+    48, residual=False, layer_norm_eps=1e-5
+)
+g_tiny_eps, states_tiny_eps = gradient_profile(
+    48, residual=False, layer_norm_eps=1e-10
+)
+size_default, size_tiny_eps = (
+    output_sizes(states_default),
+    output_sizes(states_tiny_eps),
+)
+print(
+    f"eps = 1e-5 : block outputs shrink from {size_default[0]:.0e} "
+    f"to {size_default[-1]:.0e}"
+)
+print(
+    f"eps = 1e-10: block outputs stay between {min(size_tiny_eps):.0e} "
+    f"and {max(size_tiny_eps):.0e}"
+)
+assert size_default[-1] < 1e-3 * size_default[0] and size_default[
+    0
+] < math.sqrt(1e-5)
 assert max(size_tiny_eps) / min(size_tiny_eps) < 3
-assert g_default[0] / g_default[-1] < 1e-5 < 1e-2 < g_tiny_eps[0] / g_tiny_eps[-1]
+assert (
+    g_default[0] / g_default[-1] < 1e-5 < 1e-2 < g_tiny_eps[0] / g_tiny_eps[-1]
+)
 """, "hide-cell"),
 md(r"""
 **Exercise 3.** Decompose the residual stream of the *trained* pre-LN model, as in "See it"
@@ -683,8 +820,13 @@ code(r"""
 # Solution
 trained_model = trained[("pre", 3e-3, 0)]
 trained_writes = []
-hooks = [sub.register_forward_hook(lambda module, inputs, out: trained_writes.append(out))
-         for blk in trained_model.h for sub in (blk.attn, blk.mlp)]
+hooks = [
+    sub.register_forward_hook(
+        lambda module, inputs, out: trained_writes.append(out)
+    )
+    for blk in trained_model.h
+    for sub in (blk.attn, blk.mlp)
+]
 with torch.no_grad():
     trained_stream = trained_model.hidden_states(sample)
 for hook in hooks:
@@ -693,8 +835,10 @@ total = trained_stream[0] + sum(trained_writes)
 assert torch.allclose(trained_stream[-1], total, atol=1e-5)
 sizes = [w.norm(dim=-1).mean().item() for w in trained_writes]
 embedding_size = trained_stream[0].norm(dim=-1).mean().item()
-print(f"largest write: {sublayers[int(np.argmax(sizes))]}; "
-      f"mean write / embedding: {np.mean(sizes) / embedding_size:.1f}")
+print(
+    f"largest write: {sublayers[int(np.argmax(sizes))]}; "
+    f"mean write / embedding: {np.mean(sizes) / embedding_size:.1f}"
+)
 assert np.mean(sizes) > embedding_size
 """, "hide-cell"),
 md(r"""

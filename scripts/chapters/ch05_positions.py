@@ -39,9 +39,17 @@ import torch
 
 from gptlib import set_seed, show
 from gptlib.model import GPT, GPTConfig
-from gptlib.positional import (POS_ENCODINGS, LearnedPositional, OneHotPositional,
-                               RotaryEmbedding, alibi_bias, alibi_slopes, build_positional,
-                               sinusoidal_shift_matrix, sinusoidal_table)
+from gptlib.positional import (
+    POS_ENCODINGS,
+    LearnedPositional,
+    OneHotPositional,
+    RotaryEmbedding,
+    alibi_bias,
+    alibi_slopes,
+    build_positional,
+    sinusoidal_shift_matrix,
+    sinusoidal_table,
+)
 from gptlib.viz import cosine_similarity_matrix, position_explorer
 
 plt.rcParams["figure.dpi"] = 90
@@ -79,24 +87,39 @@ without the causal mask (`causal=False`), on two sentences over a vocabulary of 
 """),
 code(r"""
 vocab = {"dog": 0, "bites": 1, "man": 2, ".": 3}
+
+
 def ids(sentence):
     return torch.tensor([[vocab[w] for w in sentence.split()]])
 
+
 def tiny_gpt(pos_encoding, causal=False, n_layer=2, seed=0):
     set_seed(seed)
-    cfg = GPTConfig(vocab_size=len(vocab), block_size=8, n_layer=n_layer, n_head=2, n_embd=16,
-                    pos_encoding=pos_encoding, causal=causal)
+    cfg = GPTConfig(
+        vocab_size=len(vocab),
+        block_size=8,
+        n_layer=n_layer,
+        n_head=2,
+        n_embd=16,
+        pos_encoding=pos_encoding,
+        causal=causal,
+    )
     return GPT(cfg).eval()
 
+
 a, b = ids("dog bites man"), ids("man bites dog")
-swap = [2, 1, 0]                        # b is a with the first and last word exchanged
+swap = [2, 1, 0]  # b is a with the first and last word exchanged
 model = tiny_gpt("none")
 with torch.no_grad():
-    out_a, out_b = model(a)[0][0], model(b)[0][0]     # next-token logits, (3, V)
+    out_a, out_b = model(a)[0][0], model(b)[0][0]  # next-token logits, (3, V)
 for i, word in enumerate("dog bites man".split()):
     j = swap[i]
-    print(f"{word!r:>8}: position {i} in a, {j} in b; same output: {torch.allclose(out_a[i], out_b[j], atol=1e-6)}")
-assert torch.allclose(out_b, out_a[swap], atol=1e-6)   # outputs of b = outputs of a, reordered
+    print(
+        f"{word!r:>8}: position {i} in a, {j} in b; same output: {torch.allclose(out_a[i], out_b[j], atol=1e-6)}"
+    )
+assert torch.allclose(
+    out_b, out_a[swap], atol=1e-6
+)  # outputs of b = outputs of a, reordered
 """),
 md(r"""
 The model computes exactly the same thing for "dog" whether it bites or is bitten. Add a position
@@ -107,7 +130,10 @@ code(r"""
 model = tiny_gpt("learned")
 with torch.no_grad():
     out_a, out_b = model(a)[0][0], model(b)[0][0]
-print("same output for 'dog' in both sentences:", torch.allclose(out_a[0], out_b[2], atol=1e-6))
+print(
+    "same output for 'dog' in both sentences:",
+    torch.allclose(out_a[0], out_b[2], atol=1e-6),
+)
 assert not torch.allclose(out_b, out_a[swap], atol=1e-3)
 """),
 md(r"""
@@ -125,8 +151,10 @@ for n_layer in (1, 2):
     model = tiny_gpt("none", causal=True, n_layer=n_layer)
     with torch.no_grad():
         last_a, last_b = model(a)[0][0, -1], model(b)[0][0, -1]
-    print(f"causal, no positions, {n_layer} layer(s): prediction after '.' identical: "
-          f"{torch.allclose(last_a, last_b, atol=1e-6)}")
+    print(
+        f"causal, no positions, {n_layer} layer(s): prediction after '.' identical: "
+        f"{torch.allclose(last_a, last_b, atol=1e-6)}"
+    )
     assert torch.allclose(last_a, last_b, atol=1e-6) == (n_layer == 1)
 """),
 md(r"""
@@ -145,12 +173,20 @@ Here is what each costs in the small model this chapter trains later (context $T
 $C = 64$, 4 heads):
 """),
 code(r"""
-print(f"{'encoding':>10}  {'acts on':<22} {'parameters':>10}  {'longest input':>13}")
+print(
+    f"{'encoding':>10}  {'acts on':<22} {'parameters':>10}  {'longest input':>13}"
+)
 for kind in POS_ENCODINGS:
     enc = build_positional(kind, block_size=32, n_embd=64, n_heads=4)
-    where = ("token embeddings" if kind in ("onehot", "learned", "sinusoidal")
-             else "queries and keys" if enc.rope is not None
-             else "attention scores" if kind == "alibi" else "nothing")
+    where = (
+        "token embeddings"
+        if kind in ("onehot", "learned", "sinusoidal")
+        else "queries and keys"
+        if enc.rope is not None
+        else "attention scores"
+        if kind == "alibi"
+        else "nothing"
+    )
     n_params = sum(p.numel() for p in enc.parameters())
     longest = enc.max_positions or "any"
     print(f"{kind:>10}  {where:<22} {n_params:>10,}  {longest!s:>13}")
@@ -189,9 +225,11 @@ code(r"""
 set_seed(0)
 onehot, learned = OneHotPositional(32, 64), LearnedPositional(32, 64)
 with torch.no_grad():
-    learned.wpe.weight.copy_(onehot.proj.weight.T)        # P = W^T
+    learned.wpe.weight.copy_(onehot.proj.weight.T)  # P = W^T
 x = torch.randn(2, 10, 64)
-same = torch.allclose(onehot.embed(x, offset=5), learned.embed(x, offset=5), rtol=0, atol=1e-7)
+same = torch.allclose(
+    onehot.embed(x, offset=5), learned.embed(x, offset=5), rtol=0, atol=1e-7
+)
 print("one-hot x W == table lookup:", same)
 assert same
 """),
@@ -218,9 +256,11 @@ code(r"""
 show(LearnedPositional)
 """),
 code(r"""
-gpt2_wpe = LearnedPositional(1024, 768)                   # GPT-2 small's table
-print(f"GPT-2's wpe: {tuple(gpt2_wpe.wpe.weight.shape)}, {gpt2_wpe.wpe.weight.numel():,} parameters, "
-      f"longest input {gpt2_wpe.max_positions} tokens")
+gpt2_wpe = LearnedPositional(1024, 768)  # GPT-2 small's table
+print(
+    f"GPT-2's wpe: {tuple(gpt2_wpe.wpe.weight.shape)}, {gpt2_wpe.wpe.weight.numel():,} parameters, "
+    f"longest input {gpt2_wpe.max_positions} tokens"
+)
 """),
 md(r"""
 ## Sinusoidal positions (Vaswani et al., 2017)
@@ -243,15 +283,21 @@ code(r"""
 show(sinusoidal_table)
 """),
 code(r"""
-pe = sinusoidal_table(128, 64)                            # (positions, C)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.3, 1]})
+pe = sinusoidal_table(128, 64)  # (positions, C)
+fig, (ax1, ax2) = plt.subplots(
+    1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.3, 1]}
+)
 im = ax1.imshow(pe.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
 ax1.set_xlabel("position t")
 ax1.set_ylabel("coordinate (2i: sin, 2i+1: cos)")
 ax1.set_title("Sinusoidal encodings, C = 64")
 fig.colorbar(im, ax=ax1, shrink=0.8)
 for j in (0, 8, 16, 32):
-    ax2.plot(pe[:, j], lw=1, label=f"coordinate {j}: period {2 * math.pi / 10000 ** (-j / 64):.0f}")
+    ax2.plot(
+        pe[:, j],
+        lw=1,
+        label=f"coordinate {j}: period {2 * math.pi / 10000 ** (-j / 64):.0f}",
+    )
 ax2.set_xlabel("position t")
 ax2.set_title("Four coordinates (sines)")
 ax2.legend(fontsize=7, loc="lower left")
@@ -274,16 +320,25 @@ code(r"""
 pe = sinusoidal_table(200, 64).double()
 for k in (1, 7, 50):
     M = sinusoidal_shift_matrix(k, 64).double()
-    one_map = torch.allclose(pe[:-k] @ M.T, pe[k:], atol=1e-5)   # all 200 - k positions at once
+    one_map = torch.allclose(
+        pe[:-k] @ M.T, pe[k:], atol=1e-5
+    )  # all 200 - k positions at once
     print(f"PE(t + {k}) = M_{k} PE(t) for every t: {one_map}")
     assert one_map
 
-gram = pe @ pe.T                                               # (200, 200) dot products
+gram = pe @ pe.T  # (200, 200) dot products
 freq = 10000.0 ** (-torch.arange(0, 64, 2, dtype=torch.float64) / 64)
 offsets = torch.arange(200.0, dtype=torch.float64)
-formula = torch.cos((offsets[None, :] - offsets[:, None])[..., None] * freq).sum(-1)
-print("PE(s) . PE(t) = sum_i cos(w_i (t - s)):", torch.allclose(gram, formula, atol=1e-6))
-print(f"PE(t) . PE(t) = {gram.diagonal().min():.4f} .. {gram.diagonal().max():.4f} (C/2 = 32)")
+formula = torch.cos(
+    (offsets[None, :] - offsets[:, None])[..., None] * freq
+).sum(-1)
+print(
+    "PE(s) . PE(t) = sum_i cos(w_i (t - s)):",
+    torch.allclose(gram, formula, atol=1e-6),
+)
+print(
+    f"PE(t) . PE(t) = {gram.diagonal().min():.4f} .. {gram.diagonal().max():.4f} (C/2 = 32)"
+)
 assert torch.allclose(gram, formula, atol=1e-6)
 """),
 md(r"""
@@ -335,9 +390,13 @@ set_seed(0)
 rope = RotaryEmbedding(16)
 q, k = torch.randn(2, 16, dtype=torch.float64)
 
+
 def at(v, position):
     "v (16,) rotated as if it sat at `position`."
-    return rope(v[None, None, None], v[None, None, None], offset=position)[0][0, 0, 0]
+    return rope(v[None, None, None], v[None, None, None], offset=position)[0][
+        0, 0, 0
+    ]
+
 
 m, n = 3, 10
 base_score = at(q, m) @ at(k, n)
@@ -347,7 +406,9 @@ for s in (0, 100, 5000):
     print(f"positions ({m + s}, {n + s}): score {score:.4f}")
     assert torch.allclose(score, base_score, atol=1e-9)
 assert torch.allclose(at(q, m).norm(), q.norm())
-print(f"positions (3, 11): score {at(q, 3) @ at(k, 11):.4f}  (a different offset, a different score)")
+print(
+    f"positions (3, 11): score {at(q, 3) @ at(k, 11):.4f}  (a different offset, a different score)"
+)
 """),
 md(r"""
 How does the score vary with the offset? For one fixed vector $q$ the score $q \cdot R(n-m)\,q$
@@ -361,18 +422,39 @@ code(r"""
 set_seed(1)
 offsets = torch.arange(0, 129)
 qs = torch.randn(2000, 16, dtype=torch.float64)
-qs = qs / qs.norm(dim=1, keepdim=True)                          # unit queries
-x = qs[None, :, None, :].expand(1, 2000, 129, 16)               # the same q at positions 0..128
-rotated = rope(x, x)[0][0]                                      # (2000, 129, 16)
-scores = (rotated[:, :1] * rotated).sum(-1)                     # q . R(n) q for n = 0..128
+qs = qs / qs.norm(dim=1, keepdim=True)  # unit queries
+x = qs[None, :, None, :].expand(
+    1, 2000, 129, 16
+)  # the same q at positions 0..128
+rotated = rope(x, x)[0][0]  # (2000, 129, 16)
+scores = (rotated[:, :1] * rotated).sum(-1)  # q . R(n) q for n = 0..128
 theta = 10000.0 ** (-torch.arange(0, 16, 2, dtype=torch.float64) / 16)
 expected = torch.cos(offsets[:, None].double() * theta).sum(-1) / 8
 
 fig, ax = plt.subplots(figsize=(6.5, 3))
 for i in range(3):
-    ax.plot(offsets, scores[i], lw=0.8, alpha=0.7, label=f"one unit query ({i + 1})")
-ax.plot(offsets, scores.mean(0), color="k", lw=2, label="mean over 2,000 unit queries")
-ax.plot(offsets, expected, "--", color="C3", lw=1, label=r"$\frac{1}{8}\sum_i \cos(k\theta_i)$")
+    ax.plot(
+        offsets,
+        scores[i],
+        lw=0.8,
+        alpha=0.7,
+        label=f"one unit query ({i + 1})",
+    )
+ax.plot(
+    offsets,
+    scores.mean(0),
+    color="k",
+    lw=2,
+    label="mean over 2,000 unit queries",
+)
+ax.plot(
+    offsets,
+    expected,
+    "--",
+    color="C3",
+    lw=1,
+    label=r"$\frac{1}{8}\sum_i \cos(k\theta_i)$",
+)
 ax.set_xlabel("offset k = n - m")
 ax.set_ylabel("score q . R(k) q")
 ax.set_title("RoPE, head size 16: the score depends on the offset only")
@@ -402,17 +484,26 @@ show(alibi_slopes)
 """),
 code(r"""
 print("8 heads:", [f"1/{1 / s:.0f}" for s in alibi_slopes(8).tolist()])
-assert torch.allclose(alibi_slopes(8), torch.tensor([2.0 ** -h for h in range(1, 9)]))
-print("4 heads (this chapter's model):", [f"1/{1 / s:.0f}" for s in alibi_slopes(4).tolist()])
+assert torch.allclose(
+    alibi_slopes(8), torch.tensor([2.0**-h for h in range(1, 9)])
+)
+print(
+    "4 heads (this chapter's model):",
+    [f"1/{1 / s:.0f}" for s in alibi_slopes(4).tolist()],
+)
 print("bias of head 1 (slope 1/4), 5 tokens; rows: queries, columns: keys")
-print(alibi_bias(4, 5, 5)[0, 0] + 0.0)                   # (+ 0.0 turns -0.0 into 0.0)
+print(alibi_bias(4, 5, 5)[0, 0] + 0.0)  # (+ 0.0 turns -0.0 into 0.0)
 """),
 code(r"""
 distance = torch.arange(0, 129)
 fig, ax = plt.subplots(figsize=(8.5, 3))
 for h, m in enumerate(alibi_slopes(8).tolist()):
-    ax.plot(distance, torch.exp(-m * distance.double()), lw=1.2,
-            label=f"head {h + 1}: m = 1/{1 / m:.0f}, halves every {math.log(2) / m:.1f}")
+    ax.plot(
+        distance,
+        torch.exp(-m * distance.double()),
+        lw=1.2,
+        label=f"head {h + 1}: m = 1/{1 / m:.0f}, halves every {math.log(2) / m:.1f}",
+    )
 ax.set_xlabel("distance i - j")
 ax.set_ylabel("weight relative to distance 0")
 ax.set_title("ALiBi with equal content scores: each head's window")
@@ -433,23 +524,46 @@ from its results file.
 code(r"""
 results = json.loads(Path("../data/results/positional.json").read_text())
 settings = results["settings"]
-T, C, H = settings["block_size"], settings["model"]["n_embd"], settings["model"]["n_head"]
+T, C, H = (
+    settings["block_size"],
+    settings["model"]["n_embd"],
+    settings["model"]["n_head"],
+)
 d = C // H
-trained_wpe = torch.tensor(next(r["wpe"] for r in results["runs"]
-                                if r["encoding"] == "learned" and r["seed"] == 0))
+trained_wpe = torch.tensor(
+    next(
+        r["wpe"]
+        for r in results["runs"]
+        if r["encoding"] == "learned" and r["seed"] == 0
+    )
+)
 
 u = torch.zeros(d, dtype=torch.float64)
-u[0::2] = 1 / math.sqrt(d / 2)                                      # a unit vector
-rope_vectors = RotaryEmbedding(d)(u.expand(1, 1, T, d), u.expand(1, 1, T, d))[0][0, 0]   # (T, d)
+u[0::2] = 1 / math.sqrt(d / 2)  # a unit vector
+rope_vectors = RotaryEmbedding(d)(u.expand(1, 1, T, d), u.expand(1, 1, T, d))[
+    0
+][0, 0]  # (T, d)
 slopes = alibi_slopes(H)
 
-vectors = {"one-hot": torch.eye(T), "learned (trained)": trained_wpe,
-           "sinusoidal": sinusoidal_table(T, C), f"RoPE (head size {d})": rope_vectors,
-           f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})": None,
-           f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})": None}
-similarity = {name: cosine_similarity_matrix(v) for name, v in vectors.items() if v is not None}
-similarity[f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})"] = alibi_bias(H, T, T)[0, 0].double()
-similarity[f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})"] = alibi_bias(H, T, T)[0, -1].double()
+vectors = {
+    "one-hot": torch.eye(T),
+    "learned (trained)": trained_wpe,
+    "sinusoidal": sinusoidal_table(T, C),
+    f"RoPE (head size {d})": rope_vectors,
+    f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})": None,
+    f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})": None,
+}
+similarity = {
+    name: cosine_similarity_matrix(v)
+    for name, v in vectors.items()
+    if v is not None
+}
+similarity[f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})"] = alibi_bias(H, T, T)[
+    0, 0
+].double()
+similarity[f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})"] = alibi_bias(
+    H, T, T
+)[0, -1].double()
 print({name: tuple(s.shape) for name, s in similarity.items()})
 """),
 code(r"""
@@ -461,7 +575,10 @@ for ax, name in zip(axes, list(similarity)[:5]):
     ax.set_title(name, fontsize=9)
     ax.set_xlabel("position t")
 axes[0].set_ylabel("position s")
-fig.suptitle(f"Position against position, {T} positions (red: alike or no penalty; blue: unlike or penalised)", fontsize=10)
+fig.suptitle(
+    f"Position against position, {T} positions (red: alike or no penalty; blue: unlike or penalised)",
+    fontsize=10,
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -477,6 +594,7 @@ def by_distance(sim):
     "Mean of sim[s, t] over the pairs with t - s = k, for k = 0..T-1."
     return torch.stack([sim.diagonal(k).mean() for k in range(sim.shape[0])])
 
+
 fig, ax = plt.subplots(figsize=(6.5, 3))
 for name in list(similarity)[:4]:
     ax.plot(by_distance(similarity[name]), "o-", ms=2.5, lw=1, label=name)
@@ -486,13 +604,20 @@ ax.set_title("Similarity against distance")
 ax.legend(fontsize=8)
 plt.show()
 
-learned_tables = {r["seed"]: torch.tensor(r["wpe"], dtype=torch.float64)
-                  for r in results["runs"] if r["encoding"] == "learned"}
+learned_tables = {
+    r["seed"]: torch.tensor(r["wpe"], dtype=torch.float64)
+    for r in results["runs"]
+    if r["encoding"] == "learned"
+}
 for seed, table in learned_tables.items():
     curve = by_distance(cosine_similarity_matrix(table))
-    print(f"trained table, seed {seed}: mean similarity at distance 1: {curve[1]:.2f}, "
-          f"at distances 20 to {T - 1}: {curve[20:].mean():.2f}")
-    assert curve[1] > 0.8 and curve[20:].mean() < -0.5       # near: alike; far: opposite
+    print(
+        f"trained table, seed {seed}: mean similarity at distance 1: {curve[1]:.2f}, "
+        f"at distances 20 to {T - 1}: {curve[20:].mean():.2f}"
+    )
+    assert (
+        curve[1] > 0.8 and curve[20:].mean() < -0.5
+    )  # near: alike; far: opposite
 """),
 md(r"""
 How does a table of 32 independent rows come to know that position 20 is far from position 3?
@@ -508,12 +633,16 @@ fig, ax = plt.subplots(figsize=(6.5, 3))
 for seed, table in learned_tables.items():
     centred = table - table.mean(0)
     U, S, _ = torch.linalg.svd(centred, full_matrices=False)
-    share = (S[0] ** 2 / (S ** 2).sum()).item()
+    share = (S[0] ** 2 / (S**2).sum()).item()
     coord = U[:, 0] * S[0]
-    coord = coord * torch.sign(coord[0])                    # an SVD direction's sign is arbitrary
+    coord = coord * torch.sign(
+        coord[0]
+    )  # an SVD direction's sign is arbitrary
     steps = coord[1:] - coord[:-1]
-    print(f"seed {seed}: first direction carries {share:.0%} of the variation; "
-          f"coordinate falls at every step from t to t + 1: {bool((steps < 0).all())}")
+    print(
+        f"seed {seed}: first direction carries {share:.0%} of the variation; "
+        f"coordinate falls at every step from t to t + 1: {bool((steps < 0).all())}"
+    )
     assert share > 0.6 and (steps < 0).all()
     coords[seed] = coord
     ax.plot(coord, "o-", ms=3, lw=1, label=f"seed {seed} ({share:.0%})")
@@ -523,7 +652,10 @@ ax.set_ylabel("coordinate on the first direction")
 ax.set_title("Trained position table: one direction orders the positions")
 ax.legend(fontsize=8)
 plt.show()
-spread = (torch.stack(list(coords.values())).amax(0) - torch.stack(list(coords.values())).amin(0)).max()
+spread = (
+    torch.stack(list(coords.values())).amax(0)
+    - torch.stack(list(coords.values())).amin(0)
+).max()
 print(f"largest difference between the seeds' coordinates: {spread:.2f}")
 assert spread < 0.1
 """),
@@ -553,20 +685,35 @@ runs = results["runs"]
 encodings = settings["encodings"]
 lengths = [m * T for m in settings["multiples"]]
 
+
 def losses(encoding, length):
     "Validation losses at a window length, one per seed (None if the encoding cannot read it)."
-    vals = [r["val_loss"].get(str(length)) for r in runs if r["encoding"] == encoding]
+    vals = [
+        r["val_loss"].get(str(length))
+        for r in runs
+        if r["encoding"] == encoding
+    ]
     return None if None in vals else vals
+
 
 def mean(values):
     return sum(values) / len(values)
 
-print(f"\nvalidation loss (nats/char): mean over seeds {settings['seeds']} [min, max]")
-print(f"{'encoding':>17}" + "".join(f"{f'{L} chars ({L // T}x)':>23}" for L in lengths))
+
+print(
+    f"\nvalidation loss (nats/char): mean over seeds {settings['seeds']} [min, max]"
+)
+print(
+    f"{'encoding':>17}"
+    + "".join(f"{f'{L} chars ({L // T}x)':>23}" for L in lengths)
+)
 for e in encodings:
-    row = [f"{'cannot read':>23}" if losses(e, L) is None else
-           f"{mean(losses(e, L)):>9.3f} [{min(losses(e, L)):.3f}, {max(losses(e, L)):.3f}]"
-           for L in lengths]
+    row = [
+        f"{'cannot read':>23}"
+        if losses(e, L) is None
+        else f"{mean(losses(e, L)):>9.3f} [{min(losses(e, L)):.3f}, {max(losses(e, L)):.3f}]"
+        for L in lengths
+    ]
     print(f"{e:>17}" + "".join(row))
 """),
 md(r"""
@@ -586,10 +733,14 @@ one_x = {e: losses(e, T) for e in encodings}
 told = ("onehot", "learned", "rope", "alibi")
 for s, seed in enumerate(settings["seeds"]):
     gap = one_x["none"][s] - max(one_x[e][s] for e in told)
-    print(f"seed {seed}: 'none' is {gap:.2f} nats/char worse than the worst of {told}")
+    print(
+        f"seed {seed}: 'none' is {gap:.2f} nats/char worse than the worst of {told}"
+    )
     assert gap > 0.1
     others = min(one_x[e][s] for e in encodings if e != "rope")
-    print(f"seed {seed}: RoPE {one_x['rope'][s]:.2f}, the next best {others:.2f}")
+    print(
+        f"seed {seed}: RoPE {one_x['rope'][s]:.2f}, the next best {others:.2f}"
+    )
     assert one_x["rope"][s] < others - 0.02
     assert one_x["sinusoidal"][s] > one_x["none"][s]
 diff = abs(mean(one_x["onehot"]) - mean(one_x["learned"]))
@@ -607,16 +758,31 @@ characters at the same position look nearly identical to the first layer:
 code(r"""
 set_seed(0)
 for kind in ("learned", "sinusoidal"):
-    m = GPT(GPTConfig(vocab_size=70, block_size=T, n_layer=2, n_head=H, n_embd=C, pos_encoding=kind)).eval()
+    m = GPT(
+        GPTConfig(
+            vocab_size=70,
+            block_size=T,
+            n_layer=2,
+            n_head=H,
+            n_embd=C,
+            pos_encoding=kind,
+        )
+    ).eval()
     with torch.no_grad():
-        tokens = torch.arange(70)[None, :T]                       # 32 different characters
-        same_position = [m.h[0].ln_1(m.pos.embed(m.wte(torch.tensor([[c] * T])), 0))[0, 5]
-                         for c in (10, 40)]                       # two characters at position 5
+        tokens = torch.arange(70)[None, :T]  # 32 different characters
+        same_position = [
+            m.h[0].ln_1(m.pos.embed(m.wte(torch.tensor([[c] * T])), 0))[0, 5]
+            for c in (10, 40)
+        ]  # two characters at position 5
         cos = torch.nn.functional.cosine_similarity(*same_position, dim=0)
-        ratio = (m.pos.embed(torch.zeros(1, T, C), 0)[0].norm(dim=-1).mean()
-                 / m.wte(tokens)[0].norm(dim=-1).mean())
-    print(f"{kind:>10} at initialisation: |position| / |token| = {ratio:5.1f}; two characters at position 5 "
-          f"after LayerNorm: cosine similarity {cos:.2f}")
+        ratio = (
+            m.pos.embed(torch.zeros(1, T, C), 0)[0].norm(dim=-1).mean()
+            / m.wte(tokens)[0].norm(dim=-1).mean()
+        )
+    print(
+        f"{kind:>10} at initialisation: |position| / |token| = {ratio:5.1f}; two characters at position 5 "
+        f"after LayerNorm: cosine similarity {cos:.2f}"
+    )
     assert (cos > 0.99) == (kind == "sinusoidal")
 """),
 md(r"""
@@ -630,9 +796,16 @@ be on the embeddings' scale.
 """),
 code(r"""
 for s, seed in enumerate(settings["seeds"]):
-    print(f"seed {seed}: sinusoidal {one_x['sinusoidal'][s]:.2f}, scaled {one_x['sinusoidal-scaled'][s]:.2f}, "
-          f"none {one_x['none'][s]:.2f}, learned {one_x['learned'][s]:.2f}")
-    assert one_x["learned"][s] < one_x["sinusoidal-scaled"][s] < one_x["none"][s] < one_x["sinusoidal"][s]
+    print(
+        f"seed {seed}: sinusoidal {one_x['sinusoidal'][s]:.2f}, scaled {one_x['sinusoidal-scaled'][s]:.2f}, "
+        f"none {one_x['none'][s]:.2f}, learned {one_x['learned'][s]:.2f}"
+    )
+    assert (
+        one_x["learned"][s]
+        < one_x["sinusoidal-scaled"][s]
+        < one_x["none"][s]
+        < one_x["sinusoidal"][s]
+    )
 """),
 md(r"""
 **Beyond the training length.** Now the windows of 64 and 128 characters. A model that has
@@ -647,12 +820,23 @@ readers = [e for e in encodings if losses(e, lengths[-1]) is not None]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 for i, e in enumerate(readers):
     ys = [losses(e, L) for L in lengths]
-    ax1.errorbar(lengths, [mean(y) for y in ys], yerr=[[mean(y) - min(y) for y in ys], [max(y) - mean(y) for y in ys]],
-                 marker="o", capsize=3, label=e, color=f"C{i}")
-    by_pos = torch.tensor([r["loss_by_position"] for r in runs if r["encoding"] == e]).mean(0)
+    ax1.errorbar(
+        lengths,
+        [mean(y) for y in ys],
+        yerr=[[mean(y) - min(y) for y in ys], [max(y) - mean(y) for y in ys]],
+        marker="o",
+        capsize=3,
+        label=e,
+        color=f"C{i}",
+    )
+    by_pos = torch.tensor(
+        [r["loss_by_position"] for r in runs if r["encoding"] == e]
+    ).mean(0)
     ax2.plot(range(1, len(by_pos) + 1), by_pos, lw=1, label=e, color=f"C{i}")
 for e in ("onehot", "learned"):
-    ax1.plot([T], [mean(losses(e, T))], "x", ms=8, label=f"{e} (cannot read more)")
+    ax1.plot(
+        [T], [mean(losses(e, T))], "x", ms=8, label=f"{e} (cannot read more)"
+    )
 ax1.set_xscale("log", base=2)
 ax1.set_xticks(lengths, [f"{L} ({L // T}x)" for L in lengths])
 ax1.set_xlabel("evaluation window (characters)")
@@ -663,7 +847,9 @@ ax2.axvline(T, color="k", ls="--", lw=0.8)
 ax2.set_ylim(1.4, 4.5)
 ax2.set_xlabel("position in a 128-character window (1 = first)")
 ax2.set_ylabel("loss at that position")
-ax2.set_title("Loss by position, 4x windows (mean over seeds; colours as left)")
+ax2.set_title(
+    "Loss by position, 4x windows (mean over seeds; colours as left)"
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -685,18 +871,29 @@ theta = 10000.0 ** (-torch.arange(0, d, 2) / d)
 print("RoPE pairs whose angle had not yet made a full turn at offset 31:")
 for i, th in enumerate(theta.tolist()):
     if (T - 1) * th < 2 * math.pi:
-        print(f"  pair {i}: angles up to {(T - 1) * th:.2f} rad in training, up to {(4 * T - 1) * th:.2f} rad at 4x")
+        print(
+            f"  pair {i}: angles up to {(T - 1) * th:.2f} rad in training, up to {(4 * T - 1) * th:.2f} rad at 4x"
+        )
 
-rise = {e: [b - a for a, b in zip(losses(e, T), losses(e, lengths[-1]))] for e in readers}
+rise = {
+    e: [b - a for a, b in zip(losses(e, T), losses(e, lengths[-1]))]
+    for e in readers
+}
 for s, seed in enumerate(settings["seeds"]):
-    print(f"seed {seed}: rise from {T} to {lengths[-1]} characters: "
-          + ", ".join(f"{e} {rise[e][s]:+.2f}" for e in readers))
-    assert rise["alibi"][s] < 0.05                                     # ALiBi holds its level
-    assert all(rise[e][s] > rise["alibi"][s] + 0.1 for e in readers if e != "alibi")
-    assert rise["sinusoidal"][s] > 1.0 and rise["sinusoidal-scaled"][s] > 0.3   # absolute: breaks
+    print(
+        f"seed {seed}: rise from {T} to {lengths[-1]} characters: "
+        + ", ".join(f"{e} {rise[e][s]:+.2f}" for e in readers)
+    )
+    assert rise["alibi"][s] < 0.05  # ALiBi holds its level
+    assert all(
+        rise[e][s] > rise["alibi"][s] + 0.1 for e in readers if e != "alibi"
+    )
+    assert (
+        rise["sinusoidal"][s] > 1.0 and rise["sinusoidal-scaled"][s] > 0.3
+    )  # absolute: breaks
     at_4x = {e: losses(e, lengths[-1])[s] for e in readers}
-    assert min(at_4x, key=at_4x.get) == "alibi"                        # best model on long windows
-    assert at_4x["rope"] > at_4x["none"] - 0.02                        # RoPE's lead is gone
+    assert min(at_4x, key=at_4x.get) == "alibi"  # best model on long windows
+    assert at_4x["rope"] > at_4x["none"] - 0.02  # RoPE's lead is gone
 """),
 md(r"""
 ## Play with it
@@ -715,7 +912,9 @@ notes = {
     f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})": "No vector; the score bias -m|t - s| (steepest head; a causal model uses only s <= t).",
     f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})": "No vector; the score bias -m|t - s| (shallowest head; a causal model uses only s <= t).",
 }
-position_explorer(similarity, vectors, notes, encoding="sinusoidal", position=16)
+position_explorer(
+    similarity, vectors, notes, encoding="sinusoidal", position=16
+)
 """),
 code(r"""
 fig, axes = plt.subplots(2, 3, figsize=(11, 4.8), sharex=True)
@@ -748,8 +947,16 @@ even be *asked* about windows longer than 32 characters.
 """),
 code(r"""
 set_seed(0)
-gpt2_sized = GPT(GPTConfig(vocab_size=70, block_size=1024, n_layer=1, n_head=4, n_embd=64,
-                           pos_encoding="learned"))
+gpt2_sized = GPT(
+    GPTConfig(
+        vocab_size=70,
+        block_size=1024,
+        n_layer=1,
+        n_head=4,
+        n_embd=64,
+        pos_encoding="learned",
+    )
+)
 gpt2_sized(torch.zeros(1, 1025, dtype=torch.long))
 """, "raises-exception"),
 md(r"""
@@ -760,11 +967,21 @@ experiment answered):
 code(r"""
 for kind in ("sinusoidal", "rope", "alibi"):
     set_seed(0)
-    m = GPT(GPTConfig(vocab_size=70, block_size=1024, n_layer=1, n_head=4, n_embd=64,
-                      pos_encoding=kind)).eval()
+    m = GPT(
+        GPTConfig(
+            vocab_size=70,
+            block_size=1024,
+            n_layer=1,
+            n_head=4,
+            n_embd=64,
+            pos_encoding=kind,
+        )
+    ).eval()
     with torch.no_grad():
         logits, _ = m(torch.zeros(1, 1025, dtype=torch.long))
-    print(f"{kind:>10}: logits {tuple(logits.shape)}, all finite: {bool(torch.isfinite(logits).all())}")
+    print(
+        f"{kind:>10}: logits {tuple(logits.shape)}, all finite: {bool(torch.isfinite(logits).all())}"
+    )
     assert logits.shape == (1, 1025, 70) and torch.isfinite(logits).all()
 """),
 md(r"""
@@ -784,16 +1001,22 @@ cell below counts what concatenation would cost GPT-2 small.
 code(r"""
 from gptlib.normalization import Block
 
+
 def block_parameters(width, n_heads):
     "Parameters of one GPT-2 block of gptlib at this width (built on the meta device: no memory)."
     with torch.device("meta"):
         return sum(p.numel() for p in Block(width, n_heads).parameters())
 
+
 concat_width = 768 + 1024
 plain, concat = block_parameters(768, 12), block_parameters(concat_width, 14)
 print(f"GPT-2 block at width 768: {plain:>12,} parameters")
-print(f"with 1024 one-hot features concatenated (width {concat_width}): {concat:>12,} ({concat / plain:.1f}x)")
-print(f"projected instead (= the learned table): + {1024 * 768:,} parameters once, width stays 768")
+print(
+    f"with 1024 one-hot features concatenated (width {concat_width}): {concat:>12,} ({concat / plain:.1f}x)"
+)
+print(
+    f"projected instead (= the learned table): + {1024 * 768:,} parameters once, width stays 768"
+)
 """),
 md(r"""
 ## Exercises
@@ -827,9 +1050,12 @@ v = torch.zeros(64, dtype=torch.float64)
 v[0::2] = 1.0
 x = v.expand(1, 1, 100, 64)
 rq, rk = RotaryEmbedding(64)(x, x)
-rope_scores = rq[0, 0] @ rk[0, 0].T                      # (100, 100)
+rope_scores = rq[0, 0] @ rk[0, 0].T  # (100, 100)
 pe = sinusoidal_table(100, 64).double()
-print("RoPE scores == sinusoidal dot products:", torch.allclose(rope_scores, pe @ pe.T, atol=1e-6))
+print(
+    "RoPE scores == sinusoidal dot products:",
+    torch.allclose(rope_scores, pe @ pe.T, atol=1e-6),
+)
 assert torch.allclose(rope_scores, pe @ pe.T, atol=1e-6)
 """, "hide-cell"),
 md(r"""
@@ -845,12 +1071,19 @@ code(r"""
 slopes12 = alibi_slopes(12)
 half = math.log(2) / slopes12
 print("half-weight distance per head:", [f"{h:.1f}" for h in half.tolist()])
-w = torch.softmax(alibi_bias(12, 1, 500)[0, :, 0].double(), dim=-1)   # (12 heads, 500 keys)
+w = torch.softmax(
+    alibi_bias(12, 1, 500)[0, :, 0].double(), dim=-1
+)  # (12 heads, 500 keys)
 for h in (int(slopes12.argmax()), int(slopes12.argmin())):
     k = round(half[h].item())
     ratio = (w[h, 499 - k] / w[h, 499]).item()
-    print(f"head with m = {slopes12[h]:.4f}: weight at distance {k} / weight at distance 0 = {ratio:.3f}")
-    assert abs(ratio - math.exp(-slopes12[h].item() * k)) < 1e-9 and 0.3 < ratio < 0.75
+    print(
+        f"head with m = {slopes12[h]:.4f}: weight at distance {k} / weight at distance 0 = {ratio:.3f}"
+    )
+    assert (
+        abs(ratio - math.exp(-slopes12[h].item() * k)) < 1e-9
+        and 0.3 < ratio < 0.75
+    )
 """, "hide-cell"),
 md(r"""
 ## Key points

@@ -37,14 +37,30 @@ import transformers
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
 from gptlib import set_seed, show
-from gptlib.attention import merge_heads, scaled_dot_product_attention, split_heads
+from gptlib.attention import (
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
 from gptlib.data import encode_text, get_batch, load_text
-from gptlib.gpt2 import config_from_hf, from_hf, load_hf_checkpoint, to_hf, to_hf_state_dict
+from gptlib.gpt2 import (
+    config_from_hf,
+    from_hf,
+    load_hf_checkpoint,
+    to_hf,
+    to_hf_state_dict,
+)
 from gptlib.masking import causal_mask
 from gptlib.model import GPT, GPTConfig, count_gpt_parameters, training_flops
 from gptlib.tokenizer import CharTokenizer
-from gptlib.viz import (GPT_PRESETS, PARAMETER_GROUPS, gpt_flops_per_token, gpt_parameter_groups,
-                        parameter_explorer, parameter_groups)
+from gptlib.viz import (
+    GPT_PRESETS,
+    PARAMETER_GROUPS,
+    gpt_flops_per_token,
+    gpt_parameter_groups,
+    parameter_explorer,
+    parameter_groups,
+)
 
 plt.rcParams["figure.dpi"] = 90
 torch.set_printoptions(precision=4)
@@ -144,13 +160,17 @@ We build a small model for this chapter, on the 70-character vocabulary of chapt
 token table, position table, three identical blocks, final norm, output layer.
 """),
 code(r"""
-char_tok = CharTokenizer.train(load_text("train") + load_text("val") + load_text("test"))
+char_tok = CharTokenizer.train(
+    load_text("train") + load_text("val") + load_text("test")
+)
 V = char_tok.vocab_size
 config = GPTConfig(vocab_size=V, block_size=64, n_layer=3, n_head=4, n_embd=48)
 set_seed(0)
 model = GPT(config).eval()
 print(model)
-print("lm_head.weight is wte.weight:", model.lm_head.weight is model.wte.weight)
+print(
+    "lm_head.weight is wte.weight:", model.lm_head.weight is model.wte.weight
+)
 """),
 md(r"""
 The model checks its inputs at the boundary and says what is wrong. A token id must exist in the
@@ -158,10 +178,10 @@ vocabulary (ids are row numbers of `wte`), and a sequence may not be longer than
 learned position table has no row for position 64.
 """),
 code(r"""
-model(torch.tensor([[3, 70, 5]]))    # ids run from 0 to 69
+model(torch.tensor([[3, 70, 5]]))  # ids run from 0 to 69
 """, "raises-exception"),
 code(r"""
-model(torch.zeros(1, 65, dtype=torch.long))    # 65 positions, the table has 64
+model(torch.zeros(1, 65, dtype=torch.long))  # 65 positions, the table has 64
 """, "raises-exception"),
 md(r"""
 ### See it: shapes through one forward pass
@@ -172,43 +192,72 @@ submodules and the attention functions of chapter 2. `trace` records each interm
 $H = 4$, $d = 12$, $V = 70$.
 """),
 code(r"""
-idx = torch.tensor([char_tok.encode("To be, or "), char_tok.encode("Now is the")])
+idx = torch.tensor(
+    [char_tok.encode("To be, or "), char_tok.encode("Now is the")]
+)
 B, T = idx.shape
 C, H = config.n_embd, config.n_head
-dims = {"B": B, "T": T, "C": C, "H": H, "d": C // H, "3C": 3 * C, "4C": 4 * C, "V": V}
+dims = {
+    "B": B,
+    "T": T,
+    "C": C,
+    "H": H,
+    "d": C // H,
+    "3C": 3 * C,
+    "4C": 4 * C,
+    "V": V,
+}
 rows = []
 
 
 def trace(step, tensor, shape):
     expected = tuple(dims[s] for s in shape.split())
-    assert tuple(tensor.shape) == expected, (step, tuple(tensor.shape), expected)
-    rows.append((step, "(" + ", ".join(shape.split()) + ")", tuple(tensor.shape)))
+    assert tuple(tensor.shape) == expected, (
+        step,
+        tuple(tensor.shape),
+        expected,
+    )
+    rows.append(
+        (step, "(" + ", ".join(shape.split()) + ")", tuple(tensor.shape))
+    )
     return tensor
 
 
 with torch.no_grad():
     trace("token ids idx", idx, "B T")
     tok = trace("token embeddings wte(idx)", model.wte(idx), "B T C")
-    pos = trace("position embeddings wpe(0..T-1)", model.wpe(torch.arange(T)), "T C")
-    x = x_in = trace("residual stream: tok + pos", model.drop(tok + pos), "B T C")
+    pos = trace(
+        "position embeddings wpe(0..T-1)", model.wpe(torch.arange(T)), "T C"
+    )
+    x = x_in = trace(
+        "residual stream: tok + pos", model.drop(tok + pos), "B T C"
+    )
     block = model.h[0]
     a = trace("block 0: ln_1(x)", block.ln_1(x), "B T C")
-    qkv = trace("block 0: c_attn(.) = q | k | v", block.attn.c_attn(a), "B T 3C")
+    qkv = trace(
+        "block 0: c_attn(.) = q | k | v", block.attn.c_attn(a), "B T 3C"
+    )
     q, k, v = (split_heads(t, H) for t in qkv.split(C, dim=2))
     trace("block 0: q, k, v split into heads", q, "B H T d")
-    y, weights = scaled_dot_product_attention(q, k, v, causal_mask(T), return_weights=True)
+    y, weights = scaled_dot_product_attention(
+        q, k, v, causal_mask(T), return_weights=True
+    )
     trace("block 0: softmax(q kᵀ/√d), masked", weights, "B H T T")
     trace("block 0: weights @ v", y, "B H T d")
     y = trace("block 0: heads merged", merge_heads(y), "B T C")
     x = trace("block 0: x + c_proj(y)", x + block.attn.c_proj(y), "B T C")
-    u = trace("block 0: mlp.c_fc(ln_2(x))", block.mlp.c_fc(block.ln_2(x)), "B T 4C")
+    u = trace(
+        "block 0: mlp.c_fc(ln_2(x))", block.mlp.c_fc(block.ln_2(x)), "B T 4C"
+    )
     u = trace("block 0: gelu(.)", block.mlp.gelu(u), "B T 4C")
     x = trace("block 0: x + mlp.c_proj(u)", x + block.mlp.c_proj(u), "B T C")
     block0_by_hand = x
     for i in range(1, config.n_layer):
         x = trace(f"block {i}", model.h[i](x), "B T C")
     x = trace("ln_f(x)", model.ln_f(x), "B T C")
-    logits = trace("logits = ln_f(x) @ wte.weightᵀ", x @ model.wte.weight.T, "B T V")
+    logits = trace(
+        "logits = ln_f(x) @ wte.weightᵀ", x @ model.wte.weight.T, "B T V"
+    )
 
 print(f"{'step':<36}{'shape':<14}{'here':<16}")
 for step, symbolic, concrete in rows:
@@ -228,8 +277,14 @@ code(r"""
 with torch.no_grad():
     model_logits, _ = model(idx)
     block0 = model.h[0](x_in)
-print("block 0 by hand == model.h[0]:", torch.allclose(block0_by_hand, block0, atol=1e-6))
-print("logits by hand == model(idx): ", torch.allclose(logits, model_logits, atol=1e-6))
+print(
+    "block 0 by hand == model.h[0]:",
+    torch.allclose(block0_by_hand, block0, atol=1e-6),
+)
+print(
+    "logits by hand == model(idx): ",
+    torch.allclose(logits, model_logits, atol=1e-6),
+)
 assert torch.allclose(block0_by_hand, block0, atol=1e-6)
 assert torch.allclose(logits, model_logits, atol=1e-6)
 assert len(model.hidden_states(idx)) == config.n_layer + 1
@@ -269,19 +324,33 @@ no values, so nothing is allocated, initialised or downloaded.
 """),
 code(r"""
 Vg, Tg, Lg, Cg = 50257, 1024, 12, 768
-terms = {"token table V·C": Vg * Cg, "position table T·C": Tg * Cg,
-         "blocks L·(12C² + 13C)": Lg * (12 * Cg**2 + 13 * Cg), "ln_f 2C": 2 * Cg}
+terms = {
+    "token table V·C": Vg * Cg,
+    "position table T·C": Tg * Cg,
+    "blocks L·(12C² + 13C)": Lg * (12 * Cg**2 + 13 * Cg),
+    "ln_f 2C": 2 * Cg,
+}
 for name, n in terms.items():
     print(f"{name:<24}{n:>14,}")
 n_gpt2 = sum(terms.values())
 print(f"{'total':<24}{n_gpt2:>14,}")
 
 with torch.device("meta"):
-    ours_small = GPT(GPTConfig())                         # GPTConfig()'s defaults are GPT-2 small
-    hf_small = GPT2LMHeadModel(GPT2Config())              # so are GPT2Config()'s
-n_hf = sum(p.numel() for p in hf_small.parameters())      # tied weights are counted once
-print(f"gptlib GPT: {ours_small.num_parameters():,}   Hugging Face GPT2LMHeadModel: {n_hf:,}")
-assert n_gpt2 == count_gpt_parameters(Vg, Tg, Lg, Cg) == ours_small.num_parameters() == n_hf == 124_439_808
+    ours_small = GPT(GPTConfig())  # GPTConfig()'s defaults are GPT-2 small
+    hf_small = GPT2LMHeadModel(GPT2Config())  # so are GPT2Config()'s
+n_hf = sum(
+    p.numel() for p in hf_small.parameters()
+)  # tied weights are counted once
+print(
+    f"gptlib GPT: {ours_small.num_parameters():,}   Hugging Face GPT2LMHeadModel: {n_hf:,}"
+)
+assert (
+    n_gpt2
+    == count_gpt_parameters(Vg, Tg, Lg, Cg)
+    == ours_small.num_parameters()
+    == n_hf
+    == 124_439_808
+)
 """),
 md(r"""
 ### See it: where the parameters are
@@ -292,20 +361,33 @@ below asserts that the two agree. They are shown for this chapter's character mo
 small and GPT-3 175B (next section), the last two built on the meta device.
 """),
 code(r"""
-gpt3_config = GPTConfig(vocab_size=50257, block_size=2048, n_layer=96, n_head=96, n_embd=12288)
+gpt3_config = GPTConfig(
+    vocab_size=50257, block_size=2048, n_layer=96, n_head=96, n_embd=12288
+)
 with torch.device("meta"):
     ours_gpt3 = GPT(gpt3_config)
-models = {"character model (this chapter)": model, "GPT-2 small": ours_small, "GPT-3 175B": ours_gpt3}
+models = {
+    "character model (this chapter)": model,
+    "GPT-2 small": ours_small,
+    "GPT-3 175B": ours_gpt3,
+}
 groups = {}
 for name, m in models.items():
     c = m.config
     groups[name] = parameter_groups(m)
-    assert groups[name] == gpt_parameter_groups(c.vocab_size, c.block_size, c.n_layer, c.n_embd)
+    assert groups[name] == gpt_parameter_groups(
+        c.vocab_size, c.block_size, c.n_layer, c.n_embd
+    )
     assert sum(groups[name].values()) == m.num_parameters()
-assert parameter_groups(hf_small) == groups["GPT-2 small"]      # Hugging Face's names sort the same
+assert (
+    parameter_groups(hf_small) == groups["GPT-2 small"]
+)  # Hugging Face's names sort the same
 for name, g in groups.items():
     total = sum(g.values())
-    print(f"{name:<32}{total:>17,}  " + "  ".join(f"{k} {v / total:6.1%}" for k, v in g.items()))
+    print(
+        f"{name:<32}{total:>17,}  "
+        + "  ".join(f"{k} {v / total:6.1%}" for k, v in g.items())
+    )
 """),
 code(r"""
 colours = {"embeddings": "C0", "attention": "C1", "MLP": "C2", "norms": "C3"}
@@ -314,9 +396,22 @@ for row, (name, g) in enumerate(groups.items()):
     total, left = sum(g.values()), 0.0
     for group in PARAMETER_GROUPS:
         share = g[group] / total
-        ax.barh(row, share, left=left, color=colours[group], label=group if row == 0 else None)
+        ax.barh(
+            row,
+            share,
+            left=left,
+            color=colours[group],
+            label=group if row == 0 else None,
+        )
         if share > 0.06:
-            ax.text(left + share / 2, row, f"{share:.0%}", ha="center", va="center", color="white")
+            ax.text(
+                left + share / 2,
+                row,
+                f"{share:.0%}",
+                ha="center",
+                va="center",
+                color="white",
+            )
         left += share
     ax.text(1.01, row, f"N = {total:,}", va="center", fontsize=9)
 ax.set_yticks(range(len(groups)), list(groups))
@@ -353,12 +448,14 @@ N &= \underbrace{50257 \cdot 12288}_{617.6\text{M}} + \underbrace{2048 \cdot 122
 $$
 """),
 code(r"""
-n_gpt3 = count_gpt_parameters(vocab_size=50257, block_size=2048, n_layer=96, n_embd=12288)
+n_gpt3 = count_gpt_parameters(
+    vocab_size=50257, block_size=2048, n_layer=96, n_embd=12288
+)
 print(f"GPT-3: N = {n_gpt3:,} = {n_gpt3 / 1e9:.1f}B parameters")
 print(f"of which 12·L·C² = {12 * 96 * 12288**2 / n_gpt3:.1%}")
 print(f"in 16-bit floats: {2 * n_gpt3 / 1e9:.0f} GB of weights")
 assert n_gpt3 == ours_gpt3.num_parameters()
-assert abs(n_gpt3 - 175e9) / 175e9 < 0.01       # "175B"
+assert abs(n_gpt3 - 175e9) / 175e9 < 0.01  # "175B"
 """),
 md(r"""
 **Training compute.** A weight matrix of size $n \times m$ costs $2nm$ floating-point operations
@@ -375,10 +472,16 @@ $$
 """),
 code(r"""
 flops_gpt3 = training_flops(n_gpt3, 300e9)
-print(f"6·N·D = 6 × {n_gpt3:.3e} × 3e11 = {flops_gpt3:.3e} FLOPs (Brown et al. 2020: 3.14e+23)")
+print(
+    f"6·N·D = 6 × {n_gpt3:.3e} × 3e11 = {flops_gpt3:.3e} FLOPs (Brown et al. 2020: 3.14e+23)"
+)
 assert abs(flops_gpt3 - 3.14e23) / 3.14e23 < 0.01
-per_token = ours_gpt3.flops_per_token()               # adds attention's 12·L·T·C at T = 2048
-print(f"attention scores and sums add {per_token / (6 * n_gpt3) - 1:.1%} at a 2,048-token context")
+per_token = (
+    ours_gpt3.flops_per_token()
+)  # adds attention's 12·L·T·C at T = 2048
+print(
+    f"attention scores and sums add {per_token / (6 * n_gpt3) - 1:.1%} at a 2,048-token context"
+)
 """),
 md(r"""
 `6ND` counts only the weights. The attention scores $QK^\top$ and the weighted sum of values are
@@ -403,7 +506,9 @@ g = torch.Generator().manual_seed(0)
 xb, yb = get_batch(val_ids, batch_size=16, block_size=64, generator=g)
 with torch.no_grad():
     _, loss = model(xb, yb)
-print(f"loss at initialisation {loss.item():.2f}   ln V = ln {V} = {math.log(V):.2f}")
+print(
+    f"loss at initialisation {loss.item():.2f}   ln V = ln {V} = {math.log(V):.2f}"
+)
 assert abs(loss.item() - math.log(V)) < 0.05
 """),
 md(r"""
@@ -419,14 +524,20 @@ normalises whatever the blocks produce.
 """),
 code(r"""
 set_seed(0)
-wide = GPT(GPTConfig(vocab_size=50257, block_size=64, n_layer=1, n_head=4, n_embd=128)).eval()
+wide = GPT(
+    GPTConfig(vocab_size=50257, block_size=64, n_layer=1, n_head=4, n_embd=128)
+).eval()
 g = torch.Generator().manual_seed(1)
-ids, targets = torch.randint(0, 50257, (2, 2, 64), generator=g)      # targets unrelated to ids
+ids, targets = torch.randint(
+    0, 50257, (2, 2, 64), generator=g
+)  # targets unrelated to ids
 with torch.no_grad():
     wide_logits, wide_loss = wide(ids, targets)
 sigma = 0.02 * math.sqrt(128)
 print(f"logit spread {wide_logits.std().item():.3f} (0.02·√C = {sigma:.3f})")
-print(f"loss at initialisation {wide_loss.item():.2f}   ln V = {math.log(50257):.2f}")
+print(
+    f"loss at initialisation {wide_loss.item():.2f}   ln V = {math.log(50257):.2f}"
+)
 assert abs(wide_logits.std().item() - sigma) < 0.05 * sigma
 assert abs(wide_loss.item() - math.log(50257)) < 0.1
 """),
@@ -445,8 +556,15 @@ bias loaded into the wrong place would show.
 """),
 code(r"""
 set_seed(1)
-hf_config = GPT2Config(vocab_size=V, n_positions=64, n_layer=3, n_head=4, n_embd=48,
-                       bos_token_id=V - 1, eos_token_id=V - 1)
+hf_config = GPT2Config(
+    vocab_size=V,
+    n_positions=64,
+    n_layer=3,
+    n_head=4,
+    n_embd=48,
+    bos_token_id=V - 1,
+    eos_token_id=V - 1,
+)
 # (GPT2Config's default bos/eos id, 50256, would lie outside a 70-token vocabulary)
 hf = GPT2LMHeadModel(hf_config).eval()
 with torch.no_grad():
@@ -463,10 +581,26 @@ of `nn.Linear`'s. `from_hf` transposes the four such matrices per block:
 """),
 code(r"""
 ours = from_hf(hf)
-print("HF   h.0.mlp.c_fc.weight:", tuple(hf.transformer.h[0].mlp.c_fc.weight.shape), "(in, out)")
-print("ours h.0.mlp.c_fc.weight:", tuple(ours.h[0].mlp.c_fc.weight.shape), "(out, in)")
-print("transposes of each other:", torch.equal(ours.h[0].mlp.c_fc.weight, hf.transformer.h[0].mlp.c_fc.weight.T))
-print("same number of parameters:", ours.num_parameters() == sum(p.numel() for p in hf.parameters()))
+print(
+    "HF   h.0.mlp.c_fc.weight:",
+    tuple(hf.transformer.h[0].mlp.c_fc.weight.shape),
+    "(in, out)",
+)
+print(
+    "ours h.0.mlp.c_fc.weight:",
+    tuple(ours.h[0].mlp.c_fc.weight.shape),
+    "(out, in)",
+)
+print(
+    "transposes of each other:",
+    torch.equal(
+        ours.h[0].mlp.c_fc.weight, hf.transformer.h[0].mlp.c_fc.weight.T
+    ),
+)
+print(
+    "same number of parameters:",
+    ours.num_parameters() == sum(p.numel() for p in hf.parameters()),
+)
 """),
 md(r"""
 **Prove it.** On real text, the converted model must produce Hugging Face's logits, and its
@@ -485,16 +619,26 @@ def max_diff(a, b):
     return (a - b).abs().max().item()
 
 
-print("logits: max |difference| < 1e-5:", max_diff(ours_logits, out.logits) < 1e-5)
-print(f"{len(states)} gptlib states, {len(out.hidden_states)} Hugging Face states")
+print(
+    "logits: max |difference| < 1e-5:",
+    max_diff(ours_logits, out.logits) < 1e-5,
+)
+print(
+    f"{len(states)} gptlib states, {len(out.hidden_states)} Hugging Face states"
+)
 for i, (mine, theirs) in enumerate(zip(states, out.hidden_states)):
     label = "embeddings" if i == 0 else f"after block {i}"
     print(f"  {label:<16} equal: {max_diff(mine, theirs) < 1e-5}", end="")
     if i == len(states) - 1:
-        print(f"   equal after ln_f: {max_diff(ours.ln_f(mine), theirs) < 1e-5}", end="")
+        print(
+            f"   equal after ln_f: {max_diff(ours.ln_f(mine), theirs) < 1e-5}",
+            end="",
+        )
     print()
 assert max_diff(ours_logits, out.logits) < 1e-5
-assert all(max_diff(a, b) < 1e-5 for a, b in zip(states[:-1], out.hidden_states[:-1]))
+assert all(
+    max_diff(a, b) < 1e-5 for a, b in zip(states[:-1], out.hidden_states[:-1])
+)
 assert max_diff(ours.ln_f(states[-1]), out.hidden_states[-1]) < 1e-5
 assert max_diff(states[-1], out.hidden_states[-1]) > 1e-2
 """),
@@ -506,11 +650,15 @@ from it.
 code(r"""
 hf_sd, back_sd = hf.state_dict(), to_hf_state_dict(ours)
 same_keys = set(hf_sd) == set(back_sd)
-bit_equal = same_keys and all(torch.equal(back_sd[key], hf_sd[key]) for key in hf_sd)
+bit_equal = same_keys and all(
+    torch.equal(back_sd[key], hf_sd[key]) for key in hf_sd
+)
 back = to_hf(ours)
 with torch.no_grad():
     back_equal = max_diff(back(xb).logits, out.logits) < 1e-5
-print(f"round trip: same {len(hf_sd)} keys: {same_keys}, bit-equal tensors: {bit_equal}, same logits: {back_equal}")
+print(
+    f"round trip: same {len(hf_sd)} keys: {same_keys}, bit-equal tensors: {bit_equal}, same logits: {back_equal}"
+)
 assert same_keys and bit_equal and back_equal
 """),
 md(r"""
@@ -525,7 +673,10 @@ with tempfile.TemporaryDirectory() as directory:
     print(sorted(os.listdir(directory)))
     loaded = load_hf_checkpoint(directory)
 with torch.no_grad():
-    print("loaded from disk, same logits:", max_diff(loaded(xb)[0], out.logits) < 1e-5)
+    print(
+        "loaded from disk, same logits:",
+        max_diff(loaded(xb)[0], out.logits) < 1e-5,
+    )
     assert max_diff(loaded(xb)[0], out.logits) < 1e-5
 """),
 md(r"""
@@ -577,8 +728,14 @@ model_hf = hf.transformer
 assert isinstance(model_hf, GPT2Model)
 tokens_tensor = torch.tensor([char_tok.encode("Hello world!")])
 with torch.no_grad():
-    outputs, _ = model_hf(tokens_tensor, past=None, attention_mask=None, token_type_ids=None,
-                          position_ids=None, head_mask=None)
+    outputs, _ = model_hf(
+        tokens_tensor,
+        past=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+    )
 print(repr(outputs), repr(_))
 print(repr(outputs[2]))
 hidden_states = outputs[2][-1].permute(1, 0, 2).squeeze().numpy()
@@ -606,19 +763,33 @@ asked for, a tuple too long to unpack:
 """),
 code(r"""
 with torch.no_grad():
-    legacy = model_hf(tokens_tensor, return_dict=False)        # (last_hidden_state, cache)
-    print(type(legacy).__name__, "of", len(legacy), "elements:", tuple(legacy[0].shape),
-          type(legacy[1]).__name__)
-    outputs, _ = legacy                                         # unpacks cleanly: a (1, T, C) tensor
+    legacy = model_hf(
+        tokens_tensor, return_dict=False
+    )  # (last_hidden_state, cache)
+    print(
+        type(legacy).__name__,
+        "of",
+        len(legacy),
+        "elements:",
+        tuple(legacy[0].shape),
+        type(legacy[1]).__name__,
+    )
+    outputs, _ = legacy  # unpacks cleanly: a (1, T, C) tensor
     try:
         outputs[2]
     except IndexError as err:
         print("outputs[2] -> IndexError:", err)
     try:
-        outputs, _ = model_hf(tokens_tensor, return_dict=False, output_hidden_states=True)
+        outputs, _ = model_hf(
+            tokens_tensor, return_dict=False, output_hidden_states=True
+        )
     except ValueError as err:
         print("with hidden states -> ValueError:", err)
-assert isinstance(legacy, tuple) and len(legacy) == 2 and outputs.shape == (1, tokens_tensor.size(1), C)
+assert (
+    isinstance(legacy, tuple)
+    and len(legacy) == 2
+    and outputs.shape == (1, tokens_tensor.size(1), C)
+)
 """),
 md(r"""
 The corrected call, with attribute access:
@@ -628,9 +799,19 @@ with torch.no_grad():
     out = model_hf(tokens_tensor, output_hidden_states=True)
 print(type(out).__name__, list(out.keys()))
 print("last_hidden_state:", tuple(out.last_hidden_state.shape))
-print("hidden_states:", len(out.hidden_states), "tensors of shape", tuple(out.hidden_states[0].shape))
-print("hidden_states[-1] is last_hidden_state (after ln_f):", torch.equal(out.hidden_states[-1], out.last_hidden_state))
-hidden_states = out.hidden_states[-1][0].numpy()       # (T, C): the last layer, first sequence
+print(
+    "hidden_states:",
+    len(out.hidden_states),
+    "tensors of shape",
+    tuple(out.hidden_states[0].shape),
+)
+print(
+    "hidden_states[-1] is last_hidden_state (after ln_f):",
+    torch.equal(out.hidden_states[-1], out.last_hidden_state),
+)
+hidden_states = out.hidden_states[-1][
+    0
+].numpy()  # (T, C): the last layer, first sequence
 print(hidden_states.shape)
 """),
 md(r"""
@@ -657,29 +838,42 @@ so the new tokens are read as if they started the sequence:
 code(r"""
 seq = xb[:1, :12]
 with torch.no_grad():
-    full = hf(seq).logits                                         # (1, 12, V)
+    full = hf(seq).logits  # (1, 12, V)
     first = hf(seq[:, :8], use_cache=True)
     cache, pieces = first.cache, [first.logits]
     for t in range(8, 12):
-        pieces.append(hf(seq[:, t:t + 1], cache=cache, use_cache=True).logits)
+        pieces.append(
+            hf(seq[:, t : t + 1], cache=cache, use_cache=True).logits
+        )
     incremental = torch.cat(pieces, dim=1)
 
     kv = ours.new_kv_cache()
     our_pieces = [ours(seq[:, :8], kv_cache=kv)[0]]
     for t in range(8, 12):
-        our_pieces.append(ours(seq[:, t:t + 1], kv_cache=kv)[0])
+        our_pieces.append(ours(seq[:, t : t + 1], kv_cache=kv)[0])
     our_incremental = torch.cat(our_pieces, dim=1)
 
     stale = hf(seq[:, :8], use_cache=True).cache
-    ignored = hf(seq[:, 8:], past=stale).logits                   # `past` is swallowed by **kwargs
-    fresh = hf(seq[:, 8:]).logits                                 # the 4 tokens with no context
+    ignored = hf(
+        seq[:, 8:], past=stale
+    ).logits  # `past` is swallowed by **kwargs
+    fresh = hf(seq[:, 8:]).logits  # the 4 tokens with no context
 
 print("cached length:", cache.get_seq_length(), "| gptlib:", kv[0].length)
 print("HF with cache == full pass:", max_diff(incremental, full) < 1e-5)
-print("gptlib with cache == full pass:", max_diff(our_incremental, full) < 1e-5)
-print("past= ignored (== no context at all):", torch.equal(ignored, fresh),
-      "| == the right continuation:", max_diff(ignored, full[:, 8:]) < 1e-5)
-assert max_diff(incremental, full) < 1e-5 and max_diff(our_incremental, full) < 1e-5
+print(
+    "gptlib with cache == full pass:", max_diff(our_incremental, full) < 1e-5
+)
+print(
+    "past= ignored (== no context at all):",
+    torch.equal(ignored, fresh),
+    "| == the right continuation:",
+    max_diff(ignored, full[:, 8:]) < 1e-5,
+)
+assert (
+    max_diff(incremental, full) < 1e-5
+    and max_diff(our_incremental, full) < 1e-5
+)
 assert torch.equal(ignored, fresh) and max_diff(ignored, full[:, 8:]) > 1e-2
 """),
 md(r"""
@@ -715,7 +909,7 @@ chapter must agree with a model built from the same configuration, and the explo
 the models of this chapter:
 """),
 code(r"""
-from gptlib.viz import gpt_counts      # what the explorer shows
+from gptlib.viz import gpt_counts  # what the explorer shows
 
 for m in (model, ours_small, ours_gpt3):
     c = m.config
@@ -724,14 +918,22 @@ for m in (model, ours_small, ours_gpt3):
     assert gpt_flops_per_token(*args) == m.flops_per_token()
     assert gpt_flops_per_token(*args, seq_len=100) == m.flops_per_token(100)
     assert gpt_counts(*args) == {
-        "groups": parameter_groups(m), "N": m.num_parameters(),
+        "groups": parameter_groups(m),
+        "N": m.num_parameters(),
         "N_compute": m.num_parameters(non_embedding=True),
-        "flops_per_token": m.flops_per_token()}
+        "flops_per_token": m.flops_per_token(),
+    }
 assert GPT_PRESETS["character model (chapter 6)"] == (
-    V, config.block_size, config.n_layer, config.n_embd)
+    V,
+    config.block_size,
+    config.n_layer,
+    config.n_embd,
+)
 assert GPT_PRESETS["GPT-2 small"] == (Vg, Tg, Lg, Cg)
-explorer = parameter_explorer("GPT-2 small", n_tokens=300e9)  # D: GPT-3's budget
-table = explorer.children[-1].value                  # the HTML table it shows
+explorer = parameter_explorer(
+    "GPT-2 small", n_tokens=300e9
+)  # D: GPT-3's budget
+table = explorer.children[-1].value  # the HTML table it shows
 assert "D = 300B tokens" in table and "2.23e+20" in table
 explorer
 """),
@@ -743,9 +945,14 @@ under 1%:
 """),
 code(r"""
 gpt3_family = {  # name in Brown et al. (2020), table 2.1: (n_layer, n_embd, parameters as named)
-    "Small": (12, 768, 125e6), "Medium": (24, 1024, 350e6), "Large": (24, 1536, 760e6),
-    "XL": (24, 2048, 1.3e9), "2.7B": (32, 2560, 2.7e9), "6.7B": (32, 4096, 6.7e9),
-    "13B": (40, 5140, 13e9), "175B": (96, 12288, 175e9),
+    "Small": (12, 768, 125e6),
+    "Medium": (24, 1024, 350e6),
+    "Large": (24, 1536, 760e6),
+    "XL": (24, 2048, 1.3e9),
+    "2.7B": (32, 2560, 2.7e9),
+    "6.7B": (32, 4096, 6.7e9),
+    "13B": (40, 5140, 13e9),
+    "175B": (96, 12288, 175e9),
 }
 # 13B: the table gives d_model 5140, but also 40 heads of d_head 128, i.e. 5120; 5140 is likely a
 # typo. Kept as printed: either width gives a count within 2% of 13B.
@@ -759,7 +966,9 @@ fig, ax = plt.subplots(figsize=(8, 3.4))
 names = list(family_groups)
 bottom = [0.0] * len(names)
 for group in PARAMETER_GROUPS:
-    shares = [family_groups[n][group] / sum(family_groups[n].values()) for n in names]
+    shares = [
+        family_groups[n][group] / sum(family_groups[n].values()) for n in names
+    ]
     ax.bar(names, shares, bottom=bottom, color=colours[group], label=group)
     bottom = [b + s for b, s in zip(bottom, shares)]
 for i, n in enumerate(names):
@@ -768,8 +977,12 @@ for i, n in enumerate(names):
     ax.text(i, 1.01, size, ha="center", fontsize=8)
 ax.set_ylim(0, 1.1)
 ax.set_ylabel("share of the parameters")
-ax.set_xlabel("GPT-3 model (Brown et al. 2020); the computed size above each bar")
-ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
+ax.set_xlabel(
+    "GPT-3 model (Brown et al. 2020); the computed size above each bar"
+)
+ax.legend(
+    ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -810,13 +1023,23 @@ both implementations.
 ```
 """),
 code(r"""
-print("gptlib GPT modules:", sorted({type(m).__name__ for m in model.modules()}))
-assert not any("cross" in name or "encoder" in name for name, _ in model.named_modules())
-print("Hugging Face GPT-2 block:", [name for name, _ in hf.transformer.h[0].named_children()])
+print(
+    "gptlib GPT modules:", sorted({type(m).__name__ for m in model.modules()})
+)
+assert not any(
+    "cross" in name or "encoder" in name for name, _ in model.named_modules()
+)
+print(
+    "Hugging Face GPT-2 block:",
+    [name for name, _ in hf.transformer.h[0].named_children()],
+)
 print("GPT2Config().add_cross_attention:", GPT2Config().add_cross_attention)
 with torch.device("meta"):
     gpt2_as_decoder = GPT2LMHeadModel(GPT2Config(add_cross_attention=True))
-print("with add_cross_attention=True:", [name for name, _ in gpt2_as_decoder.transformer.h[0].named_children()])
+print(
+    "with add_cross_attention=True:",
+    [name for name, _ in gpt2_as_decoder.transformer.h[0].named_children()],
+)
 try:
     config_from_hf(gpt2_as_decoder.config)
 except ValueError as err:
@@ -834,9 +1057,15 @@ changed = idx.clone()
 changed[:, -1] = (idx[:, -1] + 1) % V
 with torch.no_grad():
     before, after = model(idx)[0], model(changed)[0]
-print("earlier positions unchanged:", torch.equal(before[:, :-1], after[:, :-1]),
-      "| last position changed:", not torch.allclose(before[:, -1], after[:, -1]))
-assert torch.equal(before[:, :-1], after[:, :-1]) and not torch.allclose(before[:, -1], after[:, -1])
+print(
+    "earlier positions unchanged:",
+    torch.equal(before[:, :-1], after[:, :-1]),
+    "| last position changed:",
+    not torch.allclose(before[:, -1], after[:, -1]),
+)
+assert torch.equal(before[:, :-1], after[:, :-1]) and not torch.allclose(
+    before[:, -1], after[:, -1]
+)
 """),
 md(r"""
 ## Exercises
@@ -849,17 +1078,35 @@ configurations, check the largest against Hugging Face's `GPT2LMHeadModel` on th
 """),
 code(r"""
 # Solution
-listed = {(12, 768): 117e6, (24, 1024): 345e6, (36, 1280): 762e6, (48, 1600): 1542e6}
+listed = {
+    (12, 768): 117e6,
+    (24, 1024): 345e6,
+    (36, 1280): 762e6,
+    (48, 1600): 1542e6,
+}
 counts = {shape: count_gpt_parameters(50257, 1024, *shape) for shape in listed}
 for (L, C_), n in counts.items():
-    print(f"L={L:2d} C={C_:4d}: {n:>13,}  listed {listed[L, C_] / 1e6:5.0f}M  difference {n / listed[L, C_] - 1:+.1%}")
+    print(
+        f"L={L:2d} C={C_:4d}: {n:>13,}  listed {listed[L, C_] / 1e6:5.0f}M  difference {n / listed[L, C_] - 1:+.1%}"
+    )
 with torch.device("meta"):
     xl = GPT2LMHeadModel(GPT2Config(n_layer=48, n_embd=1600, n_head=25))
-assert sum(p.numel() for p in xl.parameters()) == counts[48, 1600] == 1_557_611_200
-assert all(n > listed[shape] for shape, n in counts.items())   # every listed size is an undercount
+assert (
+    sum(p.numel() for p in xl.parameters())
+    == counts[48, 1600]
+    == 1_557_611_200
+)
+assert all(
+    n > listed[shape] for shape, n in counts.items()
+)  # every listed size is an undercount
 # OpenAI later relabelled the released models 124M, 355M, 774M and 1558M (in its gpt-2 repository):
 # exactly these counts, rounded to millions.
-relabelled = {(12, 768): 124, (24, 1024): 355, (36, 1280): 774, (48, 1600): 1558}
+relabelled = {
+    (12, 768): 124,
+    (24, 1024): 355,
+    (36, 1280): 774,
+    (48, 1600): 1558,
+}
 print("relabelled:", ", ".join(f"{m}M" for m in relabelled.values()))
 assert all(round(counts[shape] / 1e6) == m for shape, m in relabelled.items())
 """, "hide-cell"),
@@ -874,8 +1121,14 @@ code(r"""
 untied = count_gpt_parameters(50257, 1024, 12, 768, tied=False)
 with torch.device("meta"):
     hf_untied = GPT2LMHeadModel(GPT2Config(tie_word_embeddings=False))
-print(f"untied: {untied:,} parameters, {untied / n_gpt2 - 1:.1%} more than tied")
-assert untied == sum(p.numel() for p in hf_untied.parameters()) == n_gpt2 + 50257 * 768
+print(
+    f"untied: {untied:,} parameters, {untied / n_gpt2 - 1:.1%} more than tied"
+)
+assert (
+    untied
+    == sum(p.numel() for p in hf_untied.parameters())
+    == n_gpt2 + 50257 * 768
+)
 try:
     config_from_hf(hf_untied.config)
     raise AssertionError("an untied GPT-2 should be refused")
@@ -896,12 +1149,16 @@ code(r"""
 def crossover(m):
     c = m.config
     n_prime = m.num_parameters(non_embedding=True)
-    return n_prime / (2 * c.n_layer * c.n_embd), 6 * n_prime   # 12 L T C = 6 N'  <=>  T = N' / (2 L C)
+    return n_prime / (
+        2 * c.n_layer * c.n_embd
+    ), 6 * n_prime  # 12 L T C = 6 N'  <=>  T = N' / (2 L C)
 
 
 t_small, weights_small = crossover(ours_small)
 print(f"GPT-2 small: T = {t_small:,.0f} tokens (its context is 1,024)")
-assert abs(ours_small.flops_per_token(round(t_small)) / weights_small - 2) < 1e-3
+assert (
+    abs(ours_small.flops_per_token(round(t_small)) / weights_small - 2) < 1e-3
+)
 t_gpt3, _ = crossover(ours_gpt3)
 print(f"GPT-3: T = {t_gpt3:,.0f} tokens (its context is 2,048)")
 assert 70_000 < t_gpt3 < 80_000
@@ -916,12 +1173,16 @@ that the check is not drowned in sampling noise.
 code(r"""
 # Solution
 set_seed(0)
-width768 = GPT(GPTConfig(vocab_size=V, block_size=64, n_layer=1, n_head=12, n_embd=768)).eval()
+width768 = GPT(
+    GPTConfig(vocab_size=V, block_size=64, n_layer=1, n_head=12, n_embd=768)
+).eval()
 with torch.no_grad():
     z, _ = width768(xb[:4])
 expected_loss = (torch.logsumexp(z, dim=-1) - z.mean(dim=-1)).mean().item()
 predicted = math.log(V) + (0.02 * math.sqrt(768)) ** 2 / 2
-print(f"expected loss {expected_loss:.2f}   ln V + σ²/2 = {predicted:.2f}   ln V = {math.log(V):.2f}")
+print(
+    f"expected loss {expected_loss:.2f}   ln V + σ²/2 = {predicted:.2f}   ln V = {math.log(V):.2f}"
+)
 assert abs(expected_loss - predicted) < 0.02
 assert expected_loss - math.log(V) > 0.1
 """, "hide-cell"),

@@ -38,7 +38,12 @@ import matplotlib.pyplot as plt
 import torch
 import transformers
 from torch.nn import functional as F
-from transformers import BertConfig, BertForMaskedLM, ElectraConfig, ElectraForPreTraining
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    ElectraConfig,
+    ElectraForPreTraining,
+)
 
 from gptlib import set_seed, show
 from gptlib.attention import KVCache
@@ -47,22 +52,37 @@ from gptlib.data import data_dir, encode_text, get_batch, load_text
 from gptlib.generate import generate, generate_text, sample_next, top_p_filter
 from gptlib.model import GPT, GPTConfig
 from gptlib.ngram import bigram_loss, bigram_probs, count_bigrams
-from gptlib.pretrain import LanguageModelTask, TrainConfig, estimate_loss, lr_at, param_groups, train
+from gptlib.pretrain import (
+    LanguageModelTask,
+    TrainConfig,
+    estimate_loss,
+    lr_at,
+    param_groups,
+    train,
+)
 from gptlib.runconfig import read_log
 from gptlib.viz import sampling_distribution, sampling_explorer
 
-torch.set_num_threads(1)     # tiny models: one thread is faster, and results do not depend on it
+torch.set_num_threads(
+    1
+)  # tiny models: one thread is faster, and results do not depend on it
 plt.rcParams["figure.dpi"] = 90
 transformers.logging.set_verbosity_error()
 
 SHIPPED = data_dir() / "pretrained" / "shakespeare_char"
-model, tok, shipped = load_pretrained(SHIPPED)          # model in eval mode, its tokenizer, config.json
+model, tok, shipped = load_pretrained(
+    SHIPPED
+)  # model in eval mode, its tokenizer, config.json
 V = tok.vocab_size
 train_text, val_text = load_text("train"), load_text("val")
 train_ids, val_ids = encode_text(train_text, tok), encode_text(val_text, tok)
-print(f"shipped model: {model.num_parameters():,} parameters, {model.config.n_layer} layers, "
-      f"width {model.config.n_embd}, context {model.config.block_size}, vocabulary {V}")
-print(f"train plays: {len(train_ids):,} characters; validation plays: {len(val_ids):,}")
+print(
+    f"shipped model: {model.num_parameters():,} parameters, {model.config.n_layer} layers, "
+    f"width {model.config.n_embd}, context {model.config.block_size}, vocabulary {V}"
+)
+print(
+    f"train plays: {len(train_ids):,} characters; validation plays: {len(val_ids):,}"
+)
 """),
 md(r"""
 ## The objective, again
@@ -86,12 +106,22 @@ how often each character occurs (the *unigram*) does better; knowing the previou
 """),
 code(r"""
 uniform = math.log(V)
-freq = torch.bincount(train_ids, minlength=V).double() + 0.1            # add-0.1 smoothing
+freq = (
+    torch.bincount(train_ids, minlength=V).double() + 0.1
+)  # add-0.1 smoothing
 unigram = -(freq / freq.sum()).log()[val_ids].mean().item()
-bigram = bigram_loss(bigram_probs(count_bigrams(train_ids, V), alpha=0.1), val_ids)
-shipped_val = shipped["results"]["val_loss_all_windows"]   # measured by the training command
-baselines = {f"uniform over {V} characters (ln V)": uniform, "unigram (character frequencies)": unigram,
-             "bigram (chapter 1)": bigram, "shipped GPT (all validation windows)": shipped_val}
+bigram = bigram_loss(
+    bigram_probs(count_bigrams(train_ids, V), alpha=0.1), val_ids
+)
+shipped_val = shipped["results"][
+    "val_loss_all_windows"
+]  # measured by the training command
+baselines = {
+    f"uniform over {V} characters (ln V)": uniform,
+    "unigram (character frequencies)": unigram,
+    "bigram (chapter 1)": bigram,
+    "shipped GPT (all validation windows)": shipped_val,
+}
 print(f"{'validation loss of':<40}{'nats/char':>10}{'bits/char':>10}")
 for name, loss in baselines.items():
     print(f"{name:<40}{loss:>10.3f}{loss / math.log(2):>10.2f}")
@@ -149,14 +179,25 @@ names = {id(p): n for n, p in model.named_parameters()}
 groups = param_groups(model, weight_decay=0.1)
 for g in groups:
     n = sum(p.numel() for p in g["params"])
-    kinds = sorted({re.sub(r"^h\.\d+\.", "h.*.", names[id(p)]) for p in g["params"]})
-    print(f"weight_decay {g['weight_decay']}: {len(g['params']):2d} tensors, {n:>7,} numbers "
-          f"({n / model.num_parameters():.1%})  e.g. {', '.join(kinds[:4])}")
-assert sum(p.numel() for g in groups for p in g["params"]) == model.num_parameters()
+    kinds = sorted(
+        {re.sub(r"^h\.\d+\.", "h.*.", names[id(p)]) for p in g["params"]}
+    )
+    print(
+        f"weight_decay {g['weight_decay']}: {len(g['params']):2d} tensors, {n:>7,} numbers "
+        f"({n / model.num_parameters():.1%})  e.g. {', '.join(kinds[:4])}"
+    )
+assert (
+    sum(p.numel() for g in groups for p in g["params"])
+    == model.num_parameters()
+)
 decayed = [names[id(p)] for p in groups[0]["params"]]
 all_names = decayed + [names[id(p)] for p in groups[1]["params"]]
-assert not any(".ln_" in n or n.startswith("ln_f") or n.endswith(".bias") for n in decayed)   # no norm, no bias
-assert all_names.count("wte.weight") == 1 and "wte.weight" in decayed   # the tied token table: once, decayed
+assert not any(
+    ".ln_" in n or n.startswith("ln_f") or n.endswith(".bias") for n in decayed
+)  # no norm, no bias
+assert (
+    all_names.count("wte.weight") == 1 and "wte.weight" in decayed
+)  # the tied token table: once, decayed
 """),
 md(r"""
 Almost every number decays; the vectors that do not are under 1% of the model. (The output layer is not
@@ -195,21 +236,29 @@ recorded, step by step:
 code(r"""
 shipped_cfg = TrainConfig.from_dict(shipped["train"])
 log = read_log(SHIPPED / "train_log.csv")
-steps = [r["step"] for r in log]                           # 1-based: row s used lr_at(s - 1)
+steps = [r["step"] for r in log]  # 1-based: row s used lr_at(s - 1)
 schedule = [lr_at(s - 1, shipped_cfg) for s in steps]
-print(f"{shipped_cfg.steps} steps, warm-up {shipped_cfg.warmup_steps}, peak {shipped_cfg.lr:g}, "
-      f"final {shipped_cfg.min_lr:g}, {shipped_cfg.schedule}")
-print("log's lr == lr_at (6 significant digits):",
-      all(abs(r["lr"] - lr) <= 1e-5 * lr for r, lr in zip(log, schedule)))
+print(
+    f"{shipped_cfg.steps} steps, warm-up {shipped_cfg.warmup_steps}, peak {shipped_cfg.lr:g}, "
+    f"final {shipped_cfg.min_lr:g}, {shipped_cfg.schedule}"
+)
+print(
+    "log's lr == lr_at (6 significant digits):",
+    all(abs(r["lr"] - lr) <= 1e-5 * lr for r, lr in zip(log, schedule)),
+)
 assert all(abs(r["lr"] - lr) <= 1e-5 * lr for r, lr in zip(log, schedule))
 first_norms = torch.tensor([r["grad_norm"] for r in log[:100]])
-print(f"gradient norm at step 1: {first_norms[0].item():.1f}; median over steps 1-100: {first_norms.median().item():.2f}")
+print(
+    f"gradient norm at step 1: {first_norms[0].item():.1f}; median over steps 1-100: {first_norms.median().item():.2f}"
+)
 assert first_norms[0] > 4 * first_norms.median()
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 for ax, last in zip(axes, (shipped_cfg.steps, 200)):
     ax.plot(steps[:last], schedule[:last], color="C0")
-    ax.axvline(shipped_cfg.warmup_steps, color="gray", ls=":", label="end of warm-up")
+    ax.axvline(
+        shipped_cfg.warmup_steps, color="gray", ls=":", label="end of warm-up"
+    )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
 axes[0].set_title("the shipped run: linear warm-up, then a cosine")
@@ -231,12 +280,16 @@ most late steps. `train` logs the norm
 code(r"""
 norms = torch.tensor([r["grad_norm"] for r in log])
 clip = shipped_cfg.grad_clip
-print(f"{'steps':<14}{'clipped':>9}{'median norm':>13}{'median scale when clipped':>28}")
+print(
+    f"{'steps':<14}{'clipped':>9}{'median norm':>13}{'median scale when clipped':>28}"
+)
 for lo, hi in ((0, 100), (100, 400), (400, 800), (800, 1200), (1200, 1600)):
     part = norms[lo:hi]
     over = part[part > clip]
-    print(f"{lo + 1:>5}-{hi:<8}{(part > clip).float().mean().item():>9.0%}{part.median().item():>13.2f}"
-          f"{(clip / over).median().item() if len(over) else 1.0:>28.2f}")
+    print(
+        f"{lo + 1:>5}-{hi:<8}{(part > clip).float().mean().item():>9.0%}{part.median().item():>13.2f}"
+        f"{(clip / over).median().item() if len(over) else 1.0:>28.2f}"
+    )
 """),
 md(r"""
 The clip acted hardest during the warm-up, when the first gradients of a random network are large
@@ -259,7 +312,9 @@ to $2\eta$ between the two runs; in fact every weight agrees to within $10^{-3}$
 than $\eta$ = 0.006:
 """),
 code(r"""
-small_cfg = GPTConfig(vocab_size=V, block_size=64, n_layer=2, n_head=4, n_embd=64, fast=True)
+small_cfg = GPTConfig(
+    vocab_size=V, block_size=64, n_layer=2, n_head=4, n_embd=64, fast=True
+)
 
 
 def small_model(seed=0):
@@ -267,26 +322,54 @@ def small_model(seed=0):
     return GPT(small_cfg)
 
 
-x, y = get_batch(train_ids, 16, 64, torch.Generator().manual_seed(0))      # 16 windows (B, T)
+x, y = get_batch(
+    train_ids, 16, 64, torch.Generator().manual_seed(0)
+)  # 16 windows (B, T)
 net = small_model()
-net(x, y)[1].backward()                                             # one batch of 16
+net(x, y)[1].backward()  # one batch of 16
 big = [p.grad.clone() for p in net.parameters()]
 net.zero_grad()
-for part in (slice(0, 8), slice(8, 16)):                            # 2 micro-batches of 8
-    (net(x[part], y[part])[1] / 2).backward()                       # .grad adds up
-same_grads = all(torch.allclose(a, p.grad, rtol=1e-4, atol=1e-8) for a, p in zip(big, net.parameters()))
-print("gradients of 16 windows == sum of the halved gradients of 2 x 8:", same_grads)
+for part in (slice(0, 8), slice(8, 16)):  # 2 micro-batches of 8
+    (net(x[part], y[part])[1] / 2).backward()  # .grad adds up
+same_grads = all(
+    torch.allclose(a, p.grad, rtol=1e-4, atol=1e-8)
+    for a, p in zip(big, net.parameters())
+)
+print(
+    "gradients of 16 windows == sum of the halved gradients of 2 x 8:",
+    same_grads,
+)
 assert same_grads
 
 net_one, net_two = small_model(), small_model()
-r_one = train(net_one, train_ids, TrainConfig(steps=1, batch_size=16, block_size=64, lr=6e-3))
-r_two = train(net_two, train_ids, TrainConfig(steps=1, batch_size=8, grad_accum=2, block_size=64, lr=6e-3))
+r_one = train(
+    net_one,
+    train_ids,
+    TrainConfig(steps=1, batch_size=16, block_size=64, lr=6e-3),
+)
+r_two = train(
+    net_two,
+    train_ids,
+    TrainConfig(steps=1, batch_size=8, grad_accum=2, block_size=64, lr=6e-3),
+)
 a, b = r_one.history[0], r_two.history[0]
-print("train(): batch 16 and 2 x 8 give the same loss and gradient norm:",
-      abs(a["train_loss"] - b["train_loss"]) < 1e-5 and abs(a["grad_norm"] / b["grad_norm"] - 1) < 1e-4)
-weight_gap = max((p1 - p2).abs().max().item() for p1, p2 in zip(net_one.parameters(), net_two.parameters()))
-print("... and the same weights after the step (every weight within 1e-3):", weight_gap < 1e-3)
-assert abs(a["train_loss"] - b["train_loss"]) < 1e-5 and abs(a["grad_norm"] / b["grad_norm"] - 1) < 1e-4
+print(
+    "train(): batch 16 and 2 x 8 give the same loss and gradient norm:",
+    abs(a["train_loss"] - b["train_loss"]) < 1e-5
+    and abs(a["grad_norm"] / b["grad_norm"] - 1) < 1e-4,
+)
+weight_gap = max(
+    (p1 - p2).abs().max().item()
+    for p1, p2 in zip(net_one.parameters(), net_two.parameters())
+)
+print(
+    "... and the same weights after the step (every weight within 1e-3):",
+    weight_gap < 1e-3,
+)
+assert (
+    abs(a["train_loss"] - b["train_loss"]) < 1e-5
+    and abs(a["grad_norm"] / b["grad_norm"] - 1) < 1e-4
+)
 assert weight_gap < 1e-3
 """),
 md(r"""
@@ -310,22 +393,44 @@ atomic rename); so a run killed in the middle of a save still resumes, from the 
 checkpoint, which is kept until the new one is in place:
 """),
 code(r"""
-resume_cfg = TrainConfig(steps=12, batch_size=8, block_size=64, lr=6e-3, warmup_steps=3, seed=7)
+resume_cfg = TrainConfig(
+    steps=12, batch_size=8, block_size=64, lr=6e-3, warmup_steps=3, seed=7
+)
 uninterrupted_model = small_model()
 uninterrupted = train(uninterrupted_model, train_ids, resume_cfg)
 with tempfile.TemporaryDirectory() as ckpt_dir:
-    first = train(small_model(), train_ids, resume_cfg, checkpoint_dir=ckpt_dir,
-                  callback=lambda record: record["step"] == 5)       # "interrupted" after step 5
-    print("checkpoint directory:", sorted(p.name for p in Path(ckpt_dir).iterdir()))
+    first = train(
+        small_model(),
+        train_ids,
+        resume_cfg,
+        checkpoint_dir=ckpt_dir,
+        callback=lambda record: record["step"] == 5,
+    )  # "interrupted" after step 5
+    print(
+        "checkpoint directory:",
+        sorted(p.name for p in Path(ckpt_dir).iterdir()),
+    )
     step_dir = Path(ckpt_dir) / (Path(ckpt_dir) / "latest").read_text().strip()
     print(f"{step_dir.name}/:", sorted(p.name for p in step_dir.iterdir()))
-    resumed_model = small_model(seed=123)                            # other weights: replaced on load
+    resumed_model = small_model(seed=123)  # other weights: replaced on load
     resumed = train(resumed_model, train_ids, resume_cfg, resume_from=ckpt_dir)
-same = [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in uninterrupted.history]
-print(f"first run stopped after {first.steps} steps; resumed run ends at step {resumed.steps}")
-same_weights = all(torch.equal(p1, p2) for p1, p2 in zip(resumed_model.parameters(), uninterrupted_model.parameters()))
+same = [r["train_loss"] for r in resumed.history] == [
+    r["train_loss"] for r in uninterrupted.history
+]
+print(
+    f"first run stopped after {first.steps} steps; resumed run ends at step {resumed.steps}"
+)
+same_weights = all(
+    torch.equal(p1, p2)
+    for p1, p2 in zip(
+        resumed_model.parameters(), uninterrupted_model.parameters()
+    )
+)
 print("resumed losses == uninterrupted losses, bit for bit:", same)
-print("final weights of the resumed run == those of the uninterrupted run, bit for bit:", same_weights)
+print(
+    "final weights of the resumed run == those of the uninterrupted run, bit for bit:",
+    same_weights,
+)
 assert first.steps == 5 and resumed.steps == 12 and same and same_weights
 """),
 md(r"""
@@ -341,36 +446,97 @@ on the machine, so its output is not checked; the cell after it checks what matt
 """),
 code(r"""
 live_model = small_model(seed=0)
-live_cfg = TrainConfig(steps=300, batch_size=16, block_size=64, lr=6e-3, min_lr=6e-4, warmup_steps=20,
-                       eval_every=50, eval_batches=8, seed=0)
-init_loss = estimate_loss(live_model, val_ids, live_cfg, 8, torch.Generator().manual_seed(live_cfg.seed + 1))
-print(f"{live_model.num_parameters():,} parameters; loss before training {init_loss:.3f} (ln V = {uniform:.3f})")
+live_cfg = TrainConfig(
+    steps=300,
+    batch_size=16,
+    block_size=64,
+    lr=6e-3,
+    min_lr=6e-4,
+    warmup_steps=20,
+    eval_every=50,
+    eval_batches=8,
+    seed=0,
+)
+init_loss = estimate_loss(
+    live_model,
+    val_ids,
+    live_cfg,
+    8,
+    torch.Generator().manual_seed(live_cfg.seed + 1),
+)
+print(
+    f"{live_model.num_parameters():,} parameters; loss before training {init_loss:.3f} (ln V = {uniform:.3f})"
+)
 t0 = time.perf_counter()
 live = train(live_model, train_ids, live_cfg, val_ids)
-print(f"{live.steps} steps, {live.tokens:,} tokens in {time.perf_counter() - t0:.0f} s")
+print(
+    f"{live.steps} steps, {live.tokens:,} tokens in {time.perf_counter() - t0:.0f} s"
+)
 for r in live.history:
     if "val_loss" in r:
-        print(f"step {r['step']:3d}  train {r['eval_train_loss']:.3f}  val {r['val_loss']:.3f}")
+        print(
+            f"step {r['step']:3d}  train {r['eval_train_loss']:.3f}  val {r['val_loss']:.3f}"
+        )
 """, "nbval-ignore-output"),
 code(r"""
 evals = [r for r in live.history if "val_loss" in r]
-excess = estimate_loss(small_model(seed=0), val_ids, live_cfg, 64, torch.Generator().manual_seed(5)) - uniform
-print("started at the uniform loss (within 0.1 of ln V):", abs(init_loss - uniform) < 0.1)
-print(f"excess over ln V of the same initial weights on 64 batches: {excess:.2f}")
-print("validation loss fell at every evaluation:", all(a["val_loss"] > b["val_loss"] for a, b in zip(evals, evals[1:])))
-print("final validation loss below 2.6, far under the unigram's", f"{unigram:.2f}:", live.final_val_loss < 2.6)
+excess = (
+    estimate_loss(
+        small_model(seed=0),
+        val_ids,
+        live_cfg,
+        64,
+        torch.Generator().manual_seed(5),
+    )
+    - uniform
+)
+print(
+    "started at the uniform loss (within 0.1 of ln V):",
+    abs(init_loss - uniform) < 0.1,
+)
+print(
+    f"excess over ln V of the same initial weights on 64 batches: {excess:.2f}"
+)
+print(
+    "validation loss fell at every evaluation:",
+    all(a["val_loss"] > b["val_loss"] for a, b in zip(evals, evals[1:])),
+)
+print(
+    "final validation loss below 2.6, far under the unigram's",
+    f"{unigram:.2f}:",
+    live.final_val_loss < 2.6,
+)
 assert abs(init_loss - uniform) < 0.1
 assert all(a["val_loss"] > b["val_loss"] for a, b in zip(evals, evals[1:]))
-print("final validation loss below the bigram's:", live.final_val_loss < bigram)
+print(
+    "final validation loss below the bigram's:", live.final_val_loss < bigram
+)
 assert live.final_val_loss < 2.6 < unigram
 assert live.final_val_loss < bigram and 0.01 < excess < 0.04
 """),
 code(r"""
 fig, ax = plt.subplots(figsize=(8, 3.4))
-ax.plot([r["step"] for r in live.history], [r["train_loss"] for r in live.history], color="C0", alpha=0.35,
-        label="training batch (before its update)")
-ax.plot([r["step"] for r in evals], [r["eval_train_loss"] for r in evals], "o-", color="C0", label="train (evaluation)")
-ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "s-", color="C1", label="validation plays")
+ax.plot(
+    [r["step"] for r in live.history],
+    [r["train_loss"] for r in live.history],
+    color="C0",
+    alpha=0.35,
+    label="training batch (before its update)",
+)
+ax.plot(
+    [r["step"] for r in evals],
+    [r["eval_train_loss"] for r in evals],
+    "o-",
+    color="C0",
+    label="train (evaluation)",
+)
+ax.plot(
+    [r["step"] for r in evals],
+    [r["val_loss"] for r in evals],
+    "s-",
+    color="C1",
+    label="validation plays",
+)
 for (name, loss), style in zip(list(baselines.items())[:3], (":", "--", "-.")):
     ax.axhline(loss, color="gray", ls=style, lw=1, label=name)
 ax.set_xlabel("optimizer step")
@@ -398,10 +564,30 @@ tokens_per_epoch = len(train_ids)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 ax = axes[0]
 window = 25
-smooth = torch.tensor([r["train_loss"] for r in log]).unfold(0, window, 1).mean(1)
-ax.plot(steps[window - 1:], smooth, color="C0", alpha=0.5, label=f"training batches ({window}-step mean)")
-ax.plot([r["step"] for r in evaluated], [r["eval_train_loss"] for r in evaluated], "o-", color="C0", label="train (evaluation)")
-ax.plot([r["step"] for r in evaluated], [r["val_loss"] for r in evaluated], "s-", color="C1", label="validation plays")
+smooth = (
+    torch.tensor([r["train_loss"] for r in log]).unfold(0, window, 1).mean(1)
+)
+ax.plot(
+    steps[window - 1 :],
+    smooth,
+    color="C0",
+    alpha=0.5,
+    label=f"training batches ({window}-step mean)",
+)
+ax.plot(
+    [r["step"] for r in evaluated],
+    [r["eval_train_loss"] for r in evaluated],
+    "o-",
+    color="C0",
+    label="train (evaluation)",
+)
+ax.plot(
+    [r["step"] for r in evaluated],
+    [r["val_loss"] for r in evaluated],
+    "s-",
+    color="C1",
+    label="validation plays",
+)
 ax.axhline(bigram, color="gray", ls="-.", lw=1, label="bigram")
 ax.set_ylim(1.3, 3.4)
 ax.set_xlabel("optimizer step")
@@ -420,12 +606,16 @@ plt.show()
 
 print(f"{'step':>5}{'epochs':>8}{'train':>8}{'val':>8}{'gap':>8}")
 for r in evaluated:
-    print(f"{r['step']:>5}{r['tokens'] / tokens_per_epoch:>8.2f}{r['eval_train_loss']:>8.3f}"
-          f"{r['val_loss']:>8.3f}{r['val_loss'] - r['eval_train_loss']:>8.3f}")
+    print(
+        f"{r['step']:>5}{r['tokens'] / tokens_per_epoch:>8.2f}{r['eval_train_loss']:>8.3f}"
+        f"{r['val_loss']:>8.3f}{r['val_loss'] - r['eval_train_loss']:>8.3f}"
+    )
 gaps = [r["val_loss"] - r["eval_train_loss"] for r in evaluated]
-assert all(a < b for a, b in zip(gaps, gaps[1:]))                     # the gap only grows
-assert gaps[0] < 0.005 and gaps[1] > 0.01                             # ... from step 400 on
-assert all(a["val_loss"] > b["val_loss"] for a, b in zip(evaluated, evaluated[1:]))   # val still falling
+assert all(a < b for a, b in zip(gaps, gaps[1:]))  # the gap only grows
+assert gaps[0] < 0.005 and gaps[1] > 0.01  # ... from step 400 on
+assert all(
+    a["val_loss"] > b["val_loss"] for a, b in zip(evaluated, evaluated[1:])
+)  # val still falling
 """),
 md(r"""
 Two honest observations. First, the validation loss was still falling at the last evaluation: the
@@ -440,10 +630,17 @@ all the validation plays' speakers are people who never appear in the training p
 names cannot be predicted. Split the loss by whether the character is part of such a heading:
 """),
 code(r"""
-HEADING = re.compile(r"^[A-Z][A-Z' ,.&-]*:$", re.M)        # "KING HENRY V:" on a line of its own
-train_names, val_names = set(HEADING.findall(train_text)), set(HEADING.findall(val_text))
+HEADING = re.compile(
+    r"^[A-Z][A-Z' ,.&-]*:$", re.M
+)  # "KING HENRY V:" on a line of its own
+train_names, val_names = (
+    set(HEADING.findall(train_text)),
+    set(HEADING.findall(val_text)),
+)
 unseen = val_names - train_names
-print(f"{len(val_names)} speakers in the validation plays, {len(unseen)} of them never in the training plays")
+print(
+    f"{len(val_names)} speakers in the validation plays, {len(unseen)} of them never in the training plays"
+)
 
 
 def loss_by_part(text, n_windows=64, T=128, seed=0):
@@ -451,32 +648,54 @@ def loss_by_part(text, n_windows=64, T=128, seed=0):
     ids = encode_text(text, tok)
     heading = torch.zeros(len(text), dtype=torch.bool)
     for m in HEADING.finditer(text):
-        heading[m.start():m.end()] = True
-    starts = torch.randint(len(ids) - T - 1, (n_windows,), generator=torch.Generator().manual_seed(seed))
-    x = torch.stack([ids[s:s + T] for s in starts])
-    y = torch.stack([ids[s + 1:s + T + 1] for s in starts])
-    h = torch.stack([heading[s + 1:s + T + 1] for s in starts])           # is the *target* in a heading?
+        heading[m.start() : m.end()] = True
+    starts = torch.randint(
+        len(ids) - T - 1,
+        (n_windows,),
+        generator=torch.Generator().manual_seed(seed),
+    )
+    x = torch.stack([ids[s : s + T] for s in starts])
+    y = torch.stack([ids[s + 1 : s + T + 1] for s in starts])
+    h = torch.stack(
+        [heading[s + 1 : s + T + 1] for s in starts]
+    )  # is the *target* in a heading?
     with torch.no_grad():
-        z = model(x)[0]                                                     # (n, T, V)
-    losses = F.cross_entropy(z.transpose(1, 2), y, reduction="none")       # (n, T)
-    top1 = (z.argmax(-1) == y).float().mean().item()                      # argmax == the actual next char
-    return {"headings": losses[h].mean().item(), "speech": losses[~h].mean().item(),
-            "all": losses.mean().item(), "heading share": h.float().mean().item(), "top-1": top1}
+        z = model(x)[0]  # (n, T, V)
+    losses = F.cross_entropy(z.transpose(1, 2), y, reduction="none")  # (n, T)
+    top1 = (
+        (z.argmax(-1) == y).float().mean().item()
+    )  # argmax == the actual next char
+    return {
+        "headings": losses[h].mean().item(),
+        "speech": losses[~h].mean().item(),
+        "all": losses.mean().item(),
+        "heading share": h.float().mean().item(),
+        "top-1": top1,
+    }
 
 
 parts = {"train": loss_by_part(train_text), "val": loss_by_part(val_text)}
-print(f"{'':<6}{'headings':>10}{'speech':>10}{'all':>8}{'share of headings':>19}")
+print(
+    f"{'':<6}{'headings':>10}{'speech':>10}{'all':>8}{'share of headings':>19}"
+)
 for split, p in parts.items():
-    print(f"{split:<6}{p['headings']:>10.2f}{p['speech']:>10.2f}{p['all']:>8.2f}{p['heading share']:>19.1%}")
+    print(
+        f"{split:<6}{p['headings']:>10.2f}{p['speech']:>10.2f}{p['all']:>8.2f}{p['heading share']:>19.1%}"
+    )
 tr, va = parts["train"], parts["val"]
 gap = va["all"] - tr["all"]
 # the validation loss if its headings cost what the training headings cost:
-reweighted = va["heading share"] * tr["headings"] + (1 - va["heading share"]) * va["speech"]
+reweighted = (
+    va["heading share"] * tr["headings"]
+    + (1 - va["heading share"]) * va["speech"]
+)
 explained = (va["all"] - reweighted) / gap
-print(f"share of the gap removed by giving the validation headings the training headings' loss: {explained:.0%}")
-assert abs(va["speech"] - tr["speech"]) < 0.02        # speech: no real gap
-assert va["headings"] - tr["headings"] > 1.0          # names: a large one
-assert explained >= 0.8                               # ... which accounts for the gap
+print(
+    f"share of the gap removed by giving the validation headings the training headings' loss: {explained:.0%}"
+)
+assert abs(va["speech"] - tr["speech"]) < 0.02  # speech: no real gap
+assert va["headings"] - tr["headings"] > 1.0  # names: a large one
+assert explained >= 0.8  # ... which accounts for the gap
 """),
 md(r"""
 On the speech itself the model does about as well on plays it never saw as on those it trained on;
@@ -522,14 +741,27 @@ of 128:
 code(r"""
 prompt = "ROMEO:\n"
 prompt_ids = torch.tensor([tok.encode(prompt)])
-strategies = {"greedy": dict(temperature=0), "temperature 0.5": dict(temperature=0.5),
-              "temperature 1.0": dict(temperature=1.0), "top-k, k = 5": dict(temperature=1.0, top_k=5),
-              "top-p, p = 0.9": dict(temperature=1.0, top_p=0.9)}
+strategies = {
+    "greedy": dict(temperature=0),
+    "temperature 0.5": dict(temperature=0.5),
+    "temperature 1.0": dict(temperature=1.0),
+    "top-k, k = 5": dict(temperature=1.0, top_k=5),
+    "top-p, p = 0.9": dict(temperature=1.0, top_p=0.9),
+}
 runs = {}
 for name, kw in strategies.items():
-    out, logits = generate(model, prompt_ids, 120, generator=torch.Generator().manual_seed(0),
-                           return_logits=True, **kw)
-    runs[name] = (out[0, len(prompt):], logits[0])                  # new tokens (120,), raw logits (120, V)
+    out, logits = generate(
+        model,
+        prompt_ids,
+        120,
+        generator=torch.Generator().manual_seed(0),
+        return_logits=True,
+        **kw,
+    )
+    runs[name] = (
+        out[0, len(prompt) :],
+        logits[0],
+    )  # new tokens (120,), raw logits (120, V)
     print(f"--- {name} ---\n{prompt}{tok.decode(runs[name][0].tolist())}\n")
 """),
 md(r"""
@@ -544,8 +776,11 @@ strategies, checked on the runs above:
 """),
 code(r"""
 new, z = runs["top-k, k = 5"]
-kth = z.topk(5, dim=-1).values[:, -1]                              # the 5th largest logit at each step
-print("top-k: every sampled token among the 5 largest:", bool((z.gather(1, new[:, None])[:, 0] >= kth).all()))
+kth = z.topk(5, dim=-1).values[:, -1]  # the 5th largest logit at each step
+print(
+    "top-k: every sampled token among the 5 largest:",
+    bool((z.gather(1, new[:, None])[:, 0] >= kth).all()),
+)
 assert (z.gather(1, new[:, None])[:, 0] >= kth).all()
 
 new, z = runs["top-p, p = 0.9"]
@@ -553,23 +788,40 @@ probs = z.softmax(-1)
 nucleus_sizes = []
 for t in range(len(new)):
     p_sorted, order = probs[t].sort(descending=True)
-    size = int((p_sorted.cumsum(0) - p_sorted < 0.9).sum())        # tokens before it hold < p
+    size = int(
+        (p_sorted.cumsum(0) - p_sorted < 0.9).sum()
+    )  # tokens before it hold < p
     assert new[t] in order[:size], t
     nucleus_sizes.append(size)
-print(f"top-p: every sampled token inside the nucleus; nucleus size from {min(nucleus_sizes)} "
-      f"to {max(nucleus_sizes)} tokens (median {sorted(nucleus_sizes)[len(nucleus_sizes) // 2]})")
+print(
+    f"top-p: every sampled token inside the nucleus; nucleus size from {min(nucleus_sizes)} "
+    f"to {max(nucleus_sizes)} tokens (median {sorted(nucleus_sizes)[len(nucleus_sizes) // 2]})"
+)
 
 greedy_new, greedy_z = runs["greedy"]
 top2 = greedy_z.topk(2, dim=-1).values
 margin = (top2[:, 0] - top2[:, 1]).min().item()
-print(f"closest call along the greedy path: the top two logits {margin:.3f} apart")
+print(
+    f"closest call along the greedy path: the top two logits {margin:.3f} apart"
+)
 for tau in (1.0, 0.1, 0.01, 0.001):
-    p_tau = (greedy_z.double() / tau).softmax(-1)                    # float64: 1 - p stays exact
-    p_other = p_tau.sum(-1) - p_tau.max(-1).values                  # 1 - p(argmax), each step
-    print(f"  τ = {tau:<6} all other tokens together have a chance of at most {p_other.max().item():.0e}")
-cold = generate(model, prompt_ids, 120, temperature=0.001, generator=torch.Generator().manual_seed(1))
-print("sampling at τ = 0.001 == greedy decoding:", torch.equal(cold[0, len(prompt):], greedy_new))
-assert torch.equal(cold[0, len(prompt):], greedy_new)
+    p_tau = (greedy_z.double() / tau).softmax(-1)  # float64: 1 - p stays exact
+    p_other = p_tau.sum(-1) - p_tau.max(-1).values  # 1 - p(argmax), each step
+    print(
+        f"  τ = {tau:<6} all other tokens together have a chance of at most {p_other.max().item():.0e}"
+    )
+cold = generate(
+    model,
+    prompt_ids,
+    120,
+    temperature=0.001,
+    generator=torch.Generator().manual_seed(1),
+)
+print(
+    "sampling at τ = 0.001 == greedy decoding:",
+    torch.equal(cold[0, len(prompt) :], greedy_new),
+)
+assert torch.equal(cold[0, len(prompt) :], greedy_new)
 """),
 md(r"""
 The nucleus shrinks to a single token where the model is sure and grows where it is not — what a
@@ -591,17 +843,22 @@ long_greedy = prompt + generate_text(model, tok, prompt, 400, temperature=0)
 C_ = model.config.block_size
 first_seen, loop = {}, None
 for i in range(len(long_greedy) - C_ + 1):
-    w = long_greedy[i:i + C_]
+    w = long_greedy[i : i + C_]
     if w in first_seen:
         loop = (first_seen[w], i)
         break
     first_seen[w] = i
 start, again = loop
 period = again - start
-print(f"the 128 characters from position {start} occur again at position {again}: "
-      f"a loop of period {period}, entered by character {start}")
-print("the loop:", repr(long_greedy[start:start + period]))
-assert long_greedy[again:] == (long_greedy[start:start + period] * 20)[:len(long_greedy) - again]
+print(
+    f"the 128 characters from position {start} occur again at position {again}: "
+    f"a loop of period {period}, entered by character {start}"
+)
+print("the loop:", repr(long_greedy[start : start + period]))
+assert (
+    long_greedy[again:]
+    == (long_greedy[start : start + period] * 20)[: len(long_greedy) - again]
+)
 """),
 md(r"""
 Sampling does not get stuck this way. A simple measure of repetition is the share of 12-character
@@ -613,21 +870,44 @@ def repeated_share(text, n=12):
     "Share of the n-character windows of text that already occurred earlier in it."
     seen, repeats = set(), 0
     for i in range(len(text) - n + 1):
-        repeats += text[i:i + n] in seen
-        seen.add(text[i:i + n])
+        repeats += text[i : i + n] in seen
+        seen.add(text[i : i + n])
     return repeats / (len(text) - n + 1)
 
 
-sampled = {name: prompt + generate_text(model, tok, prompt, 400, generator=torch.Generator().manual_seed(0), **kw)
-           for name, kw in (("temperature 1.0", dict(temperature=1.0)), ("top-p, p = 0.9", dict(temperature=1.0, top_p=0.9)))}
-texts = {"greedy": long_greedy, **sampled, "validation plays": val_text[100_000:100_000 + len(long_greedy)]}
+sampled = {
+    name: prompt
+    + generate_text(
+        model,
+        tok,
+        prompt,
+        400,
+        generator=torch.Generator().manual_seed(0),
+        **kw,
+    )
+    for name, kw in (
+        ("temperature 1.0", dict(temperature=1.0)),
+        ("top-p, p = 0.9", dict(temperature=1.0, top_p=0.9)),
+    )
+}
+texts = {
+    "greedy": long_greedy,
+    **sampled,
+    "validation plays": val_text[100_000 : 100_000 + len(long_greedy)],
+}
 shares = {name: repeated_share(t) for name, t in texts.items()}
 for name, share in shares.items():
-    print(f"{name:<18} {share:6.1%} of 12-character strings repeat an earlier one")
-print(f"the model's most likely next character is the actual one for {parts['val']['top-1']:.0%} of the characters "
-      f"of 64 validation windows ({parts['train']['top-1']:.0%} of 64 training windows)")
+    print(
+        f"{name:<18} {share:6.1%} of 12-character strings repeat an earlier one"
+    )
+print(
+    f"the model's most likely next character is the actual one for {parts['val']['top-1']:.0%} of the characters "
+    f"of 64 validation windows ({parts['train']['top-1']:.0%} of 64 training windows)"
+)
 assert 0.3 < parts["val"]["top-1"] < 0.7
-assert shares["greedy"] > 0.5 and all(shares["greedy"] > 3 * s for n, s in shares.items() if n != "greedy")
+assert shares["greedy"] > 0.5 and all(
+    shares["greedy"] > 3 * s for n, s in shares.items() if n != "greedy"
+)
 """),
 md(r"""
 Holtzman et al. {cite:p}`holtzman2020curious` found the same with GPT-2 Large: maximising
@@ -647,35 +927,53 @@ one prompt under four settings.) The explorer's distribution must be the one `sa
 from; 20,000 draws check it:
 """),
 code(r"""
-explorer_prompts = ["ROMEO:\nI will ", "KING HENRY V:\nNow, lords, ", "To be, or not to b"]
+explorer_prompts = [
+    "ROMEO:\nI will ",
+    "KING HENRY V:\nNow, lords, ",
+    "To be, or not to b",
+]
 with torch.no_grad():
     z_demo = model(torch.tensor([tok.encode(explorer_prompts[0])]))[0][0, -1]
 gen = torch.Generator().manual_seed(0)
-draws = sample_next(z_demo.expand(20_000, V), temperature=1.3, top_p=0.8, generator=gen)
+draws = sample_next(
+    z_demo.expand(20_000, V), temperature=1.3, top_p=0.8, generator=gen
+)
 empirical = torch.bincount(draws, minlength=V).double() / len(draws)
 expected = sampling_distribution(z_demo, temperature=1.3, top_p=0.8)
 tv = 0.5 * (empirical - expected).abs().sum().item()
-print(f"total variation distance, 20,000 draws vs sampling_distribution: {tv:.3f} (< 0.03)")
+print(
+    f"total variation distance, 20,000 draws vs sampling_distribution: {tv:.3f} (< 0.03)"
+)
 assert tv < 0.03 and empirical[expected == 0].sum() == 0
-sampling_explorer(model, tok, explorer_prompts, temperature=1.0, top_p=0.9, n_chars=80)
+sampling_explorer(
+    model, tok, explorer_prompts, temperature=1.0, top_p=0.9, n_chars=80
+)
 """),
 code(r"""
-settings = {"τ = 1 (the model)": dict(temperature=1.0), "τ = 0.5": dict(temperature=0.5),
-            "τ = 1.5": dict(temperature=1.5), "τ = 1, top-p 0.5": dict(temperature=1.0, top_p=0.5)}
+settings = {
+    "τ = 1 (the model)": dict(temperature=1.0),
+    "τ = 0.5": dict(temperature=0.5),
+    "τ = 1.5": dict(temperature=1.5),
+    "τ = 1, top-p 0.5": dict(temperature=1.0, top_p=0.5),
+}
 p_model = z_demo.softmax(-1).double()
 order = p_model.argsort(descending=True)[:12]
 labels = [{"\n": "⏎", " ": "␣"}.get(c, c) for c in tok.decode(order.tolist())]
 fig, axes = plt.subplots(1, 4, figsize=(13, 2.8), sharey=True)
 for ax, (name, kw) in zip(axes, settings.items()):
     p = sampling_distribution(z_demo, **kw)
-    ax.bar(range(12), p_model[order], color="none", edgecolor="gray", lw=0.8)   # the model's own p
+    ax.bar(
+        range(12), p_model[order], color="none", edgecolor="gray", lw=0.8
+    )  # the model's own p
     ax.bar(range(12), p[order], color="C0", alpha=0.8)
     ax.set_xticks(range(12), labels)
     kept = int((p > 0).sum())
     ax.set_title(f"{name}\n{kept} tokens can be sampled", fontsize=9)
 axes[0].set_ylabel("probability of being sampled")
-fig.suptitle(f"the next character after {explorer_prompts[0]!r}, its 12 most likely: "
-             f"sampled with (bars) vs the model's probability (outlines)")
+fig.suptitle(
+    f"the next character after {explorer_prompts[0]!r}, its 12 most likely: "
+    f"sampled with (bars) vs the model's probability (outlines)"
+)
 plt.tight_layout()
 plt.show()
 """),
@@ -705,18 +1003,31 @@ code(r"""
 show(KVCache)
 """),
 code(r"""
-cache = model.new_kv_cache()                                        # one KVCache per layer
+cache = model.new_kv_cache()  # one KVCache per layer
 with torch.no_grad():
-    logits_prompt = model(prompt_ids, kv_cache=cache)[0]            # the prompt: 7 positions at once
-    step_logits = model(torch.tensor([[tok.encode("I")[0]]]), kv_cache=cache)[0]   # one new token
+    logits_prompt = model(prompt_ids, kv_cache=cache)[
+        0
+    ]  # the prompt: 7 positions at once
+    step_logits = model(torch.tensor([[tok.encode("I")[0]]]), kv_cache=cache)[
+        0
+    ]  # one new token
 c = model.config
 L_, H_, d_ = c.n_layer, c.n_head, c.n_embd // c.n_head
-print(f"{len(cache)} layers; layer 0 keys {tuple(cache[0].k.shape)} = (B, H, T, d), values {tuple(cache[0].v.shape)}")
-nbytes = sum(t.numel() * t.element_size() for layer in cache for t in (layer.k, layer.v))
-per_token = 2 * L_ * c.n_embd * 4                                   # 2LC float32 numbers
-print(f"cache for {cache[0].length} tokens: {nbytes:,} bytes = {cache[0].length} x 2·L·C·4 = "
-      f"{cache[0].length} x {per_token:,} bytes")
-assert cache[0].k.shape == (1, H_, len(prompt) + 1, d_) and nbytes == cache[0].length * per_token
+print(
+    f"{len(cache)} layers; layer 0 keys {tuple(cache[0].k.shape)} = (B, H, T, d), values {tuple(cache[0].v.shape)}"
+)
+nbytes = sum(
+    t.numel() * t.element_size() for layer in cache for t in (layer.k, layer.v)
+)
+per_token = 2 * L_ * c.n_embd * 4  # 2LC float32 numbers
+print(
+    f"cache for {cache[0].length} tokens: {nbytes:,} bytes = {cache[0].length} x 2·L·C·4 = "
+    f"{cache[0].length} x {per_token:,} bytes"
+)
+assert (
+    cache[0].k.shape == (1, H_, len(prompt) + 1, d_)
+    and nbytes == cache[0].length * per_token
+)
 """),
 md(r"""
 **Prove it.** With the cache, each step's logits must be those of a full forward pass over the whole
@@ -725,12 +1036,28 @@ steps each, compared logit by logit:
 """),
 code(r"""
 for kw in (dict(temperature=0), dict(temperature=1.0, top_p=0.9)):
-    a, la = generate(model, prompt_ids, 100, use_cache=True, return_logits=True,
-                     generator=torch.Generator().manual_seed(3), **kw)
-    b, lb = generate(model, prompt_ids, 100, use_cache=False, return_logits=True,
-                     generator=torch.Generator().manual_seed(3), **kw)
+    a, la = generate(
+        model,
+        prompt_ids,
+        100,
+        use_cache=True,
+        return_logits=True,
+        generator=torch.Generator().manual_seed(3),
+        **kw,
+    )
+    b, lb = generate(
+        model,
+        prompt_ids,
+        100,
+        use_cache=False,
+        return_logits=True,
+        generator=torch.Generator().manual_seed(3),
+        **kw,
+    )
     worst = (la - lb).abs().max().item()
-    print(f"{kw}: same tokens {torch.equal(a, b)}, largest logit difference < 1e-4: {worst < 1e-4}")
+    print(
+        f"{kw}: same tokens {torch.equal(a, b)}, largest logit difference < 1e-4: {worst < 1e-4}"
+    )
     assert torch.equal(a, b) and worst < 1e-4
 """),
 md(r"""
@@ -750,8 +1077,16 @@ nothing is asserted about them):
 """),
 code(r"""
 set_seed(0)
-timing_model = GPT(GPTConfig(vocab_size=V, block_size=1024, n_layer=4, n_head=4, n_embd=128,
-                             fast=True)).eval()
+timing_model = GPT(
+    GPTConfig(
+        vocab_size=V,
+        block_size=1024,
+        n_layer=4,
+        n_head=4,
+        n_embd=128,
+        fast=True,
+    )
+).eval()
 seq = torch.randint(V, (1, 1024), generator=torch.Generator().manual_seed(0))
 lengths = [16, 64, 128, 256, 512, 768, 1024]
 
@@ -766,20 +1101,29 @@ per_token = {"without cache": [], "with cache": []}
 with torch.no_grad():
     for n in lengths:
         kv = timing_model.new_kv_cache()
-        timing_model(seq[:, :n - 1], kv_cache=kv)                   # the n - 1 earlier tokens, cached
+        timing_model(
+            seq[:, : n - 1], kv_cache=kv
+        )  # the n - 1 earlier tokens, cached
 
         def one_step():
-            for layer in kv:                                        # back to n - 1 cached tokens
+            for layer in kv:  # back to n - 1 cached tokens
                 layer.truncate(n - 1)
-            timing_model(seq[:, n - 1:n], kv_cache=kv)              # the new token only
+            timing_model(seq[:, n - 1 : n], kv_cache=kv)  # the new token only
+
         runs_n = {"without cache": [], "with cache": []}
-        for _ in range(9):                                          # alternate: both see the same load
-            runs_n["without cache"].append(seconds(lambda: timing_model(seq[:, :n])))   # all n positions
+        for _ in range(9):  # alternate: both see the same load
+            runs_n["without cache"].append(
+                seconds(lambda: timing_model(seq[:, :n]))
+            )  # all n positions
             runs_n["with cache"].append(seconds(one_step))
         for name, times in runs_n.items():
             per_token[name].append(min(times))
-for n, a, b in zip(lengths, per_token["without cache"], per_token["with cache"]):
-    print(f"length {n:5d}: without cache {a * 1e3:7.2f} ms/token, with cache {b * 1e3:6.2f} ms/token, x{a / b:5.1f}")
+for n, a, b in zip(
+    lengths, per_token["without cache"], per_token["with cache"]
+):
+    print(
+        f"length {n:5d}: without cache {a * 1e3:7.2f} ms/token, with cache {b * 1e3:6.2f} ms/token, x{a / b:5.1f}"
+    )
 """, "nbval-ignore-output"),
 code(r"""
 fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -802,15 +1146,20 @@ The price is memory, $2LC$ numbers per token per sequence, and it grows with the
 batch. For the models of chapter 6, in 16-bit numbers (2 bytes) as they are usually served:
 """),
 code(r"""
-kv_models = {"shipped model (float32)": (4, 128, 128, 4), "GPT-2 small": (12, 768, 1024, 2),
-             "GPT-3 175B": (96, 12288, 2048, 2)}                   # n_layer, C, context, bytes per number
+kv_models = {
+    "shipped model (float32)": (4, 128, 128, 4),
+    "GPT-2 small": (12, 768, 1024, 2),
+    "GPT-3 175B": (96, 12288, 2048, 2),
+}  # n_layer, C, context, bytes per number
 print(f"{'model':<26}{'per token':>12}{'full context, 1 sequence':>26}")
 full_context = {}
 for name, (L, C_kv, ctx, nb) in kv_models.items():
     b = 2 * L * C_kv * nb
     full_context[name] = b * ctx
     print(f"{name:<26}{b / 2**10:>9,.0f} KiB{b * ctx / 2**20:>22,.1f} MiB")
-assert full_context["GPT-3 175B"] == 9 * 2**30                      # 9 GiB for one 2048-token sequence
+assert (
+    full_context["GPT-3 175B"] == 9 * 2**30
+)  # 9 GiB for one 2048-token sequence
 """),
 md(r"""
 Nine gibibytes for one full-length GPT-3 sequence is why the cache, not the arithmetic, often limits
@@ -830,8 +1179,15 @@ Two seeded samples of 300 characters each, at temperature 0.8 with top-p 0.95, f
 """),
 code(r"""
 for i, start in enumerate(["KING HENRY V:\n", "JULIET:\nO "]):
-    text = generate_text(model, tok, start, 300, temperature=0.8, top_p=0.95,
-                         generator=torch.Generator().manual_seed(100 + i))
+    text = generate_text(
+        model,
+        tok,
+        start,
+        300,
+        temperature=0.8,
+        top_p=0.95,
+        generator=torch.Generator().manual_seed(100 + i),
+    )
     print(f"{start}{text}\n{'-' * 60}")
 """),
 md(r"""
@@ -867,9 +1223,13 @@ import sys
 sys.path.insert(0, "../scripts/experiments")
 speedrun = importlib.import_module("speedrun")
 set_seed(0)
-same = dict(vocab_size=V, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False)
-paths = {"teaching": GPT(GPTConfig(**same)),
-         "fast": GPT(GPTConfig(**same, fast=True))}
+same = dict(
+    vocab_size=V, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False
+)
+paths = {
+    "teaching": GPT(GPTConfig(**same)),
+    "fast": GPT(GPTConfig(**same, fast=True)),
+}
 paths["fast"].load_state_dict(paths["teaching"].state_dict())
 xb, yb = get_batch(train_ids, 12, 64, torch.Generator().manual_seed(0))
 losses = {name: m(xb, yb)[1] for name, m in paths.items()}
@@ -878,17 +1238,21 @@ assert abs(losses["teaching"].item() - losses["fast"].item()) < 1e-5
 """),
 code(r"""
 step_ms = {name: [] for name in paths}
-opts = {name: torch.optim.AdamW(m.parameters(), fused=name == "fast")
-        for name, m in paths.items()}
-for _ in range(10):              # alternate, so that both see the same load
+opts = {
+    name: torch.optim.AdamW(m.parameters(), fused=name == "fast")
+    for name, m in paths.items()
+}
+for _ in range(10):  # alternate, so that both see the same load
     for name, m in paths.items():
         t0 = time.perf_counter()
         m(xb, yb)[1].backward()
         opts[name].step()
         opts[name].zero_grad()
         step_ms[name].append(1e3 * (time.perf_counter() - t0))
-print({name: f"{min(t):.0f} ms" for name, t in step_ms.items()},
-      "per step (fastest of 10)")
+print(
+    {name: f"{min(t):.0f} ms" for name, t in step_ms.items()},
+    "per step (fastest of 10)",
+)
 """, "nbval-ignore-output"),
 md(r"""
 **Time to the target.** `scripts/experiments/speedrun.py` trains two models *side by side*: two
@@ -941,25 +1305,38 @@ code(r"""
 by = {r["recipe"]: r for r in rows}
 base, record = by["baseline"], by["record"]
 pairs = {ln["pair"]: ln for ln in runs if ln["recipe"] == "baseline"}
-muon_step = [(ln["time_s"] / ln["steps"])
-             / (pairs[ln["pair"]]["time_s"] / pairs[ln["pair"]]["steps"])
-             for ln in runs if ln["recipe"] == "record"]
-vals = {name: [ln["val_loss"] for ln in runs if ln["recipe"] == name]
-        for name in ("baseline", "record")}
-print("record: seeds", record["seeds"], "val", [f"{v:.3f}" for v in vals["record"]],
-      "time / baseline", [f"{x:.2f}" for x in record["ratios"]])
+muon_step = [
+    (ln["time_s"] / ln["steps"])
+    / (pairs[ln["pair"]]["time_s"] / pairs[ln["pair"]]["steps"])
+    for ln in runs
+    if ln["recipe"] == "record"
+]
+vals = {
+    name: [ln["val_loss"] for ln in runs if ln["recipe"] == name]
+    for name in ("baseline", "record")
+}
+print(
+    "record: seeds",
+    record["seeds"],
+    "val",
+    [f"{v:.3f}" for v in vals["record"]],
+    "time / baseline",
+    [f"{x:.2f}" for x in record["ratios"]],
+)
 print("baseline val (all its runs):", [f"{v:.3f}" for v in vals["baseline"]])
 print("a Muon step / a baseline step:", [f"{x:.2f}" for x in muon_step])
 fast_line = next(ln for ln in runs if ln["recipe"] == "fast")
 base_0 = pairs[fast_line["pair"]]
-print(f"fast: val {fast_line['val_loss']:.5f} vs reference {base_0['val_loss']:.5f}, "
-      f"time ratio {by['fast']['ratios'][0]:.2f}")
+print(
+    f"fast: val {fast_line['val_loss']:.5f} vs reference {base_0['val_loss']:.5f}, "
+    f"time ratio {by['fast']['ratios'][0]:.2f}"
+)
 assert record["seeds"] == [0, 1, 2] and record["reached"] == 3
-assert all(r < 0.5 for r in record["ratios"])            # the goal, every seed
-assert all(0.39 < r < 0.43 for r in record["ratios"])    # "0.40-0.42"
-assert all(1.83 < v < 1.875 for v in vals["record"])     # "1.84-1.87"
-assert all(1.9 < v < 1.915 for v in vals["baseline"])    # above the target
-assert all(1.3 < x < 1.42 for x in muon_step)            # "1.3-1.4"
+assert all(r < 0.5 for r in record["ratios"])  # the goal, every seed
+assert all(0.39 < r < 0.43 for r in record["ratios"])  # "0.40-0.42"
+assert all(1.83 < v < 1.875 for v in vals["record"])  # "1.84-1.87"
+assert all(1.9 < v < 1.915 for v in vals["baseline"])  # above the target
+assert all(1.3 < x < 1.42 for x in muon_step)  # "1.3-1.4"
 assert abs(fast_line["val_loss"] - base_0["val_loss"]) < 1e-5
 assert 0.95 < by["fast"]["ratios"][0] < 1.01
 assert by["adamw-1000"]["reached"] == 0 and by["adamw-1000"]["val_loss"] > 1.92
@@ -986,22 +1363,33 @@ def logprob(prefix, continuation):
     ids = torch.tensor([tok.encode(prefix + continuation)])
     with torch.no_grad():
         logp = model(ids)[0][0].log_softmax(-1)
-    return sum(logp[i - 1, ids[0, i]].item() for i in range(len(prefix), ids.size(1)))
+    return sum(
+        logp[i - 1, ids[0, i]].item() for i in range(len(prefix), ids.size(1))
+    )
 
 
-flips = [("Ice is ", "Fire is ", "cold", "hot"), ("Snow is ", "Coal is ", "white", "black"),
-         ("The sun rises in the ", "The sun sets in the ", "east", "west"),
-         ("The day is ", "The night is ", "light", "dark"), ("In summer it is ", "In winter it is ", "hot", "cold"),
-         ("Sugar is ", "Vinegar is ", "sweet", "sour"), ("A mouse is ", "An elephant is ", "small", "large"),
-         ("Lead is ", "A feather is ", "heavy", "light")]
+flips = [
+    ("Ice is ", "Fire is ", "cold", "hot"),
+    ("Snow is ", "Coal is ", "white", "black"),
+    ("The sun rises in the ", "The sun sets in the ", "east", "west"),
+    ("The day is ", "The night is ", "light", "dark"),
+    ("In summer it is ", "In winter it is ", "hot", "cold"),
+    ("Sugar is ", "Vinegar is ", "sweet", "sour"),
+    ("A mouse is ", "An elephant is ", "small", "large"),
+    ("Lead is ", "A feather is ", "heavy", "light"),
+]
 same_choice = 0
-print(f"{'true: first subject + a, second subject + b':<54}{'prefers (1st)':>14}{'prefers (2nd)':>14}")
+print(
+    f"{'true: first subject + a, second subject + b':<54}{'prefers (1st)':>14}{'prefers (2nd)':>14}"
+)
 for s1, s2, a, b in flips:
     pick1 = a if logprob(s1, a) > logprob(s1, b) else b
     pick2 = a if logprob(s2, a) > logprob(s2, b) else b
     same_choice += pick1 == pick2
     print(f"{s1 + a + ' / ' + s2 + b:<54}{pick1:>14}{pick2:>14}")
-print(f"the same word preferred after both subjects in {same_choice} of {len(flips)} pairs")
+print(
+    f"the same word preferred after both subjects in {same_choice} of {len(flips)} pairs"
+)
 assert same_choice == len(flips)
 """),
 md(r"""
@@ -1011,9 +1399,21 @@ phrasing and how often it occurs there, not what is true. And a question or a mo
 simply continued as more of a play:
 """),
 code(r"""
-for i, question in enumerate(["Question: What is the capital of France?\nAnswer:",
-                              "Dear customer, your order", "The speed of light is"]):
-    answer = generate_text(model, tok, question, 100, temperature=0.8, generator=torch.Generator().manual_seed(i))
+for i, question in enumerate(
+    [
+        "Question: What is the capital of France?\nAnswer:",
+        "Dear customer, your order",
+        "The speed of light is",
+    ]
+):
+    answer = generate_text(
+        model,
+        tok,
+        question,
+        100,
+        temperature=0.8,
+        generator=torch.Generator().manual_seed(i),
+    )
     print(f"{question}{answer}\n{'-' * 60}")
 """),
 md(r"""
@@ -1051,22 +1451,50 @@ The cell below builds a tiny BERT and a tiny ELECTRA discriminator from Hugging 
 """),
 code(r"""
 set_seed(0)
-small = dict(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+small = dict(
+    vocab_size=V,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+)
 bert = BertForMaskedLM(BertConfig(**small)).eval()
-electra = ElectraForPreTraining(ElectraConfig(embedding_size=32, **small)).eval()
+electra = ElectraForPreTraining(
+    ElectraConfig(embedding_size=32, **small)
+).eval()
 x = torch.tensor([tok.encode("To be, or not")])
 x_changed = x.clone()
-x_changed[0, -1] = tok.encode("w")[0]                              # change only the last token
+x_changed[0, -1] = tok.encode("w")[0]  # change only the last token
 with torch.no_grad():
-    bert_first = (bert(x).logits[0, 0] - bert(x_changed).logits[0, 0]).abs().max().item()
-    gpt_first = (model(x)[0][0, 0] - model(x_changed)[0][0, 0]).abs().max().item()
+    bert_first = (
+        (bert(x).logits[0, 0] - bert(x_changed).logits[0, 0])
+        .abs()
+        .max()
+        .item()
+    )
+    gpt_first = (
+        (model(x)[0][0, 0] - model(x_changed)[0][0, 0]).abs().max().item()
+    )
     electra_out = electra(x).logits
-    electra_first = (electra_out[0, 0] - electra(x_changed).logits[0, 0]).abs().item()
+    electra_first = (
+        (electra_out[0, 0] - electra(x_changed).logits[0, 0]).abs().item()
+    )
 print("changing the LAST token changes the output at the FIRST position:")
-print(f"  BERT (encoder): {bert_first > 0}   ELECTRA (encoder): {electra_first > 0}   shipped GPT (decoder): {gpt_first > 0}")
-print(f"BERT's masked-LM output {tuple(bert(x).logits.shape)} = (B, T, V): a guess for each position, from both sides")
-print(f"ELECTRA's discriminator output {tuple(electra_out.shape)} = (B, T): one 'was this token replaced?' score each")
-assert bert_first > 0 and electra_first > 0 and gpt_first == 0 and electra_out.shape == x.shape
+print(
+    f"  BERT (encoder): {bert_first > 0}   ELECTRA (encoder): {electra_first > 0}   shipped GPT (decoder): {gpt_first > 0}"
+)
+print(
+    f"BERT's masked-LM output {tuple(bert(x).logits.shape)} = (B, T, V): a guess for each position, from both sides"
+)
+print(
+    f"ELECTRA's discriminator output {tuple(electra_out.shape)} = (B, T): one 'was this token replaced?' score each"
+)
+assert (
+    bert_first > 0
+    and electra_first > 0
+    and gpt_first == 0
+    and electra_out.shape == x.shape
+)
 """),
 md(r"""
 ```{admonition} Common misconception: "first train a pretrained model (on a smaller dataset), then initialise GPT from it"
@@ -1086,11 +1514,20 @@ fine-tuning that works with small datasets.
 """),
 code(r"""
 seen = shipped["results"]["tokens"]
-print(f"shipped model: {seen:,} training tokens for {model.num_parameters():,} parameters = "
-      f"{seen / model.num_parameters():.1f} tokens per parameter; {seen / len(train_ids):.2f} passes over the training plays")
-print("validation loss at each evaluation:", ", ".join(f"{r['val_loss']:.3f}" for r in evaluated))
-print(f"GPT-3 175B: 300B tokens for 175B parameters = {300e9 / 175e9:.1f} tokens per parameter")
-assert seen / model.num_parameters() < 20       # (the still-falling validation loss: asserted under the curves above)
+print(
+    f"shipped model: {seen:,} training tokens for {model.num_parameters():,} parameters = "
+    f"{seen / model.num_parameters():.1f} tokens per parameter; {seen / len(train_ids):.2f} passes over the training plays"
+)
+print(
+    "validation loss at each evaluation:",
+    ", ".join(f"{r['val_loss']:.3f}" for r in evaluated),
+)
+print(
+    f"GPT-3 175B: 300B tokens for 175B parameters = {300e9 / 175e9:.1f} tokens per parameter"
+)
+assert (
+    seen / model.num_parameters() < 20
+)  # (the still-falling validation loss: asserted under the curves above)
 """),
 md(r"""
 The shipped model had 8 characters per parameter — fewer than 2 in BPE-token terms (a GPT-2 token
@@ -1108,16 +1545,26 @@ $1/p$ (in bits: $2$ to the mean of $-\log_2 p$), must equal $e^{\mathcal L}$ of 
 """),
 code(r"""
 # Solution
-for name, loss in (("uniform", uniform), ("bigram", bigram), ("shipped GPT", shipped_val)):
+for name, loss in (
+    ("uniform", uniform),
+    ("bigram", bigram),
+    ("shipped GPT", shipped_val),
+):
     bits = loss / math.log(2)
     print(f"{name:<12} {bits:.2f} bits/char, perplexity {math.exp(loss):5.2f}")
-assert math.exp(shipped_val) < 6                                   # like choosing among ~5 characters
+assert math.exp(shipped_val) < 6  # like choosing among ~5 characters
 xb, yb = get_batch(val_ids, 16, 128, torch.Generator().manual_seed(0))
 with torch.no_grad():
     logits_b, loss_b = model(xb, yb)
-p_true = logits_b.double().softmax(-1).gather(-1, yb[..., None])   # p of each actual next character
-ppl_bits = 2 ** (-p_true.log2().mean().item())                    # 2^(mean bits): no cross_entropy used
-print(f"one validation batch: 2^(mean -log2 p) = {ppl_bits:.2f}, exp(model's loss) = {math.exp(loss_b.item()):.2f}")
+p_true = (
+    logits_b.double().softmax(-1).gather(-1, yb[..., None])
+)  # p of each actual next character
+ppl_bits = 2 ** (
+    -p_true.log2().mean().item()
+)  # 2^(mean bits): no cross_entropy used
+print(
+    f"one validation batch: 2^(mean -log2 p) = {ppl_bits:.2f}, exp(model's loss) = {math.exp(loss_b.item()):.2f}"
+)
 assert abs(ppl_bits / math.exp(loss_b.item()) - 1) < 1e-4
 """, "hide-cell"),
 md(r"""
@@ -1129,7 +1576,9 @@ code(r"""
 # Solution
 greedy = generate(model, prompt_ids, 60, temperature=0)
 for kw in (dict(temperature=2.0, top_k=1), dict(temperature=2.0, top_p=0.01)):
-    out = generate(model, prompt_ids, 60, generator=torch.Generator().manual_seed(0), **kw)
+    out = generate(
+        model, prompt_ids, 60, generator=torch.Generator().manual_seed(0), **kw
+    )
     print(kw, "== greedy:", torch.equal(out, greedy))
     assert torch.equal(out, greedy)
 # top_p_filter keeps token i when the tokens before it (in sorted order) hold less than p;
@@ -1147,12 +1596,26 @@ code(r"""
 L2, C2, T2 = 12, 768, 1024
 formula = 2 * L2 * C2 * T2 * 4
 set_seed(0)
-one_layer = GPT(GPTConfig(vocab_size=V, block_size=T2, n_layer=1, n_head=12, n_embd=C2, fused_attention=True)).eval()
+one_layer = GPT(
+    GPTConfig(
+        vocab_size=V,
+        block_size=T2,
+        n_layer=1,
+        n_head=12,
+        n_embd=C2,
+        fused_attention=True,
+    )
+).eval()
 kv1 = one_layer.new_kv_cache()
 with torch.no_grad():
-    one_layer(torch.randint(V, (1, T2), generator=torch.Generator().manual_seed(0)), kv_cache=kv1)
+    one_layer(
+        torch.randint(V, (1, T2), generator=torch.Generator().manual_seed(0)),
+        kv_cache=kv1,
+    )
 measured = L2 * sum(t.numel() * t.element_size() for t in (kv1[0].k, kv1[0].v))
-print(f"formula {formula / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB; layer 0's keys {tuple(kv1[0].k.shape)}")
+print(
+    f"formula {formula / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB; layer 0's keys {tuple(kv1[0].k.shape)}"
+)
 assert measured == formula == 72 * 2**20
 """, "hide-cell"),
 md(r"""

@@ -39,8 +39,16 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from gptlib import set_seed, show
 from gptlib.data import data_dir, encode_text, load_plays
-from gptlib.finetune import (THREE_CLASSES, GPTClassifier, count_trainable, evaluate_classifier,
-                             finetune, freeze, genre_dataset, load_backbone)
+from gptlib.finetune import (
+    THREE_CLASSES,
+    GPTClassifier,
+    count_trainable,
+    evaluate_classifier,
+    finetune,
+    freeze,
+    genre_dataset,
+    load_backbone,
+)
 from gptlib.generate import generate_text
 from gptlib.lora import LoRALinear, apply_lora, lora_parameters, merge_lora
 from gptlib.model import GPT
@@ -48,9 +56,11 @@ from gptlib.pretrain import TrainConfig, dataset_loss, train
 from gptlib.runconfig import read_log
 from gptlib.viz import genre_explorer, genre_probabilities
 
-torch.set_num_threads(2)     # a fixed count, so results do not depend on the machine's cores; two
-                             # threads trained these models to the same weights, bit for bit, as one
-                             # (measured), and 1.2-1.6x faster on an idle 2-core CPU
+torch.set_num_threads(
+    2
+)  # a fixed count, so results do not depend on the machine's cores; two
+# threads trained these models to the same weights, bit for bit, as one
+# (measured), and 1.2-1.6x faster on an idle 2-core CPU
 plt.rcParams["figure.dpi"] = 90
 # transformers reports through `logging` to stderr, which the notebook tests compare:
 # keep only its errors, and no progress bars.
@@ -157,26 +167,47 @@ pretrained, tok = load_backbone(SHIPPED)
 C = pretrained.config.n_embd
 print(pretrained.config)
 
-adapted = apply_lora(load_backbone(pretrained)[0], r=8, alpha=16,
-                     generator=torch.Generator().manual_seed(0))
+adapted = apply_lora(
+    load_backbone(pretrained)[0],
+    r=8,
+    alpha=16,
+    generator=torch.Generator().manual_seed(0),
+)
 layer = adapted.h[0].attn.c_attn
 print(layer)
-print("W:", tuple(layer.base.weight.shape), " A:", tuple(layer.lora_A.shape),
-      " B:", tuple(layer.lora_B.shape), " scale alpha/r:", layer.scale)
+print(
+    "W:",
+    tuple(layer.base.weight.shape),
+    " A:",
+    tuple(layer.lora_A.shape),
+    " B:",
+    tuple(layer.lora_B.shape),
+    " scale alpha/r:",
+    layer.scale,
+)
 
 x = torch.tensor([tok.encode("Now is the winter of our discontent")])
 with torch.no_grad():
     same = torch.equal(adapted(x)[0], pretrained(x)[0])
     for p in lora_parameters(adapted):
-        if p.shape[1] == 8:                       # every B: (out, r)
-            p.normal_(0, 0.02, generator=torch.Generator().manual_seed(p.shape[0]))
+        if p.shape[1] == 8:  # every B: (out, r)
+            p.normal_(
+                0, 0.02, generator=torch.Generator().manual_seed(p.shape[0])
+            )
     changed = adapted(x)[0]
     merged = merge_lora(adapted)
     merged_out = merged(x)[0]
 print("B = 0: outputs identical to the pretrained model:", same)
-print("B != 0: outputs change:", not torch.allclose(changed, pretrained(x)[0], atol=1e-3))
-print("merged into plain nn.Linear:", type(merged.h[0].attn.c_attn).__name__,
-      "| same outputs:", torch.allclose(merged_out, changed, atol=1e-5))
+print(
+    "B != 0: outputs change:",
+    not torch.allclose(changed, pretrained(x)[0], atol=1e-3),
+)
+print(
+    "merged into plain nn.Linear:",
+    type(merged.h[0].attn.c_attn).__name__,
+    "| same outputs:",
+    torch.allclose(merged_out, changed, atol=1e-5),
+)
 assert same and torch.allclose(merged_out, changed, atol=1e-5)
 assert not any(isinstance(m, LoRALinear) for m in merged.modules())
 """),
@@ -188,8 +219,12 @@ parameters in the block itself.
 code(r"""
 n_lora = sum(p.numel() for p in lora_parameters(adapted))
 per_block = 8 * (C + 3 * C) + 8 * (C + C)
-print(f"LoRA parameters: {n_lora:,} = {pretrained.config.n_layer} blocks x {per_block:,}")
-print(f"the pretrained model: {pretrained.num_parameters():,}  ({n_lora / pretrained.num_parameters():.1%})")
+print(
+    f"LoRA parameters: {n_lora:,} = {pretrained.config.n_layer} blocks x {per_block:,}"
+)
+print(
+    f"the pretrained model: {pretrained.num_parameters():,}  ({n_lora / pretrained.num_parameters():.1%})"
+)
 assert n_lora == pretrained.config.n_layer * per_block
 """),
 md(r"""
@@ -214,15 +249,26 @@ play as well as overall. (The history class still rests on two plays.)
 """),
 code(r"""
 config_json = json.loads((SHIPPED / "config.json").read_text())
-print("pretrained on:", config_json["data"]["train_split"], "| validated on:",
-      config_json["data"]["val_split"])
-assert (config_json["data"]["train_split"], config_json["data"]["val_split"]) == ("train", "val")
+print(
+    "pretrained on:",
+    config_json["data"]["train_split"],
+    "| validated on:",
+    config_json["data"]["val_split"],
+)
+assert (
+    config_json["data"]["train_split"],
+    config_json["data"]["val_split"],
+) == ("train", "val")
 EVAL_SPLITS = ("val", "test")
 for splits in (("train",), EVAL_SPLITS):
     print(" + ".join(splits) + ":")
     for name, genres in THREE_CLASSES.items():
-        titles = [p.title for s in splits for p in load_plays(s) if p.genre in genres]
-        print(f"  {name:<8} {len(titles):>2} plays: {', '.join(titles) if len(titles) < 7 else '...'}")
+        titles = [
+            p.title for s in splits for p in load_plays(s) if p.genre in genres
+        ]
+        print(
+            f"  {name:<8} {len(titles):>2} plays: {', '.join(titles) if len(titles) < 7 else '...'}"
+        )
 """),
 md(r"""
 A passage is 128 characters — the model's whole context — from a random position, moved to the
@@ -236,15 +282,26 @@ Passage sampling alone puts about $\pm 2$ points of standard error on these numb
 that matters more is the play, and there are only twelve.
 """),
 code(r"""
-train_set = genre_dataset("train", tok, THREE_CLASSES, n_per_class=1000, passage_chars=128, seed=0)
-eval_set = genre_dataset(EVAL_SPLITS, tok, THREE_CLASSES, passage_chars=128, seed=1, n_per_play=50)
+train_set = genre_dataset(
+    "train", tok, THREE_CLASSES, n_per_class=1000, passage_chars=128, seed=0
+)
+eval_set = genre_dataset(
+    EVAL_SPLITS, tok, THREE_CLASSES, passage_chars=128, seed=1, n_per_play=50
+)
 split_of = {p.slug: p.split for p in load_plays()}
-print(f"train: {len(train_set)} passages from {len(set(train_set.sources))} plays; "
-      f"evaluation: {len(eval_set)} passages from {len(set(eval_set.sources))} plays")
+print(
+    f"train: {len(train_set)} passages from {len(set(train_set.sources))} plays; "
+    f"evaluation: {len(eval_set)} passages from {len(set(eval_set.sources))} plays"
+)
 print("plays in both:", set(train_set.sources) & set(eval_set.sources))
-print("class counts in evaluation:", dict(zip(eval_set.classes, torch.bincount(eval_set.labels).tolist())))
+print(
+    "class counts in evaluation:",
+    dict(zip(eval_set.classes, torch.bincount(eval_set.labels).tolist())),
+)
 i = eval_set.sources.index("richard-ii")
-print(f"\n[{eval_set.classes[eval_set.labels[i]]}, {eval_set.sources[i]}]\n{eval_set.texts[i]}")
+print(
+    f"\n[{eval_set.classes[eval_set.labels[i]]}, {eval_set.sources[i]}]\n{eval_set.texts[i]}"
+)
 assert not set(train_set.sources) & set(eval_set.sources)
 assert {split_of[s] for s in eval_set.sources} == set(EVAL_SPLITS)
 """),
@@ -274,22 +331,48 @@ METHODS = {  # name: (start from the pretrained weights?, freeze mode, k, peak l
 
 def make_classifier(pretrained_start, mode, k, seed=0, pooling="mean"):
     set_seed(seed)
-    backbone = load_backbone(pretrained)[0] if pretrained_start else GPT(pretrained.config)
+    backbone = (
+        load_backbone(pretrained)[0]
+        if pretrained_start
+        else GPT(pretrained.config)
+    )
     if mode == "lora":
-        apply_lora(backbone, r=8, alpha=16, generator=torch.Generator().manual_seed(seed))
-    return freeze(GPTClassifier(backbone, len(THREE_CLASSES), pooling=pooling), mode, k)
+        apply_lora(
+            backbone,
+            r=8,
+            alpha=16,
+            generator=torch.Generator().manual_seed(seed),
+        )
+    return freeze(
+        GPTClassifier(backbone, len(THREE_CLASSES), pooling=pooling), mode, k
+    )
 
 
 def config(lr, seed=0, weight_decay=0.0, steps=None):
     steps = steps or STEPS
-    return TrainConfig(steps=steps, batch_size=BATCH, block_size=128, lr=lr, min_lr=lr / 10,
-                       warmup_steps=steps // 10, weight_decay=weight_decay, seed=seed)
+    return TrainConfig(
+        steps=steps,
+        batch_size=BATCH,
+        block_size=128,
+        lr=lr,
+        min_lr=lr / 10,
+        warmup_steps=steps // 10,
+        weight_decay=weight_decay,
+        seed=seed,
+    )
 
 
 def scores(pred, y, k=len(THREE_CLASSES)):
-    recall = [((pred == c) & (y == c)).sum().item() / (y == c).sum().item() for c in range(k)]
-    return {"accuracy": (pred == y).float().mean().item(), "macro": sum(recall) / k,
-            "recall": recall, "predicted": torch.bincount(pred, minlength=k)}
+    recall = [
+        ((pred == c) & (y == c)).sum().item() / (y == c).sum().item()
+        for c in range(k)
+    ]
+    return {
+        "accuracy": (pred == y).float().mean().item(),
+        "macro": sum(recall) / k,
+        "recall": recall,
+        "predicted": torch.bincount(pred, minlength=k),
+    }
 
 
 runs = {}
@@ -297,24 +380,42 @@ for name, (pretrained_start, mode, k, lr) in METHODS.items():
     clf = make_classifier(pretrained_start, mode, k)
     result = finetune(clf, train_set, config(lr))
     pred = evaluate_classifier(clf, eval_set)["predictions"]
-    runs[name] = {"model": clf, "history": result.history, "time_s": result.elapsed_s,
-                  "trainable": count_trainable(clf), "pred": pred, **scores(pred, eval_set.labels)}
+    runs[name] = {
+        "model": clf,
+        "history": result.history,
+        "time_s": result.elapsed_s,
+        "trainable": count_trainable(clf),
+        "pred": pred,
+        **scores(pred, eval_set.labels),
+    }
 for name, run in runs.items():
     print(f"{name:<18} trained in {run['time_s']:5.1f} s")
 """, "nbval-ignore-output"),
 code(r"""
-print(f"budget: {STEPS} steps x {BATCH} passages = {STEPS * BATCH} passages seen, seed 0")
-print(f"{'method':<18}{'trainable':>10}{'accuracy':>10}{'macro':>8}   recall: "
-      + "  ".join(f"{c:>7}" for c in eval_set.classes))
+print(
+    f"budget: {STEPS} steps x {BATCH} passages = {STEPS * BATCH} passages seen, seed 0"
+)
+print(
+    f"{'method':<18}{'trainable':>10}{'accuracy':>10}{'macro':>8}   recall: "
+    + "  ".join(f"{c:>7}" for c in eval_set.classes)
+)
 for name, run in runs.items():
-    print(f"{name:<18}{run['trainable']:>10,}{run['accuracy']:>10.1%}{run['macro']:>8.1%}"
-          f"{'':11}" + "  ".join(f"{r:>7.0%}" for r in run["recall"]))
+    print(
+        f"{name:<18}{run['trainable']:>10,}{run['accuracy']:>10.1%}{run['macro']:>8.1%}"
+        f"{'':11}" + "  ".join(f"{r:>7.0%}" for r in run["recall"])
+    )
 """, "nbval-ignore-output"),
 code(r"""
-head = len(THREE_CLASSES) * (C + 1)                      # K(C + 1): the new head
-expected = {"head only": head, "last block": 12 * C * C + 13 * C + 2 * C + head,   # + ln_f
-            "full fine-tuning": pretrained.num_parameters() + head, "LoRA (r = 8)": n_lora + head}
-counts_match = all(runs[name]["trainable"] == n for name, n in expected.items())
+head = len(THREE_CLASSES) * (C + 1)  # K(C + 1): the new head
+expected = {
+    "head only": head,
+    "last block": 12 * C * C + 13 * C + 2 * C + head,  # + ln_f
+    "full fine-tuning": pretrained.num_parameters() + head,
+    "LoRA (r = 8)": n_lora + head,
+}
+counts_match = all(
+    runs[name]["trainable"] == n for name, n in expected.items()
+)
 print("trainable counts as in the table of the idea:", counts_match)
 assert counts_match
 """),
@@ -333,8 +434,10 @@ code(r"""
 MARGIN = 0.07
 pretrained_starts = [n for n in runs if n != "from scratch"]
 best = max(pretrained_starts, key=lambda n: runs[n]["macro"])
-print(f"the best pretrained start beats from scratch by >= {MARGIN:.0%} (macro-averaged):",
-      runs[best]["macro"] - runs["from scratch"]["macro"] >= MARGIN)
+print(
+    f"the best pretrained start beats from scratch by >= {MARGIN:.0%} (macro-averaged):",
+    runs[best]["macro"] - runs["from scratch"]["macro"] >= MARGIN,
+)
 assert runs[best]["macro"] - runs["from scratch"]["macro"] >= MARGIN
 """),
 md(r"""
@@ -345,8 +448,10 @@ seed):
 code(r"""
 val_rows = torch.tensor([split_of[s] == "val" for s in eval_set.sources])
 for name, run in runs.items():
-    print(f"{name:<18} macro-averaged accuracy on the val plays: "
-          f"{scores(run['pred'][val_rows], eval_set.labels[val_rows])['macro']:.1%}")
+    print(
+        f"{name:<18} macro-averaged accuracy on the val plays: "
+        f"{scores(run['pred'][val_rows], eval_set.labels[val_rows])['macro']:.1%}"
+    )
 """, "nbval-ignore-output"),
 md(r"""
 The wall-clock time of each run (not compared by the tests: it depends on the machine). Training
@@ -363,19 +468,36 @@ md(r"""
 """),
 code(r"""
 def smooth(values, n=10):
-    return [sum(values[max(0, i - n + 1):i + 1]) / len(values[max(0, i - n + 1):i + 1])
-            for i in range(len(values))]
+    return [
+        sum(values[max(0, i - n + 1) : i + 1])
+        / len(values[max(0, i - n + 1) : i + 1])
+        for i in range(len(values))
+    ]
 
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
 for name, run in runs.items():
     steps = [r["step"] for r in run["history"]]
-    ax1.plot(steps, smooth([r["train_loss"] for r in run["history"]]), label=name)
-    ax2.plot(steps, smooth([r["train_accuracy"] for r in run["history"]]), label=name)
+    ax1.plot(
+        steps, smooth([r["train_loss"] for r in run["history"]]), label=name
+    )
+    ax2.plot(
+        steps,
+        smooth([r["train_accuracy"] for r in run["history"]]),
+        label=name,
+    )
 ax1.axhline(torch.log(torch.tensor(3.0)).item(), color="grey", ls=":", lw=1)
-ax1.set(xlabel="step", ylabel="training loss (10-step mean)", title="loss; dotted: ln 3 (chance)")
+ax1.set(
+    xlabel="step",
+    ylabel="training loss (10-step mean)",
+    title="loss; dotted: ln 3 (chance)",
+)
 ax2.axhline(1 / 3, color="grey", ls=":", lw=1)
-ax2.set(xlabel="step", ylabel="training accuracy (10-step mean)", title="accuracy on the batches")
+ax2.set(
+    xlabel="step",
+    ylabel="training accuracy (10-step mean)",
+    title="accuracy on the batches",
+)
 ax2.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -388,11 +510,21 @@ for ax, name in zip(axes, ("from scratch", best)):
     ax.imshow(m, cmap="Blues", vmin=0, vmax=300)
     for i in range(3):
         for j in range(3):
-            ax.text(j, i, int(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > 180 else "black")
+            ax.text(
+                j,
+                i,
+                int(m[i, j]),
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > 180 else "black",
+            )
     ax.set_xticks(range(3), eval_set.classes)
     ax.set_yticks(range(3), eval_set.classes)
-    ax.set(xlabel="predicted", ylabel="true", title=f"{name}: macro {runs[name]['macro']:.1%}")
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        title=f"{name}: macro {runs[name]['macro']:.1%}",
+    )
 plt.tight_layout()
 plt.show()
 """),
@@ -402,14 +534,30 @@ Per held-out play: how many of its 50 passages each method gave the play's class
 code(r"""
 slugs = list(dict.fromkeys(eval_set.sources))
 rows = {s: torch.tensor([x == s for x in eval_set.sources]) for s in slugs}
-per_play = {name: {s: (run["pred"][rows[s]] == eval_set.labels[rows[s]]).sum().item() for s in slugs}
-            for name, run in runs.items()}
-short = {"from scratch": "scratch", "head only": "head", "last block": "last",
-         "full fine-tuning": "full", "LoRA (r = 8)": "LoRA"}
-print(f"{'play':<28}{'split':<6}{'class':<9}" + "".join(f"{short[n]:>8}" for n in runs))
+per_play = {
+    name: {
+        s: (run["pred"][rows[s]] == eval_set.labels[rows[s]]).sum().item()
+        for s in slugs
+    }
+    for name, run in runs.items()
+}
+short = {
+    "from scratch": "scratch",
+    "head only": "head",
+    "last block": "last",
+    "full fine-tuning": "full",
+    "LoRA (r = 8)": "LoRA",
+}
+print(
+    f"{'play':<28}{'split':<6}{'class':<9}"
+    + "".join(f"{short[n]:>8}" for n in runs)
+)
 for s in slugs:
     label = eval_set.classes[eval_set.labels[rows[s]][0]]
-    print(f"{s:<28}{split_of[s]:<6}{label:<9}" + "".join(f"{per_play[n][s]:>8}" for n in runs))
+    print(
+        f"{s:<28}{split_of[s]:<6}{label:<9}"
+        + "".join(f"{per_play[n][s]:>8}" for n in runs)
+    )
 """, "nbval-ignore-output"),
 md(r"""
 What the runs show — and what they do not. The from-scratch control learned nothing that
@@ -433,12 +581,18 @@ next cell asserts only what held at both seeds, with room.
 """),
 code(r"""
 scratch = runs["from scratch"]
-print("from scratch: macro-averaged accuracy within 4 points of chance:",
-      abs(scratch["macro"] - 1 / 3) < 0.04)
-print("from scratch: one class gets >= 70% of its predictions:",
-      scratch["predicted"].max().item() >= 0.7 * len(eval_set))
-print("no pretrained start reaches 55% macro-averaged accuracy:",
-      max(runs[n]["macro"] for n in pretrained_starts) < 0.55)
+print(
+    "from scratch: macro-averaged accuracy within 4 points of chance:",
+    abs(scratch["macro"] - 1 / 3) < 0.04,
+)
+print(
+    "from scratch: one class gets >= 70% of its predictions:",
+    scratch["predicted"].max().item() >= 0.7 * len(eval_set),
+)
+print(
+    "no pretrained start reaches 55% macro-averaged accuracy:",
+    max(runs[n]["macro"] for n in pretrained_starts) < 0.55,
+)
 assert abs(scratch["macro"] - 1 / 3) < 0.04
 assert scratch["predicted"].max().item() >= 0.7 * len(eval_set)
 assert max(runs[n]["macro"] for n in pretrained_starts) < 0.55
@@ -473,42 +627,60 @@ plays = {p.slug: p for p in load_plays()}
 
 def speeches(slug, speaker="FALSTAFF"):
     pattern = rf"^{speaker}:\n.*?(?=\n\n|\Z)"
-    return [m.group(0) for m in re.finditer(pattern, plays[slug].text, re.S | re.M)]
+    return [
+        m.group(0) for m in re.finditer(pattern, plays[slug].text, re.S | re.M)
+    ]
 
 
 def speaker_lines(text):
     # (len(text),) bool: True at the characters of speaker headings such as "FALSTAFF:\n"
     mask = torch.zeros(len(text), dtype=torch.bool)
     for m in re.finditer(r"(?m)^[^a-z\n]+:$", text):
-        mask[m.start():m.end() + 1] = True
+        mask[m.start() : m.end() + 1] = True
     return mask
 
 
 def char_losses(model, text, block=128):
     # the loss of every character text[1 .. n*block] (dataset_loss's windows), and which are speaker lines
     loss = dataset_loss(model, encode_text(text, tok), block, per_token=True)
-    return loss, speaker_lines(text)[1:len(loss) + 1]
+    return loss, speaker_lines(text)[1 : len(loss) + 1]
 
 
-falstaff_train = "\n\n".join(speeches("henry-iv-part-1") + speeches("henry-iv-part-2")) + "\n\n"
+falstaff_train = (
+    "\n\n".join(speeches("henry-iv-part-1") + speeches("henry-iv-part-2"))
+    + "\n\n"
+)
 falstaff_target = "\n\n".join(speeches("the-merry-wives-of-windsor")) + "\n\n"
-falstaff_ids, target_ids = encode_text(falstaff_train, tok), encode_text(falstaff_target, tok)
-val_texts = {p.slug: p.text[:32 * 128 + 1] for p in load_plays("val")}
-print(f"fine-tuning text: {len(falstaff_train):,} characters; target text: {len(falstaff_target):,}, "
-      f"{len(speeches('the-merry-wives-of-windsor'))} speeches, "
-      f"{speaker_lines(falstaff_target).float().mean():.1%} of its characters in speaker lines")
+falstaff_ids, target_ids = (
+    encode_text(falstaff_train, tok),
+    encode_text(falstaff_target, tok),
+)
+val_texts = {p.slug: p.text[: 32 * 128 + 1] for p in load_plays("val")}
+print(
+    f"fine-tuning text: {len(falstaff_train):,} characters; target text: {len(falstaff_target):,}, "
+    f"{len(speeches('the-merry-wives-of-windsor'))} speeches, "
+    f"{speaker_lines(falstaff_target).float().mean():.1%} of its characters in speaker lines"
+)
 print(falstaff_train[:300])
 
 
 def losses(model):
     # mean loss per character: all of it, the share of speaker-line characters, the rest's mean
     result = {"per_play": {}}
-    for key, texts in (("target", {"merry-wives": falstaff_target}), ("val", val_texts)):
+    for key, texts in (
+        ("target", {"merry-wives": falstaff_target}),
+        ("val", val_texts),
+    ):
         parts = []
         for slug, text in texts.items():
             loss, speaker = char_losses(model, text)
-            parts.append((loss.mean().item(), loss[speaker].sum().item() / len(loss),
-                          loss[~speaker].mean().item()))
+            parts.append(
+                (
+                    loss.mean().item(),
+                    loss[speaker].sum().item() / len(loss),
+                    loss[~speaker].mean().item(),
+                )
+            )
             result["per_play"][slug] = parts[-1][0]
         for i, part in enumerate(("", " speaker share", " without speakers")):
             result[key + part] = sum(p[i] for p in parts) / len(parts)
@@ -517,8 +689,10 @@ def losses(model):
 
 before = losses(pretrained)
 logged_val = read_log(SHIPPED / "train_log.csv")[-1]["val_loss"]
-print(f"\npretrained: val sample {before['val']:.3f} (training log's estimate: {logged_val:.3f}), "
-      f"Falstaff (Merry Wives) {before['target']:.3f}")
+print(
+    f"\npretrained: val sample {before['val']:.3f} (training log's estimate: {logged_val:.3f}), "
+    f"Falstaff (Merry Wives) {before['target']:.3f}"
+)
 assert abs(before["val"] - logged_val) < 0.1
 """),
 md(r"""
@@ -539,48 +713,94 @@ for name, lr in (("full fine-tuning", 3e-4), ("LoRA (r = 8)", 3e-3)):
     set_seed(0)
     lm = load_backbone(pretrained)[0]
     if name.startswith("LoRA"):
-        freeze(apply_lora(lm, r=8, alpha=16, generator=torch.Generator().manual_seed(0)), "lora")
-    cfg = TrainConfig(steps=GEN_STEPS, batch_size=8, block_size=128, lr=lr, min_lr=lr / 10,
-                      warmup_steps=4, seed=0)
+        freeze(
+            apply_lora(
+                lm, r=8, alpha=16, generator=torch.Generator().manual_seed(0)
+            ),
+            "lora",
+        )
+    cfg = TrainConfig(
+        steps=GEN_STEPS,
+        batch_size=8,
+        block_size=128,
+        lr=lr,
+        min_lr=lr / 10,
+        warmup_steps=4,
+        seed=0,
+    )
     result = train(lm, falstaff_ids, cfg)
-    gen_runs[name] = {"model": lm, "trainable": count_trainable(lm), "time_s": result.elapsed_s,
-                      **losses(lm)}
+    gen_runs[name] = {
+        "model": lm,
+        "trainable": count_trainable(lm),
+        "time_s": result.elapsed_s,
+        **losses(lm),
+    }
     print(f"{name:<18} {result.elapsed_s:5.1f} s")
 print("betas:", cfg.betas, "| weight decay:", cfg.weight_decay)
 """, "nbval-ignore-output"),
 code(r"""
-print(f"{'nats/char':<18}{'trainable':>10}{'Falstaff (MW)':>15}{'w/o speakers':>14}"
-      f"{'val sample':>12}{'w/o speakers':>14}")
-for name, run in {"pretrained": {"trainable": None, **before}, **gen_runs}.items():
-    print(f"{name:<18}{run['trainable']:>10,}" if run["trainable"] else f"{name:<18}{'':>10}", end="")
-    print(f"{run['target']:>15.3f}{run['target without speakers']:>14.3f}"
-          f"{run['val']:>12.3f}{run['val without speakers']:>14.3f}")
+print(
+    f"{'nats/char':<18}{'trainable':>10}{'Falstaff (MW)':>15}{'w/o speakers':>14}"
+    f"{'val sample':>12}{'w/o speakers':>14}"
+)
+for name, run in {
+    "pretrained": {"trainable": None, **before},
+    **gen_runs,
+}.items():
+    print(
+        f"{name:<18}{run['trainable']:>10,}"
+        if run["trainable"]
+        else f"{name:<18}{'':>10}",
+        end="",
+    )
+    print(
+        f"{run['target']:>15.3f}{run['target without speakers']:>14.3f}"
+        f"{run['val']:>12.3f}{run['val without speakers']:>14.3f}"
+    )
 print()
 for name, run in gen_runs.items():
-    gain, speaker_gain = before["target"] - run["target"], \
-        before["target speaker share"] - run["target speaker share"]
-    rise, speaker_rise = run["val"] - before["val"], run["val speaker share"] - before["val speaker share"]
-    print(f"{name}: Falstaff loss fell by {gain:.3f}, {speaker_gain:.3f} of it on speaker-line "
-          f"characters; val loss rose by {rise:.3f} ({rise / before['val']:.0%}), "
-          f"{rise - speaker_rise:.3f} of it on the rest")
+    gain, speaker_gain = (
+        before["target"] - run["target"],
+        before["target speaker share"] - run["target speaker share"],
+    )
+    rise, speaker_rise = (
+        run["val"] - before["val"],
+        run["val speaker share"] - before["val speaker share"],
+    )
+    print(
+        f"{name}: Falstaff loss fell by {gain:.3f}, {speaker_gain:.3f} of it on speaker-line "
+        f"characters; val loss rose by {rise:.3f} ({rise / before['val']:.0%}), "
+        f"{rise - speaker_rise:.3f} of it on the rest"
+    )
 """, "nbval-ignore-output"),
 code(r"""
 full_ft, lora_ft = gen_runs["full fine-tuning"], gen_runs["LoRA (r = 8)"]
 checks = {
-    "both: loss on Falstaff's Merry Wives speeches fell by > 0.01":
-        all(before["target"] - r["target"] > 0.01 for r in gen_runs.values()),
-    "both: more than half of that fall is on speaker-line characters":
-        all(before["target speaker share"] - r["target speaker share"]
-            > 0.5 * (before["target"] - r["target"]) for r in gen_runs.values()),
-    "both: without speaker lines, the Falstaff loss changed by < 0.02":
-        all(abs(before["target without speakers"] - r["target without speakers"]) < 0.02
-            for r in gen_runs.values()),
-    "both: val loss rose by > 0.02, more than half of it on ordinary text":
-        all(r["val"] - before["val"] > 0.02 and
-            (r["val"] - r["val speaker share"]) - (before["val"] - before["val speaker share"])
-            > 0.5 * (r["val"] - before["val"]) for r in gen_runs.values()),
-    "LoRA's val loss rose less than full fine-tuning's (by > 0.01)":
-        full_ft["val"] - lora_ft["val"] > 0.01,
+    "both: loss on Falstaff's Merry Wives speeches fell by > 0.01": all(
+        before["target"] - r["target"] > 0.01 for r in gen_runs.values()
+    ),
+    "both: more than half of that fall is on speaker-line characters": all(
+        before["target speaker share"] - r["target speaker share"]
+        > 0.5 * (before["target"] - r["target"])
+        for r in gen_runs.values()
+    ),
+    "both: without speaker lines, the Falstaff loss changed by < 0.02": all(
+        abs(before["target without speakers"] - r["target without speakers"])
+        < 0.02
+        for r in gen_runs.values()
+    ),
+    "both: val loss rose by > 0.02, more than half of it on ordinary text": all(
+        r["val"] - before["val"] > 0.02
+        and (r["val"] - r["val speaker share"])
+        - (before["val"] - before["val speaker share"])
+        > 0.5 * (r["val"] - before["val"])
+        for r in gen_runs.values()
+    ),
+    "LoRA's val loss rose less than full fine-tuning's (by > 0.01)": full_ft[
+        "val"
+    ]
+    - lora_ft["val"]
+    > 0.01,
 }
 for claim, holds in checks.items():
     print(f"{claim}: {holds}")
@@ -606,12 +826,19 @@ names = list(val_texts)
 fig, ax = plt.subplots(figsize=(9, 3.2))
 for i, (name, run) in enumerate(gen_runs.items()):
     rise = [run["per_play"][s] - before["per_play"][s] for s in names]
-    ax.bar([j + 0.38 * i for j in range(len(names))], rise, width=0.38, label=name)
+    ax.bar(
+        [j + 0.38 * i for j in range(len(names))], rise, width=0.38, label=name
+    )
 ax.axhline(0, color="black", lw=0.8)
-ax.set_xticks([j + 0.19 for j in range(len(names))],
-              [plays[s].title.replace("The ", "") for s in names], fontsize=8)
+ax.set_xticks(
+    [j + 0.19 for j in range(len(names))],
+    [plays[s].title.replace("The ", "") for s in names],
+    fontsize=8,
+)
 ax.set_ylabel("change of the loss (nats/char)")
-ax.set_title("Forgetting, play by play: the validation plays' openings after fine-tuning on Falstaff")
+ax.set_title(
+    "Forgetting, play by play: the validation plays' openings after fine-tuning on Falstaff"
+)
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -624,8 +851,13 @@ losses above are the measurement.
 code(r"""
 prompt = "\n\n"
 samples = {}
-for name, model in (("pretrained", pretrained), ("full fine-tuning", full_ft["model"])):
-    samples[name] = generate_text(model, tok, prompt, 200, generator=torch.Generator().manual_seed(1))
+for name, model in (
+    ("pretrained", pretrained),
+    ("full fine-tuning", full_ft["model"]),
+):
+    samples[name] = generate_text(
+        model, tok, prompt, 200, generator=torch.Generator().manual_seed(1)
+    )
     print(f"--- {name} ---{samples[name]}\n")
 """, "nbval-ignore-output"),
 md(r"""
@@ -642,8 +874,17 @@ Its vocabulary is our 70 characters, so our passages are valid input.
 code(r"""
 set_seed(0)
 V = tok.vocab_size
-hf_model = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=128, n_layer=2, n_head=2,
-                                      n_embd=32, bos_token_id=V - 1, eos_token_id=V - 1)).eval()
+hf_model = GPT2LMHeadModel(
+    GPT2Config(
+        vocab_size=V,
+        n_positions=128,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        bos_token_id=V - 1,
+        eos_token_id=V - 1,
+    )
+).eval()
 with tempfile.TemporaryDirectory() as directory:
     hf_model.save_pretrained(directory)
     print("saved:", sorted(os.listdir(directory)))
@@ -657,10 +898,18 @@ assert diff < 1e-5
 
 gpt2_clf = GPTClassifier(gpt2_backbone, 3, pooling="mean")
 before_step = {n: p.detach().clone() for n, p in gpt2_clf.named_parameters()}
-result = finetune(gpt2_clf, train_set, TrainConfig(steps=1, batch_size=8, block_size=128, lr=1e-3))
-moved = sum(not torch.equal(p, before_step[n]) for n, p in gpt2_clf.named_parameters())
-print(f"one fine-tuning step: loss {result.final_train_loss:.2f}; "
-      f"{moved} of {len(before_step)} parameter tensors changed")
+result = finetune(
+    gpt2_clf,
+    train_set,
+    TrainConfig(steps=1, batch_size=8, block_size=128, lr=1e-3),
+)
+moved = sum(
+    not torch.equal(p, before_step[n]) for n, p in gpt2_clf.named_parameters()
+)
+print(
+    f"one fine-tuning step: loss {result.final_train_loss:.2f}; "
+    f"{moved} of {len(before_step)} parameter tensors changed"
+)
 assert moved == len(before_step)
 """),
 md(r"""
@@ -674,19 +923,36 @@ probabilities for one held-out passage of each class.
 """),
 code(r"""
 best_model = runs[best]["model"]
-genre_explorer(best_model, tok, eval_set.classes,
-               "KING HENRY IV:\nSo shaken as we are, so wan with care,\n"
-               "Find we a time for frighted peace to pant,")
+genre_explorer(
+    best_model,
+    tok,
+    eval_set.classes,
+    "KING HENRY IV:\nSo shaken as we are, so wan with care,\n"
+    "Find we a time for frighted peace to pant,",
+)
 """, "nbval-ignore-output"),
 code(r"""
-examples = [next(i for i, l in enumerate(eval_set.labels.tolist()) if l == k) for k in range(3)]
+examples = [
+    next(i for i, l in enumerate(eval_set.labels.tolist()) if l == k)
+    for k in range(3)
+]
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
 for ax, i in zip(axes, examples):
     probs = genre_probabilities(best_model, tok, eval_set.texts[i])
     ax.bar(eval_set.classes, probs.tolist(), color=["C0", "C1", "C2"])
-    ax.set_title(f"{eval_set.sources[i]} ({eval_set.classes[eval_set.labels[i]]})", fontsize=9)
-    ax.text(0.02, 0.97, eval_set.texts[i][:70].replace("\n", " / ") + "...", transform=ax.transAxes,
-            fontsize=6.5, va="top", wrap=True)
+    ax.set_title(
+        f"{eval_set.sources[i]} ({eval_set.classes[eval_set.labels[i]]})",
+        fontsize=9,
+    )
+    ax.text(
+        0.02,
+        0.97,
+        eval_set.texts[i][:70].replace("\n", " / ") + "...",
+        transform=ax.transAxes,
+        fontsize=6.5,
+        va="top",
+        wrap=True,
+    )
     ax.set_ylim(0, 1.15)
 axes[0].set_ylabel("probability")
 plt.tight_layout()
@@ -743,26 +1009,54 @@ start = dict(pretrained.named_parameters())
 
 def relative_change(backbone):
     # ||theta - theta_0|| / ||theta_0|| over all backbone parameters, theta_0 the pretrained values
-    moved = sum(((p - start[n]) ** 2).sum() for n, p in backbone.named_parameters())
-    return (moved / sum((q ** 2).sum() for q in start.values())).sqrt().item()
+    moved = sum(
+        ((p - start[n]) ** 2).sum() for n, p in backbone.named_parameters()
+    )
+    return (moved / sum((q**2).sum() for q in start.values())).sqrt().item()
 
 
 full_change = relative_change(runs["full fine-tuning"]["model"].backbone)
 scratch_change = relative_change(runs["from scratch"]["model"].backbone)
 full_backbone = runs["full fine-tuning"]["model"].backbone
-print("full fine-tuning: every backbone tensor changed:",
-      all(not torch.equal(p, start[n]) for n, p in full_backbone.named_parameters()))
-print("full fine-tuning: relative distance from the pretrained weights < 0.5:", full_change < 0.5)
-print("from scratch ends more than twice as far from them:", scratch_change > 2 * full_change)
-assert all(not torch.equal(p, start[n]) for n, p in full_backbone.named_parameters())
+print(
+    "full fine-tuning: every backbone tensor changed:",
+    all(
+        not torch.equal(p, start[n])
+        for n, p in full_backbone.named_parameters()
+    ),
+)
+print(
+    "full fine-tuning: relative distance from the pretrained weights < 0.5:",
+    full_change < 0.5,
+)
+print(
+    "from scratch ends more than twice as far from them:",
+    scratch_change > 2 * full_change,
+)
+assert all(
+    not torch.equal(p, start[n]) for n, p in full_backbone.named_parameters()
+)
 assert full_change < 0.5 and scratch_change > 2 * full_change
 
 probe = make_classifier(True, "head", None)
-finetune(probe, train_set, config(METHODS["head only"][3], weight_decay=0.1, steps=5))
-print("head only, weight decay 0.1: backbone untouched:",
-      all(torch.equal(p, start[n]) for n, p in probe.backbone.named_parameters()))
-assert all(torch.equal(p, start[n]) for n, p in probe.backbone.named_parameters())
-assert all(torch.equal(p, start[n]) for n, p in runs["head only"]["model"].backbone.named_parameters())
+finetune(
+    probe,
+    train_set,
+    config(METHODS["head only"][3], weight_decay=0.1, steps=5),
+)
+print(
+    "head only, weight decay 0.1: backbone untouched:",
+    all(
+        torch.equal(p, start[n]) for n, p in probe.backbone.named_parameters()
+    ),
+)
+assert all(
+    torch.equal(p, start[n]) for n, p in probe.backbone.named_parameters()
+)
+assert all(
+    torch.equal(p, start[n])
+    for n, p in runs["head only"]["model"].backbone.named_parameters()
+)
 """),
 md(r"""
 ## Exercises
@@ -783,7 +1077,9 @@ with torch.device("meta"):
     n_small = gpt2_small.num_parameters()
     small = apply_lora(gpt2_small, r=r)
 counted = sum(p.numel() for p in lora_parameters(small))
-print(f"GPT-2 small: {n_small:,} parameters; LoRA r=8 adds {by_hand:,}, {by_hand / n_small:.2%}")
+print(
+    f"GPT-2 small: {n_small:,} parameters; LoRA r=8 adds {by_hand:,}, {by_hand / n_small:.2%}"
+)
 assert n_small == 124_439_808
 assert by_hand == counted == 442_368
 """, "hide-cell"),
@@ -798,13 +1094,24 @@ last_clf = make_classifier(True, "last_k", 1, pooling="last")
 finetune(last_clf, train_set, config(METHODS["last block"][3]))
 last_token_pred = evaluate_classifier(last_clf, eval_set)["predictions"]
 macro_last = scores(last_token_pred, eval_set.labels)["macro"]
-print(f"last block, last-token pooling: macro {macro_last:.1%}; "
-      f"mean pooling: {runs['last block']['macro']:.1%}")
+print(
+    f"last block, last-token pooling: macro {macro_last:.1%}; "
+    f"mean pooling: {runs['last block']['macro']:.1%}"
+)
 """, "hide-cell", "nbval-ignore-output"),
 code(r"""
-print("last-token pooling within 5 points of chance:", abs(macro_last - 1 / 3) < 0.05)
-print("mean pooling better by > 5 points:", runs["last block"]["macro"] - macro_last > 0.05)
-assert abs(macro_last - 1 / 3) < 0.05 and runs["last block"]["macro"] - macro_last > 0.05
+print(
+    "last-token pooling within 5 points of chance:",
+    abs(macro_last - 1 / 3) < 0.05,
+)
+print(
+    "mean pooling better by > 5 points:",
+    runs["last block"]["macro"] - macro_last > 0.05,
+)
+assert (
+    abs(macro_last - 1 / 3) < 0.05
+    and runs["last block"]["macro"] - macro_last > 0.05
+)
 """, "hide-cell", prompt="the solution's checks"),
 md(r"""
 Why: a passage here ends wherever 128 characters run out — usually in the middle of a word — and
@@ -826,8 +1133,10 @@ merged_lm = merge_lora(lora_ft["model"])
 assert not any(isinstance(m, LoRALinear) for m in merged_lm.modules())
 assert merged_lm.num_parameters() == pretrained.num_parameters()
 merged_loss = dataset_loss(merged_lm, target_ids, 128)
-print(f"target loss: LoRA {lora_ft['target']:.2f}, merged {merged_loss:.2f}; "
-      f"equal within 1e-4: {abs(merged_loss - lora_ft['target']) < 1e-4}")
+print(
+    f"target loss: LoRA {lora_ft['target']:.2f}, merged {merged_loss:.2f}; "
+    f"equal within 1e-4: {abs(merged_loss - lora_ft['target']) < 1e-4}"
+)
 assert abs(merged_loss - lora_ft["target"]) < 1e-4
 """, "hide-cell"),
 md(r"""

@@ -59,7 +59,7 @@ from gptlib.runconfig import read_log, run
 from gptlib.tokenizer import CharTokenizer
 from gptlib.viz import run_plan, scale_explorer
 
-torch.set_num_threads(1)   # tiny models: one thread each; 2 ranks share 2 cores
+torch.set_num_threads(1)  # tiny models: one thread each; 2 ranks share 2 cores
 plt.rcParams["figure.dpi"] = 90
 ROOT = Path(gptlib.__file__).resolve().parent.parent
 WORK = Path(tempfile.mkdtemp(prefix="ch09-"))
@@ -119,11 +119,20 @@ then in this notebook's single process, then once more in one process with half 
 code(r"""
 text = WORK / "plays.txt"
 text.write_text(load_text("train")[:300_000], encoding="utf-8")
-CONFIG = {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0},
-          "train": {"steps": 40, "batch_size": 16, "block_size": 32, "lr": 3e-3,
-                    "warmup_steps": 5, "eval_every": 10, "eval_batches": 4,
-                    "seed": 0},
-          "data": {"source": "text", "path": str(text), "tokenizer": "char"}}
+CONFIG = {
+    "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0},
+    "train": {
+        "steps": 40,
+        "batch_size": 16,
+        "block_size": 32,
+        "lr": 3e-3,
+        "warmup_steps": 5,
+        "eval_every": 10,
+        "eval_batches": 4,
+        "seed": 0,
+    },
+    "data": {"source": "text", "path": str(text), "tokenizer": "char"},
+}
 
 
 def write_config(name, **train_changes):
@@ -135,9 +144,22 @@ def write_config(name, **train_changes):
 
 
 def torchrun(config, out, nproc=2):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-           str(nproc), "-m", "gptlib.pretrain", "--config", str(config),
-           "--threads", "1", "--no-progress", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "gptlib.pretrain",
+        "--config",
+        str(config),
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -154,8 +176,11 @@ code(r"""
 t0 = time.perf_counter()
 one = run(write_config("one"), out_dir=WORK / "one", progress=False)
 print(f"1 process: {time.perf_counter() - t0:.0f} s")
-acc = run(write_config("acc", batch_size=8, grad_accum=2), out_dir=WORK / "acc",
-          progress=False)
+acc = run(
+    write_config("acc", batch_size=8, grad_accum=2),
+    out_dir=WORK / "acc",
+    progress=False,
+)
 """, "nbval-ignore-output"),
 code(r"""
 def weights(d):
@@ -168,31 +193,45 @@ def max_diff(a, b):
 
 ddp_w, one_w, acc_w = weights("ddp"), weights("one"), weights("acc")
 log = {d: read_log(WORK / d / "train_log.csv") for d in ("ddp", "one", "acc")}
-diffs = {"DDP vs 1 process": max_diff(ddp_w, one_w),
-         "DDP vs grad_accum=2": max_diff(ddp_w, acc_w)}
+diffs = {
+    "DDP vs 1 process": max_diff(ddp_w, one_w),
+    "DDP vs grad_accum=2": max_diff(ddp_w, acc_w),
+}
 model_cfg = GPTConfig.from_dict(
-    json.loads((WORK / "one" / "config.json").read_text())["model"])
-set_seed(0)           # run() initialises the model after set_seed(train.seed)
+    json.loads((WORK / "one" / "config.json").read_text())["model"]
+)
+set_seed(0)  # run() initialises the model after set_seed(train.seed)
 moved = max_diff(one_w, GPT(model_cfg).state_dict())
 ddp_meta = json.loads((WORK / "ddp" / "config.json").read_text())
 print("exported by the 2-process run:", sorted(os.listdir(WORK / "ddp")))
 print("world size recorded:", ddp_meta["results"]["world_size"])
-print("bit for bit the weights of grad_accum=2:",
-      diffs["DDP vs grad_accum=2"] == 0.0)
-print("the weights of one process, batch 16 (|diff| < 5e-4):",
-      diffs["DDP vs 1 process"] < 5e-4)
+print(
+    "bit for bit the weights of grad_accum=2:",
+    diffs["DDP vs grad_accum=2"] == 0.0,
+)
+print(
+    "the weights of one process, batch 16 (|diff| < 5e-4):",
+    diffs["DDP vs 1 process"] < 5e-4,
+)
 print("training moved the weights by more than 0.05:", moved > 0.05)
 assert diffs["DDP vs grad_accum=2"] == 0.0
 assert diffs["DDP vs 1 process"] < 5e-4 and moved > 0.05
 assert [r["tokens"] for r in log["ddp"]] == [r["tokens"] for r in log["one"]]
-assert max(abs(a["train_loss"] - b["train_loss"])
-           for a, b in zip(log["ddp"], log["one"])) < 1e-4
+assert (
+    max(
+        abs(a["train_loss"] - b["train_loss"])
+        for a, b in zip(log["ddp"], log["one"])
+    )
+    < 1e-4
+)
 assert abs(log["ddp"][-1]["val_loss"] - log["one"][-1]["val_loss"]) < 1e-4
 """),
 code(r"""
-print(f"max |weight difference|, DDP vs one process: "
-      f"{diffs['DDP vs 1 process']:.1e}; vs grad_accum=2: "
-      f"{diffs['DDP vs grad_accum=2']:.1e}; moved: {moved:.2f}")
+print(
+    f"max |weight difference|, DDP vs one process: "
+    f"{diffs['DDP vs 1 process']:.1e}; vs grad_accum=2: "
+    f"{diffs['DDP vs grad_accum=2']:.1e}; moved: {moved:.2f}"
+)
 """, "nbval-ignore-output"),
 md(r"""
 The two ranks together computed exactly what gradient accumulation computes one half-batch at a
@@ -228,31 +267,46 @@ print(proc.stdout.strip())
 """, "nbval-ignore-output"),
 code(r"""
 fsdp_log = read_log(WORK / "fsdp" / "train_log.csv")
-loss_gap = max(abs(a["train_loss"] - b["train_loss"])
-               for a, b in zip(fsdp_log, log["ddp"]))
+loss_gap = max(
+    abs(a["train_loss"] - b["train_loss"])
+    for a, b in zip(fsdp_log, log["ddp"])
+)
 val_gap = abs(fsdp_log[-1]["val_loss"] - log["ddp"][-1]["val_loss"])
-print("FSDP's losses equal DDP's at every step (|diff| < 1e-4):",
-      loss_gap < 1e-4)
-print("FSDP's weights equal DDP's (|diff| < 5e-4):",
-      max_diff(weights("fsdp"), ddp_w) < 5e-4)
+print(
+    "FSDP's losses equal DDP's at every step (|diff| < 1e-4):", loss_gap < 1e-4
+)
+print(
+    "FSDP's weights equal DDP's (|diff| < 5e-4):",
+    max_diff(weights("fsdp"), ddp_w) < 5e-4,
+)
 assert loss_gap < 1e-4 and val_gap < 1e-4
 assert max_diff(weights("fsdp"), ddp_w) < 5e-4
 
-per_rank = {p: json.loads((WORK / p / "config.json").read_text())["results"]
-            ["state_bytes_rank0"] for p in ("ddp", "fsdp")}
+per_rank = {
+    p: json.loads((WORK / p / "config.json").read_text())["results"][
+        "state_bytes_rank0"
+    ]
+    for p in ("ddp", "fsdp")
+}
 n_params = GPT(model_cfg).num_parameters()
-print(f"\n{'bytes on rank 0':>16} {'parameters':>11} {'gradients':>10} "
-      f"{'AdamW':>8} {'total':>8}")
+print(
+    f"\n{'bytes on rank 0':>16} {'parameters':>11} {'gradients':>10} "
+    f"{'AdamW':>8} {'total':>8}"
+)
 for p, b in per_rank.items():
-    print(f"{p:>16} {b['parameters']:>11,} {b['gradients']:>10,} "
-          f"{b['optimizer']:>8,} {b['total']:>8,}")
+    print(
+        f"{p:>16} {b['parameters']:>11,} {b['gradients']:>10,} "
+        f"{b['optimizer']:>8,} {b['total']:>8,}"
+    )
 print(f"parameters: {n_params:,}; 16 bytes each = {16 * n_params:,}")
-assert per_rank["ddp"]["total"] == 16 * n_params   # 4 + 4 + 8 B: fp32 AdamW
+assert per_rank["ddp"]["total"] == 16 * n_params  # 4 + 4 + 8 B: fp32 AdamW
 assert 0.5 <= per_rank["fsdp"]["total"] / per_rank["ddp"]["total"] < 0.52
 """),
 code(r"""
-print(f"FSDP vs DDP: largest train-loss gap {loss_gap:.1e}, "
-      f"final val-loss gap {val_gap:.1e}")
+print(
+    f"FSDP vs DDP: largest train-loss gap {loss_gap:.1e}, "
+    f"final val-loss gap {val_gap:.1e}"
+)
 """, "nbval-ignore-output"),
 md(r"""
 Same losses, same weights, half the bytes per rank (a little over half: a tensor whose first
@@ -290,15 +344,25 @@ activation memory and time, not model state. For six of the eight GPT-3 sizes
 ({cite:t}`brown2020language`, Table 2.1):
 """),
 code(r"""
-GPT3_FAMILY = {"GPT-3 Small": 125e6, "GPT-3 Medium": 350e6, "GPT-3 XL": 1.3e9,
-               "GPT-3 6.7B": 6.7e9, "GPT-3 13B": 13e9, "GPT-3 175B": 175e9}
-print(f"{'model':>13} {'params':>8} {'fp32 state':>11} {'mixed':>9} "
-      f"{'80 GB GPUs':>11}")
+GPT3_FAMILY = {
+    "GPT-3 Small": 125e6,
+    "GPT-3 Medium": 350e6,
+    "GPT-3 XL": 1.3e9,
+    "GPT-3 6.7B": 6.7e9,
+    "GPT-3 13B": 13e9,
+    "GPT-3 175B": 175e9,
+}
+print(
+    f"{'model':>13} {'params':>8} {'fp32 state':>11} {'mixed':>9} "
+    f"{'80 GB GPUs':>11}"
+)
 for name, n in GPT3_FAMILY.items():
     fp32 = scaling.training_state_bytes(n, "fp32")["total"]
     mixed = scaling.training_state_bytes(n, "mixed")["total"]
-    print(f"{name:>13} {n / 1e9:>7.3g}B {fp32 / 1e9:>9,.0f}GB "
-          f"{mixed / 1e9:>7,.0f}GB {scaling.devices_needed(mixed):>11,}")
+    print(
+        f"{name:>13} {n / 1e9:>7.3g}B {fp32 / 1e9:>9,.0f}GB "
+        f"{mixed / 1e9:>7,.0f}GB {scaling.devices_needed(mixed):>11,}"
+    )
 gpt3_state = scaling.training_state_bytes(175e9)
 print(scaling.BYTES_PER_PARAM["mixed"])
 assert gpt3_state["total"] == 2.8e12 and scaling.devices_needed(2.8e12) == 35
@@ -333,21 +397,31 @@ torch.manual_seed(0)
 block = Block(h, a)
 x = torch.randn(b, s, h, requires_grad=True)
 weights_of_block = list(block.parameters())
-written_out = scaling.saved_activation_bytes(block, x, exclude=weights_of_block)
-block.ln_1, block.ln_2 = nn.LayerNorm(h), nn.LayerNorm(h)   # PyTorch's own
+written_out = scaling.saved_activation_bytes(
+    block, x, exclude=weights_of_block
+)
+block.ln_1, block.ln_2 = nn.LayerNorm(h), nn.LayerNorm(h)  # PyTorch's own
 block.mlp.gelu = nn.GELU(approximate="tanh")
 weights_of_block = list(block.parameters())
 fused = scaling.saved_activation_bytes(block, x, exclude=weights_of_block)
-formula = scaling.activation_bytes(s, b, h, a, bytes_per_value=4, dropout=False)
-extra = 2 * 2 * 4 * s * b + s * s   # norms' mean and 1/std; bool causal mask
-print("formula (fp32, no dropout), bytes:",
-      ", ".join(f"{k} {v:,}" for k, v in formula.items()))
-print(f"measured, fused norms/GELU: {fused:,} "
-      f"= formula + {fused - formula['total']:,}")
-print(f"measured, written-out:      {written_out:,} "
-      f"({written_out / formula['total']:.2f}x the formula)")
+formula = scaling.activation_bytes(
+    s, b, h, a, bytes_per_value=4, dropout=False
+)
+extra = 2 * 2 * 4 * s * b + s * s  # norms' mean and 1/std; bool causal mask
+print(
+    "formula (fp32, no dropout), bytes:",
+    ", ".join(f"{k} {v:,}" for k, v in formula.items()),
+)
+print(
+    f"measured, fused norms/GELU: {fused:,} "
+    f"= formula + {fused - formula['total']:,}"
+)
+print(
+    f"measured, written-out:      {written_out:,} "
+    f"({written_out / formula['total']:.2f}x the formula)"
+)
 assert fused == formula["total"] + extra
-paper = s * b * h * (34 + 5 * a * s / h)          # eq. 1, 16-bit, with dropout
+paper = s * b * h * (34 + 5 * a * s / h)  # eq. 1, 16-bit, with dropout
 assert scaling.activation_bytes(s, b, h, a)["total"] == paper
 """),
 md(r"""
@@ -360,10 +434,13 @@ formula gives, per sequence:
 """),
 code(r"""
 g3 = scaling.GPT3
-per_layer = scaling.activation_bytes(g3["n_ctx"], 1, g3["d_model"],
-                                     g3["n_head"])
-print(f"one layer, one sequence: {per_layer['total'] / 1e9:.2f} GB; "
-      f"96 layers: {96 * per_layer['total'] / 1e9:.0f} GB")
+per_layer = scaling.activation_bytes(
+    g3["n_ctx"], 1, g3["d_model"], g3["n_head"]
+)
+print(
+    f"one layer, one sequence: {per_layer['total'] / 1e9:.2f} GB; "
+    f"96 layers: {96 * per_layer['total'] / 1e9:.0f} GB"
+)
 assert 2.8e9 < per_layer["total"] < 2.9e9
 """),
 md(r"""
@@ -385,23 +462,31 @@ ckpt.load_state_dict(plain.state_dict())
 xb = torch.randint(0, 65, (8, 128), generator=torch.Generator().manual_seed(0))
 saved = {}
 for name, m in (("plain", plain), ("checkpointed", ckpt)):
-    saved[name] = scaling.saved_activation_bytes(lambda: m(xb, xb)[1],
-                                                 exclude=list(m.parameters()))
+    saved[name] = scaling.saved_activation_bytes(
+        lambda: m(xb, xb)[1], exclude=list(m.parameters())
+    )
     m.zero_grad()
     m(xb, xb)[1].backward()
-same = all(torch.allclose(p.grad, q.grad, atol=1e-6)
-           for p, q in zip(plain.parameters(), ckpt.parameters()))
+same = all(
+    torch.allclose(p.grad, q.grad, atol=1e-6)
+    for p, q in zip(plain.parameters(), ckpt.parameters())
+)
 fused = GPT(GPTConfig(**CK, fused_attention=True)).train()
 saved["fused attention"] = scaling.saved_activation_bytes(
-    lambda: fused(xb, xb)[1], exclude=list(fused.parameters()))
-print("saved for backward:", ", ".join(f"{k} {v / 2**20:.1f} MiB"
-                                       for k, v in saved.items()))
+    lambda: fused(xb, xb)[1], exclude=list(fused.parameters())
+)
+print(
+    "saved for backward:",
+    ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in saved.items()),
+)
 print("same gradients (atol 1e-6):", same)
 assert same and saved["checkpointed"] < 0.1 * saved["plain"]
 # the (b, a, s, s) softmax output of every layer, 4-byte floats:
 softmax_bytes = CK["n_layer"] * 8 * CK["n_head"] * 128 * 128 * 4
-print("fused attention saves exactly the softmax outputs:",
-      saved["plain"] - saved["fused attention"] == softmax_bytes)
+print(
+    "fused attention saves exactly the softmax outputs:",
+    saved["plain"] - saved["fused attention"] == softmax_bytes,
+)
 assert saved["plain"] - saved["fused attention"] == softmax_bytes
 """),
 code(r"""
@@ -414,10 +499,14 @@ def step_time(m, reps=5):
     return best
 
 
-times = {n: step_time(m) for n, m in (("plain", plain), ("checkpointed", ckpt))}
-print(f"forward + backward, best of 5: plain {times['plain'] * 1e3:.0f} ms, "
-      f"checkpointed {times['checkpointed'] * 1e3:.0f} ms "
-      f"({times['checkpointed'] / times['plain']:.2f}x)")
+times = {
+    n: step_time(m) for n, m in (("plain", plain), ("checkpointed", ckpt))
+}
+print(
+    f"forward + backward, best of 5: plain {times['plain'] * 1e3:.0f} ms, "
+    f"checkpointed {times['checkpointed'] * 1e3:.0f} ms "
+    f"({times['checkpointed'] / times['plain']:.2f}x)"
+)
 """, "nbval-ignore-output"),
 md(r"""
 The checkpointed model stores less than a tenth of the bytes for the same gradients (to $10^{-6}$;
@@ -438,17 +527,29 @@ and only 7 mantissa bits. So bf16 covers fp32's range with less precision, and f
 precise but overflows above 65,504 and flushes small numbers to zero:
 """),
 code(r"""
-print(f"{'':>9} {'largest':>10} {'smallest normal':>16} {'smallest > 0':>13} "
-      f"{'eps (1 -> next)':>16}")
+print(
+    f"{'':>9} {'largest':>10} {'smallest normal':>16} {'smallest > 0':>13} "
+    f"{'eps (1 -> next)':>16}"
+)
 for dt in (torch.float32, torch.bfloat16, torch.float16):
     fi = torch.finfo(dt)
-    print(f"{str(dt)[6:]:>9} {fi.max:>10.3g} {fi.tiny:>16.3g} "
-          f"{fi.tiny * fi.eps:>13.3g} {fi.eps:>16.3g}")
+    print(
+        f"{str(dt)[6:]:>9} {fi.max:>10.3g} {fi.tiny:>16.3g} "
+        f"{fi.tiny * fi.eps:>13.3g} {fi.eps:>16.3g}"
+    )
 tiny_grad = torch.tensor(1e-8)
-print("1e-8 in fp16:", tiny_grad.half().item(), " in bf16:",
-      f"{tiny_grad.bfloat16().item():.3g}")
-print("1 + 1e-3 in bf16:", (torch.tensor(1.0) + 1e-3).bfloat16().item(),
-      " in fp16:", f"{(torch.tensor(1.0) + 1e-3).half().item():.4f}")
+print(
+    "1e-8 in fp16:",
+    tiny_grad.half().item(),
+    " in bf16:",
+    f"{tiny_grad.bfloat16().item():.3g}",
+)
+print(
+    "1 + 1e-3 in bf16:",
+    (torch.tensor(1.0) + 1e-3).bfloat16().item(),
+    " in fp16:",
+    f"{(torch.tensor(1.0) + 1e-3).half().item():.4f}",
+)
 assert tiny_grad.half().item() == 0.0 and tiny_grad.bfloat16().item() > 0
 """),
 md(r"""
@@ -464,20 +565,23 @@ make such gradients), rounded to fp16 with and without a scale of $2^{16}$:
 """),
 code(r"""
 set_seed(0)
-lm = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4,
-                   n_embd=64))
+lm = GPT(
+    GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=64)
+)
 xg = torch.randint(0, 65, (8, 64), generator=torch.Generator().manual_seed(1))
 lm(xg, xg)[1].backward()
 grads = torch.cat([p.grad.flatten() for p in lm.parameters()])
-grads = grads[grads != 0] * 1e-3      # as if the loss were 1000x smaller
-S = 2.0 ** 16
+grads = grads[grads != 0] * 1e-3  # as if the loss were 1000x smaller
+S = 2.0**16
 plain16 = grads.half().float()
-scaled16 = (grads * S).half().float() / S                  # unscaled in fp32
+scaled16 = (grads * S).half().float() / S  # unscaled in fp32
 for name, g16 in (("fp16", plain16), ("fp16, loss scale 2^16", scaled16)):
     zero = (g16 == 0).float().mean().item()
     err = ((g16 - grads).norm() / grads.norm()).item()
-    print(f"{name:>22}: {zero:6.1%} of the gradients become 0; "
-          f"error of the gradient vector {err:.1e}")
+    print(
+        f"{name:>22}: {zero:6.1%} of the gradients become 0; "
+        f"error of the gradient vector {err:.1e}"
+    )
 assert (plain16 == 0).float().mean() > 0.05
 assert (scaled16 == 0).float().mean() < 0.01
 assert ((scaled16 - grads).norm() / grads.norm()) < 1e-3
@@ -492,33 +596,55 @@ code(r"""
 small_text = load_text("train")[:200_000]
 char_tok = CharTokenizer.train(small_text)
 plays = encode_text(small_text, char_tok)
-PREC = dict(vocab_size=char_tok.vocab_size, block_size=64, n_layer=2, n_head=4,
-            n_embd=32)
+PREC = dict(
+    vocab_size=char_tok.vocab_size,
+    block_size=64,
+    n_layer=2,
+    n_head=4,
+    n_embd=32,
+)
 curves, wall = {}, {}
 for precision in ("fp32", "bf16"):
     for seed in (0, 1, 2):
         set_seed(seed)
         m = GPT(GPTConfig(**PREC))
-        cfg = TrainConfig(steps=50, batch_size=8, block_size=64, lr=3e-3,
-                          warmup_steps=10, seed=seed, precision=precision)
+        cfg = TrainConfig(
+            steps=50,
+            batch_size=8,
+            block_size=64,
+            lr=3e-3,
+            warmup_steps=10,
+            seed=seed,
+            precision=precision,
+        )
         res = train(m, plays, cfg)
-        curves[precision, seed] = np.array([r["train_loss"]
-                                            for r in res.history])
+        curves[precision, seed] = np.array(
+            [r["train_loss"] for r in res.history]
+        )
         wall[precision, seed] = res.elapsed_s
 gaps = [np.abs(curves["fp32", s] - curves["bf16", s]).max() for s in (0, 1, 2)]
-speed = (sum(wall["fp32", s] for s in range(3))
-         / sum(wall["bf16", s] for s in range(3)))
-print("largest |fp32 - bf16| train-loss gap per seed:",
-      [f"{g:.3f}" for g in gaps])
+speed = sum(wall["fp32", s] for s in range(3)) / sum(
+    wall["bf16", s] for s in range(3)
+)
+print(
+    "largest |fp32 - bf16| train-loss gap per seed:",
+    [f"{g:.3f}" for g in gaps],
+)
 print("final losses fp32:", [f"{curves['fp32', s][-1]:.3f}" for s in range(3)])
-print(f"bf16 time / fp32 time: {1 / speed:.2f} (this CPU: "
-      f"{torch.backends.cpu.get_cpu_capability()}, a shared machine)")
+print(
+    f"bf16 time / fp32 time: {1 / speed:.2f} (this CPU: "
+    f"{torch.backends.cpu.get_cpu_capability()}, a shared machine)"
+)
 """, "nbval-ignore-output"),
 code(r"""
-print("bf16 tracks fp32 within 0.02 nats at every step, every seed:",
-      max(gaps) < 0.02)
-print("both learn (loss falls by more than 0.7 nats):",
-      all(curves[k][0] - curves[k][-1] > 0.7 for k in curves))
+print(
+    "bf16 tracks fp32 within 0.02 nats at every step, every seed:",
+    max(gaps) < 0.02,
+)
+print(
+    "both learn (loss falls by more than 0.7 nats):",
+    all(curves[k][0] - curves[k][-1] > 0.7 for k in curves),
+)
 print("bf16 changed the losses (autocast was on):", max(gaps) > 0)
 assert 0 < max(gaps) < 0.02
 assert all(curves[k][0] - curves[k][-1] > 0.7 for k in curves)
@@ -546,10 +672,17 @@ show(banded_causal_mask)
 """),
 code(r"""
 T, w = 24, 6
-fig, axes = plt.subplots(1, 3, figsize=(8, 3.2), layout="constrained",
-                         gridspec_kw={"width_ratios": [1, 1, 1.25]})
-panels = (("dense: layers 0, 2, ...", causal_mask(T)),
-          (f"banded, w = {w}: layers 1, 3, ...", banded_causal_mask(T, w)))
+fig, axes = plt.subplots(
+    1,
+    3,
+    figsize=(8, 3.2),
+    layout="constrained",
+    gridspec_kw={"width_ratios": [1, 1, 1.25]},
+)
+panels = (
+    ("dense: layers 0, 2, ...", causal_mask(T)),
+    (f"banded, w = {w}: layers 1, 3, ...", banded_causal_mask(T, w)),
+)
 for ax, (title, m) in zip(axes[:2], panels):
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
     ax.set_title(title, fontsize=9)
@@ -557,10 +690,14 @@ for ax, (title, m) in zip(axes[:2], panels):
 bar = fig.colorbar(im, ax=axes[:2], ticks=[0, 1], shrink=0.7, pad=0.02)
 bar.ax.set_yticklabels(["masked", "attended"])
 t_grid = np.arange(1, 2049)
-axes[2].plot(t_grid, [attended_pairs(int(t)) for t in t_grid],
-             label="dense causal")
-axes[2].plot(t_grid, [attended_pairs(int(t), 256) for t in t_grid],
-             label="banded, w = 256")
+axes[2].plot(
+    t_grid, [attended_pairs(int(t)) for t in t_grid], label="dense causal"
+)
+axes[2].plot(
+    t_grid,
+    [attended_pairs(int(t), 256) for t in t_grid],
+    label="banded, w = 256",
+)
 axes[2].set(xlabel="context length T", ylabel="(query, key) pairs")
 axes[2].set_title("scores per layer", fontsize=9)
 axes[2].legend(fontsize=8)
@@ -570,21 +707,28 @@ code(r"""
 set_seed(0)
 SP = dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=32)
 dense = GPT(GPTConfig(**SP)).eval()
-sparse = GPT(GPTConfig(**SP, attention_layout="alternating",
-                       sparse_band=16)).eval()
+sparse = GPT(
+    GPTConfig(**SP, attention_layout="alternating", sparse_band=16)
+).eval()
 sparse.load_state_dict(dense.state_dict())
 x = torch.randint(0, 65, (2, 64), generator=torch.Generator().manual_seed(2))
 with torch.no_grad():
     d, s_ = dense(x)[0], sparse(x)[0]
     y = x.clone()
-    y[:, 40:] = (y[:, 40:] + 1) % 65        # change every token from 40 on
+    y[:, 40:] = (y[:, 40:] + 1) % 65  # change every token from 40 on
     s_y = sparse(y)[0]
-print("equal to dense while T <= band:",
-      torch.allclose(d[:, :16], s_[:, :16], atol=1e-5))
-print("different beyond the band:",
-      not torch.allclose(d[:, 16:], s_[:, 16:], atol=1e-3))
-print("positions < 40 unchanged by tokens >= 40:",
-      torch.allclose(s_[:, :40], s_y[:, :40], atol=1e-5))
+print(
+    "equal to dense while T <= band:",
+    torch.allclose(d[:, :16], s_[:, :16], atol=1e-5),
+)
+print(
+    "different beyond the band:",
+    not torch.allclose(d[:, 16:], s_[:, 16:], atol=1e-3),
+)
+print(
+    "positions < 40 unchanged by tokens >= 40:",
+    torch.allclose(s_[:, :40], s_y[:, :40], atol=1e-5),
+)
 assert torch.allclose(d[:, :16], s_[:, :16], atol=1e-5)
 assert not torch.allclose(d[:, 16:], s_[:, 16:], atol=1e-3)
 assert torch.allclose(s_[:, :40], s_y[:, :40], atol=1e-5)
@@ -593,25 +737,32 @@ code(r"""
 n_ctx, band = 2048, 256
 dense_pairs, banded_pairs = attended_pairs(n_ctx), attended_pairs(n_ctx, band)
 half = (dense_pairs + banded_pairs) / 2 / dense_pairs
-print(f"T = {n_ctx}: dense {dense_pairs:,} pairs, banded (w = {band}) "
-      f"{banded_pairs:,} = {banded_pairs / dense_pairs:.1%}")
+print(
+    f"T = {n_ctx}: dense {dense_pairs:,} pairs, banded (w = {band}) "
+    f"{banded_pairs:,} = {banded_pairs / dense_pairs:.1%}"
+)
 print(f"alternating layers: {half:.1%} of the dense model's scores")
 mem = {}
 for name, m in (("dense", dense), ("alternating", sparse)):
     m.train()
-    mem[name] = scaling.saved_activation_bytes(lambda: m(x, x)[1],
-                                               exclude=list(m.parameters()))
-print("bytes saved for backward, dense vs alternating:",
-      f"{mem['dense']:,} {mem['alternating']:,}")
+    mem[name] = scaling.saved_activation_bytes(
+        lambda: m(x, x)[1], exclude=list(m.parameters())
+    )
+print(
+    "bytes saved for backward, dense vs alternating:",
+    f"{mem['dense']:,} {mem['alternating']:,}",
+)
 g3 = scaling.GPT3
-score_flops = 12 * g3["n_layer"] * g3["n_ctx"] * g3["d_model"]   # per token
+score_flops = 12 * g3["n_layer"] * g3["n_ctx"] * g3["d_model"]  # per token
 weight_flops = 6 * g3["params"]
 share = score_flops / (score_flops + weight_flops)
-print(f"GPT-3, training FLOPs per token: weights 6N = {weight_flops:.3g}, "
-      f"scores {score_flops:.3g} ({share:.1%})")
+print(
+    f"GPT-3, training FLOPs per token: weights 6N = {weight_flops:.3g}, "
+    f"scores {score_flops:.3g} ({share:.1%})"
+)
 assert abs(banded_pairs / dense_pairs - 0.234) < 0.001
 assert abs(half - 0.617) < 0.001
-assert mem["dense"] == mem["alternating"]        # the mask saves nothing here
+assert mem["dense"] == mem["alternating"]  # the mask saves nothing here
 assert share < 0.03
 """),
 md(r"""
@@ -651,48 +802,95 @@ sweep = json.loads((data_dir() / "results" / "scaling.json").read_text())
 runs = sweep["runs"]
 budgets = sweep["settings"]["budgets_steps"]
 sizes = sorted({r["N"] for r in runs})
-mean_loss = {(n, st): np.mean([r["val_loss"] for r in runs
-                               if r["N"] == n and r["steps"] == st])
-             for n in sizes for st in budgets}
-seeds_spread = max(np.ptp([r["val_loss"] for r in runs if r["N"] == n
-                           and r["steps"] == budgets[-1]]) for n in sizes)
+mean_loss = {
+    (n, st): np.mean(
+        [r["val_loss"] for r in runs if r["N"] == n and r["steps"] == st]
+    )
+    for n in sizes
+    for st in budgets
+}
+seeds_spread = max(
+    np.ptp(
+        [
+            r["val_loss"]
+            for r in runs
+            if r["N"] == n and r["steps"] == budgets[-1]
+        ]
+    )
+    for n in sizes
+)
 fit = scaling.fit_power_law(sizes, [mean_loss[n, budgets[-1]] for n in sizes])
-print(f"{len(runs)} runs, N from {sizes[0]:,} to {sizes[-1]:,} "
-      f"({sizes[-1] / sizes[0]:.0f}x); largest spread between seeds: "
-      f"{seeds_spread:.3f} nats")
-print(f"fit at {budgets[-1]} steps: L_inf = {fit['l_inf']:.2f}, "
-      f"alpha = {fit['alpha']:.2f}, N_c = {fit['n_c']:.3g}, "
-      f"rmse = {fit['rmse']:.3f} nats")
-print(f"published: Kaplan alpha_N = {scaling.KAPLAN['alpha_N']}, "
-      f"Chinchilla alpha = {scaling.CHINCHILLA['alpha']}")
+print(
+    f"{len(runs)} runs, N from {sizes[0]:,} to {sizes[-1]:,} "
+    f"({sizes[-1] / sizes[0]:.0f}x); largest spread between seeds: "
+    f"{seeds_spread:.3f} nats"
+)
+print(
+    f"fit at {budgets[-1]} steps: L_inf = {fit['l_inf']:.2f}, "
+    f"alpha = {fit['alpha']:.2f}, N_c = {fit['n_c']:.3g}, "
+    f"rmse = {fit['rmse']:.3f} nats"
+)
+print(
+    f"published: Kaplan alpha_N = {scaling.KAPLAN['alpha_N']}, "
+    f"Chinchilla alpha = {scaling.CHINCHILLA['alpha']}"
+)
 """),
 code(r"""
 fig, axes = plt.subplots(2, 1, figsize=(8, 7.5))
 n_grid = np.geomspace(sizes[0] / 1.5, sizes[-1] * 3, 100)
 for st, marker in zip(budgets, "o^s"):
-    axes[0].plot(sizes, [mean_loss[n, st] for n in sizes], marker, ls="-",
-                 label=f"{st} steps ({st * 1024 / 1e6:.2f}M tokens)")
+    axes[0].plot(
+        sizes,
+        [mean_loss[n, st] for n in sizes],
+        marker,
+        ls="-",
+        label=f"{st} steps ({st * 1024 / 1e6:.2f}M tokens)",
+    )
 fitted = scaling.power_law(n_grid, fit["l_inf"], fit["n_c"], fit["alpha"])
-axes[0].plot(n_grid, fitted, "k--",
-             label=f"fit: {fit['l_inf']:.2f} + (N_c/N)^{fit['alpha']:.2f}")
-axes[0].set(xscale="log", yscale="log", xlabel="non-embedding parameters N",
-            ylabel="validation loss (nats/char)", title="loss against size")
+axes[0].plot(
+    n_grid,
+    fitted,
+    "k--",
+    label=f"fit: {fit['l_inf']:.2f} + (N_c/N)^{fit['alpha']:.2f}",
+)
+axes[0].set(
+    xscale="log",
+    yscale="log",
+    xlabel="non-embedding parameters N",
+    ylabel="validation loss (nats/char)",
+    title="loss against size",
+)
 axes[0].legend(fontsize=8)
 reducible = [mean_loss[n, budgets[-1]] - fit["l_inf"] for n in sizes]
-axes[1].plot(sizes, reducible, "s",
-             label=f"measured - L_inf ({budgets[-1]} steps)")
-axes[1].plot(n_grid, (fit["n_c"] / n_grid) ** fit["alpha"], "k--",
-             label=f"slope -{fit['alpha']:.2f} (fit)")
-for name, alpha, style in (("Kaplan", scaling.KAPLAN["alpha_N"], ":"),
-                           ("Chinchilla", scaling.CHINCHILLA["alpha"], "-.")):
-    axes[1].plot(n_grid, reducible[0] * (sizes[0] / n_grid) ** alpha, style,
-                 label=f"slope -{alpha} ({name}), through the first point")
-axes[1].set(xscale="log", yscale="log", xlabel="non-embedding parameters N",
-            ylabel="reducible loss L - L_inf",
-            title="log-log: the exponent is the slope")
+axes[1].plot(
+    sizes, reducible, "s", label=f"measured - L_inf ({budgets[-1]} steps)"
+)
+axes[1].plot(
+    n_grid,
+    (fit["n_c"] / n_grid) ** fit["alpha"],
+    "k--",
+    label=f"slope -{fit['alpha']:.2f} (fit)",
+)
+for name, alpha, style in (
+    ("Kaplan", scaling.KAPLAN["alpha_N"], ":"),
+    ("Chinchilla", scaling.CHINCHILLA["alpha"], "-."),
+):
+    axes[1].plot(
+        n_grid,
+        reducible[0] * (sizes[0] / n_grid) ** alpha,
+        style,
+        label=f"slope -{alpha} ({name}), through the first point",
+    )
+axes[1].set(
+    xscale="log",
+    yscale="log",
+    xlabel="non-embedding parameters N",
+    ylabel="reducible loss L - L_inf",
+    title="log-log: the exponent is the slope",
+)
 axes[1].legend(fontsize=8)
 for ax, ticks in zip(axes, ([2, 2.5, 3, 3.5], [0.3, 0.5, 1, 2, 3])):
-    ax.set_yticks(ticks)               # plain numbers on the log-scaled axes
+    ax.set_yticks(ticks)  # plain numbers on the log-scaled axes
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 fig.tight_layout()
@@ -705,28 +903,42 @@ def seeds(n, st):
 
 last = budgets[-1]
 # every seed of each size beats every seed of the size below it
-size_gain = all(max(seeds(big, last)) < min(seeds(small, last))
-                for small, big in zip(sizes, sizes[1:]))
+size_gain = all(
+    max(seeds(big, last)) < min(seeds(small, last))
+    for small, big in zip(sizes, sizes[1:])
+)
 # 100 and 300 steps have one seed: ask for a margin of twice the largest
 # spread between seeds measured at 900 steps
 margin = 2 * seeds_spread
-more_data = all(mean_loss[n, a] - mean_loss[n, b] > margin
-                for n in sizes for a, b in zip(budgets, budgets[1:]))
-efficient = (mean_loss[sizes[0], last] - mean_loss[sizes[-1], budgets[1]]
-             > margin)
-print(f"at {last} steps, every seed of each size beats every seed of the "
-      f"size below:", size_gain)
-print(f"every size gains from every increase in tokens (by > {margin:.2f}):",
-      more_data)
-print(f"the largest model at {budgets[1]} steps beats the smallest at "
-      f"{last} (by > {margin:.2f}):", efficient)
+more_data = all(
+    mean_loss[n, a] - mean_loss[n, b] > margin
+    for n in sizes
+    for a, b in zip(budgets, budgets[1:])
+)
+efficient = (
+    mean_loss[sizes[0], last] - mean_loss[sizes[-1], budgets[1]] > margin
+)
+print(
+    f"at {last} steps, every seed of each size beats every seed of the "
+    f"size below:",
+    size_gain,
+)
+print(
+    f"every size gains from every increase in tokens (by > {margin:.2f}):",
+    more_data,
+)
+print(
+    f"the largest model at {budgets[1]} steps beats the smallest at "
+    f"{last} (by > {margin:.2f}):",
+    efficient,
+)
 assert size_gain and more_data and efficient
 tokens_per_param = last * 1024 / sizes[-1]
 print(f"the largest model's tokens per parameter: {tokens_per_param:.1f}")
 assert fit["rmse"] < 0.03 and sizes[-1] / sizes[0] > 30
 assert seeds_spread < 0.05
-assert fit["l_inf"] < 0.1               # the fit chooses (almost) no floor
-assert 0.02 < fit["alpha"] < 0.15       # the order of Kaplan's 0.076
+assert fit["l_inf"] < 0.1  # the fit chooses (almost) no floor
+assert 0.02 < fit["alpha"] < 0.15  # the order of Kaplan's 0.076
 assert tokens_per_param < 5
 """),
 md(r"""
@@ -756,19 +968,26 @@ $C = 120 N^2$:
 code(r"""
 C = scaling.training_compute(scaling.GPT3["params"], scaling.GPT3["tokens"])
 opt = scaling.chinchilla_optimal(C)
-print(f"GPT-3: N = 175B, D = 300B tokens, C = 6ND = {C:.3g} FLOPs, "
-      f"{scaling.GPT3['tokens'] / scaling.GPT3['params']:.1f} tokens/param")
-print(f"the same C at 20 tokens/parameter: N = {opt['params'] / 1e9:.0f}B on "
-      f"{opt['tokens'] / 1e12:.2f}T tokens")
+print(
+    f"GPT-3: N = 175B, D = 300B tokens, C = 6ND = {C:.3g} FLOPs, "
+    f"{scaling.GPT3['tokens'] / scaling.GPT3['params']:.1f} tokens/param"
+)
+print(
+    f"the same C at 20 tokens/parameter: N = {opt['params'] / 1e9:.0f}B on "
+    f"{opt['tokens'] / 1e12:.2f}T tokens"
+)
 loss_gpt3 = scaling.chinchilla_loss(175e9, 300e9)
 loss_opt = scaling.chinchilla_loss(opt["params"], opt["tokens"])
-print(f"Chinchilla's fitted loss: GPT-3 {loss_gpt3:.3f}, "
-      f"compute-optimal {loss_opt:.3f} nats")
+print(
+    f"Chinchilla's fitted loss: GPT-3 {loss_gpt3:.3f}, "
+    f"compute-optimal {loss_opt:.3f} nats"
+)
 print(f"Brown et al. report {scaling.GPT3['train_flops']:.3g} FLOPs")
-assert abs(C / scaling.GPT3["train_flops"] - 1) < 0.005   # 6ND is their count
+assert abs(C / scaling.GPT3["train_flops"] - 1) < 0.005  # 6ND is their count
 assert 50e9 < opt["params"] < 52e9 and 1e12 < opt["tokens"] < 1.05e12
-assert scaling.chinchilla_loss(opt["params"], opt["tokens"]) \
-    < scaling.chinchilla_loss(175e9, 300e9)
+assert scaling.chinchilla_loss(
+    opt["params"], opt["tokens"]
+) < scaling.chinchilla_loss(175e9, 300e9)
 """),
 md(r"""
 The same compute would have been best spent, by Chinchilla's fit, on a model of about 51B
@@ -793,7 +1012,7 @@ case.)
 """),
 code(r"""
 explorer = scale_explorer(n_params=175e9, tokens=300e9, devices=1024)
-table = explorer.children[-1].value                # the HTML table it shows
+table = explorer.children[-1].value  # the HTML table it shows
 assert [w.label for w in explorer.children[:3]] == ["175B", "300B", "1,024"]
 assert "3.15e+23 FLOPs" in table and "28.5 days" in table
 explorer
@@ -802,24 +1021,40 @@ code(r"""
 devices = np.unique(np.geomspace(1, 4096, 60).astype(int))
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
 for parallel, style in (("ddp", "-"), ("fsdp", "--")):
-    per_device = [run_plan(175e9, 300e9, int(n), parallel=parallel)["state_gb"]
-                  for n in devices]
+    per_device = [
+        run_plan(175e9, 300e9, int(n), parallel=parallel)["state_gb"]
+        for n in devices
+    ]
     axes[0].plot(devices, per_device, style, label=parallel.upper())
 axes[0].axhline(80, color="gray", lw=1)
 axes[0].text(1.2, 95, "80 GB device")
-axes[0].set(xscale="log", yscale="log", xlabel="devices",
-            ylabel="model state per device (GB)",
-            title="GPT-3 175B, mixed precision", ylim=(0.3, 1e4))
+axes[0].set(
+    xscale="log",
+    yscale="log",
+    xlabel="devices",
+    ylabel="model state per device (GB)",
+    title="GPT-3 175B, mixed precision",
+    ylim=(0.3, 1e4),
+)
 axes[0].legend()
-axes[1].plot(devices, [run_plan(175e9, 300e9, int(n))["days"] for n in devices])
-axes[1].set(xscale="log", yscale="log", xlabel="devices", ylabel="days",
-            title="at 40% of 312 TFLOP/s each")
+axes[1].plot(
+    devices, [run_plan(175e9, 300e9, int(n))["days"] for n in devices]
+)
+axes[1].set(
+    xscale="log",
+    yscale="log",
+    xlabel="devices",
+    ylabel="days",
+    title="at 40% of 312 TFLOP/s each",
+)
 fig.tight_layout()
 plt.show()
 plan = run_plan(175e9, 300e9, 1024)
 one_gpu_years = run_plan(175e9, 300e9, 1)["days"] / 365.25
-print(f"1,024 devices: {plan['days']:.1f} days; one device: "
-      f"{one_gpu_years:.0f} years")
+print(
+    f"1,024 devices: {plan['days']:.1f} days; one device: "
+    f"{one_gpu_years:.0f} years"
+)
 assert run_plan(175e9, 300e9, 4096, parallel="ddp")["state_gb"] == 2800
 assert plan["fits"] and 25 < plan["days"] < 32 and 75 < one_gpu_years < 85
 """),
@@ -848,9 +1083,11 @@ code(r"""
 # Solution
 ddp_gb = scaling.training_state_bytes(20e9, "mixed")["total"] / 1e9
 fsdp_gb = scaling.training_state_bytes(20e9, "mixed", shards=8)["total"] / 1e9
-largest = 8 * 80e9 / 16       # all 8 devices' memory, 16 bytes per parameter
-print(f"DDP {ddp_gb:.0f} GB per device, FSDP {fsdp_gb:.0f} GB; "
-      f"largest under FSDP: {largest / 1e9:.0f}B parameters")
+largest = 8 * 80e9 / 16  # all 8 devices' memory, 16 bytes per parameter
+print(
+    f"DDP {ddp_gb:.0f} GB per device, FSDP {fsdp_gb:.0f} GB; "
+    f"largest under FSDP: {largest / 1e9:.0f}B parameters"
+)
 assert ddp_gb == 320 and fsdp_gb == 40
 assert not run_plan(20e9, 1e9, 8, parallel="ddp")["fits"]
 assert run_plan(20e9, 1e9, 8, parallel="fsdp")["fits"]
@@ -868,7 +1105,7 @@ s_equal = 34 * 12288 / (5 * 96)
 print(f"s = {s_equal:.1f}")
 
 
-def quadratic_over_linear(s):    # (total - 34 sbh) / 34 sbh, from the library
+def quadratic_over_linear(s):  # (total - 34 sbh) / 34 sbh, from the library
     linear = 34 * s * 12288
     total = scaling.activation_bytes(s, 1, 12288, 96)["total"]
     return (total - linear) / linear
@@ -887,7 +1124,7 @@ ratio = tokens_13b / 13e9
 print(f"{tokens_13b / 1e12:.2f}T tokens, {ratio:.0f} tokens per parameter")
 gpt3_ratio = scaling.GPT3["tokens"] / scaling.GPT3["params"]
 assert math.isclose(scaling.training_compute(13e9, tokens_13b), C)
-assert abs(ratio - 20) > abs(gpt3_ratio - 20)   # farther from 20 than GPT-3
+assert abs(ratio - 20) > abs(gpt3_ratio - 20)  # farther from 20 than GPT-3
 """, "hide-cell"),
 md(r"""
 ## Key points

@@ -38,20 +38,34 @@ import torch
 from gptlib import set_seed, show
 from gptlib.checkpoint import load_pretrained
 from gptlib.data import data_dir
-from gptlib.interp import (ablate_heads, attention_patterns, head_scores,
-                           induction_score, k_composition,
-                           logits_with_input_removed, previous_token_score,
-                           record_attention)
+from gptlib.interp import (
+    ablate_heads,
+    attention_patterns,
+    head_scores,
+    induction_score,
+    k_composition,
+    logits_with_input_removed,
+    previous_token_score,
+    record_attention,
+)
 from gptlib.model import GPT, GPTConfig
 from gptlib.pretrain import train
 from gptlib.runconfig import load_run_config, read_log
-from gptlib.synthetic import (FewShotRule, RepeatedSegments, SequenceTask,
-                              gpt3_prompt, per_token_loss)
-from gptlib.viz.in_context import (in_context_explorer, plot_last_token,
-                                   plot_patterns)
+from gptlib.synthetic import (
+    FewShotRule,
+    RepeatedSegments,
+    SequenceTask,
+    gpt3_prompt,
+    per_token_loss,
+)
+from gptlib.viz.in_context import (
+    in_context_explorer,
+    plot_last_token,
+    plot_patterns,
+)
 
-torch.set_num_threads(1)   # a fixed count: results must not depend on the
-                           # machine's cores
+torch.set_num_threads(1)  # a fixed count: results must not depend on the
+# machine's cores
 plt.rcParams["figure.dpi"] = 90
 PRETRAINED = data_dir() / "pretrained"
 ROOT = data_dir().parent
@@ -75,8 +89,11 @@ code(r"""
 show(gpt3_prompt)
 """),
 code(r"""
-shots = [("sea otter", "loutre de mer"), ("peppermint", "menthe poivrée"),
-         ("plush girafe", "girafe peluche")]
+shots = [
+    ("sea otter", "loutre de mer"),
+    ("peppermint", "menthe poivrée"),
+    ("plush girafe", "girafe peluche"),
+]
 for k, name in ((0, "zero-shot"), (1, "one-shot"), (3, "few-shot")):
     print(f"--- {name}")
     print(gpt3_prompt("Translate English to French:", shots[:k], "cheese"))
@@ -125,8 +142,8 @@ family = FewShotRule(n_symbols=8, n_pairs=16)
 batch = family.sample(2048, 31, torch.Generator().manual_seed(20_240))
 before = weights_hash(fewshot)
 _, logits = per_token_loss(fewshot, batch)
-answers = logits.argmax(-1)[:, 0::2]       # the prediction after each question
-right = answers == batch.tokens[:, 1::2]   # (2048, 16): pair i, after i shots
+answers = logits.argmax(-1)[:, 0::2]  # the prediction after each question
+right = answers == batch.tokens[:, 1::2]  # (2048, 16): pair i, after i shots
 after = weights_hash(fewshot)
 print("a prompt with K = 4:", family.describe(batch.tokens[0, :9]), "-> ?")
 for k in (0, 1, 2, 4, 8, 15):
@@ -135,9 +152,9 @@ print("weights unchanged:", before == after)
 """),
 code(r"""
 acc = right.float().mean(0)
-assert before == after                 # in-context: no weight changed
-assert abs(acc[0] - 1 / 8) < 0.05      # zero-shot: chance (1 in 8)
-assert acc[1] > acc[0] + 0.05          # rises with the number of shots
+assert before == after  # in-context: no weight changed
+assert abs(acc[0] - 1 / 8) < 0.05  # zero-shot: chance (1 in 8)
+assert acc[1] > acc[0] + 0.05  # rises with the number of shots
 assert acc[15] > acc[1] + 0.3
 """),
 md(r"""
@@ -214,15 +231,17 @@ code(r"""
 show(RepeatedSegments.sample)
 """),
 code(r"""
-repeats = RepeatedSegments(vocab_size=64, min_len=8, max_len=32,
-                           placement="tile")
+repeats = RepeatedSegments(
+    vocab_size=64, min_len=8, max_len=32, placement="tile"
+)
 example = repeats.sample(1, 64, torch.Generator().manual_seed(3))
 tok = repeats.tokenizer()
 L = int(example.info["length"][0])
 print(tok.decode(example.tokens[0].tolist()))
 print("^" * L + "~" * (65 - L), f"  a segment of {L}, then repeats of it")
-once = RepeatedSegments(vocab_size=64, min_len=8, max_len=32,
-                        placement="random")
+once = RepeatedSegments(
+    vocab_size=64, min_len=8, max_len=32, placement="random"
+)
 example = once.sample(1, 64, torch.Generator().manual_seed(3))
 a, b, L = (int(example.info[k][0]) for k in ("a", "b", "length"))
 print(tok.decode(example.tokens[0].tolist()))
@@ -257,18 +276,29 @@ set_seed(cfg.seed)
 live = GPT(GPTConfig(vocab_size=64, block_size=cfg.block_size, **run["model"]))
 spec = {k: v for k, v in run["data"]["task"].items() if k != "name"}
 source = RepeatedSegments(**spec)
-result = train(live, source, cfg, source, task=SequenceTask(),
-               callback=lambda r: r["step"] >= 100)   # the first 100 steps
+result = train(
+    live,
+    source,
+    cfg,
+    source,
+    task=SequenceTask(),
+    callback=lambda r: r["step"] >= 100,
+)  # the first 100 steps
 shipped_log = read_log(PRETRAINED / "induction_2l" / "train_log.csv")
 for r in result.history[24::25]:
-    print(f"step {r['step']}: train loss {r['train_loss']:.4f}, shipped log "
-          f"{shipped_log[r['step'] - 1]['train_loss']:.4f}")
+    print(
+        f"step {r['step']}: train loss {r['train_loss']:.4f}, shipped log "
+        f"{shipped_log[r['step'] - 1]['train_loss']:.4f}"
+    )
 """, "nbval-ignore-output"),
 code(r"""
 ours = torch.tensor([r["train_loss"] for r in result.history])
 theirs = torch.tensor([r["train_loss"] for r in shipped_log[:100]])
 diff = (ours - theirs).abs().max().item()
-print(len(ours), f"steps; largest difference from the shipped log: {diff:.1e} nats")
+print(
+    len(ours),
+    f"steps; largest difference from the shipped log: {diff:.1e} nats",
+)
 assert diff < 1e-4
 """),
 md(r"""
@@ -287,24 +317,32 @@ code(r"""
 show(induction_score)
 """),
 code(r"""
-segment = torch.randint(64, (256, 32),
-                        generator=torch.Generator().manual_seed(7))
-doubled = torch.cat([segment, segment], dim=1)                 # (256, 64)
+segment = torch.randint(
+    64, (256, 32), generator=torch.Generator().manual_seed(7)
+)
+doubled = torch.cat([segment, segment], dim=1)  # (256, 64)
 T = 64
 ideal_prev = torch.zeros(T, T)
 ideal_prev[0, 0] = 1.0
 ideal_prev[torch.arange(1, T), torch.arange(T - 1)] = 1.0
 ideal_ind = ideal_prev.clone()
 ideal_ind[32:] = 0.0
-ideal_ind[torch.arange(32, T), torch.arange(1, T - 31)] = 1.0   # t -> t - 31
-ideal = torch.stack([ideal_prev, ideal_ind])[None]             # (1, 2, T, T)
-print("previous-token scores:",
-      " ".join(f"{v:.2f}" for v in previous_token_score(ideal)))
+ideal_ind[torch.arange(32, T), torch.arange(1, T - 31)] = 1.0  # t -> t - 31
+ideal = torch.stack([ideal_prev, ideal_ind])[None]  # (1, 2, T, T)
+print(
+    "previous-token scores:",
+    " ".join(f"{v:.2f}" for v in previous_token_score(ideal)),
+)
 ideal_scores = induction_score(ideal.expand(256, 2, T, T), doubled)
 print("induction scores:     ", " ".join(f"{v:.2f}" for v in ideal_scores))
 labels = list(tok.decode(doubled[0].tolist()))
-plot_patterns({"previous-token head (ideal)": ideal_prev,
-               "induction head (ideal)": ideal_ind}, labels)
+plot_patterns(
+    {
+        "previous-token head (ideal)": ideal_prev,
+        "induction head (ideal)": ideal_ind,
+    },
+    labels,
+)
 plt.show()
 """),
 md(r"""
@@ -321,18 +359,35 @@ chance because the models learn to bet on tokens that occurred before, which in 
 a losing bet). On the repeats the two models part:
 """),
 code(r"""
-logs = {n: read_log(PRETRAINED / f"induction_{n}" / "train_log.csv")
-        for n in ("1l", "2l")}
+logs = {
+    n: read_log(PRETRAINED / f"induction_{n}" / "train_log.csv")
+    for n in ("1l", "2l")
+}
 evals = {n: [r for r in log if "repeat_loss" in r] for n, log in logs.items()}
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
 for n, style in (("2l", "-"), ("1l", "--")):
     steps = [r["step"] for r in evals[n]]
-    ax.plot(steps, [r["first_loss"] for r in evals[n]], style, color="tab:gray",
-            label=f"{n[0]} layer: first copy")
-    ax.plot(steps, [r["repeat_loss"] for r in evals[n]], style,
-            color="tab:blue", label=f"{n[0]} layer: repeats")
-    bx.plot(steps, [r["icl_score"] for r in evals[n]], style, color="tab:red",
-            label=f"{n[0]} layer")
+    ax.plot(
+        steps,
+        [r["first_loss"] for r in evals[n]],
+        style,
+        color="tab:gray",
+        label=f"{n[0]} layer: first copy",
+    )
+    ax.plot(
+        steps,
+        [r["repeat_loss"] for r in evals[n]],
+        style,
+        color="tab:blue",
+        label=f"{n[0]} layer: repeats",
+    )
+    bx.plot(
+        steps,
+        [r["icl_score"] for r in evals[n]],
+        style,
+        color="tab:red",
+        label=f"{n[0]} layer",
+    )
 ax.set_xlabel("training step"), ax.set_ylabel("loss (nats per token)")
 ax.set_title("held-out loss on the copies", fontsize=11)
 bx.set_xlabel("training step")
@@ -348,14 +403,20 @@ two_l = by_step["2l"]
 change = next(s for s in sorted(two_l) if two_l[s]["repeat_loss"] < 1.0)
 before, at = two_l[change - 150], two_l[change]
 start = two_l[50]
-print(f"2 layers: repeat loss {start['repeat_loss']:.2f} at step 50, "
-      f"{before['repeat_loss']:.2f} at step {change - 150}, "
-      f"{at['repeat_loss']:.2f} at step {change}, "
-      f"{evals['2l'][-1]['repeat_loss']:.2f} at the end")
-print(f"          icl score {before['icl_score']:.2f} -> {at['icl_score']:.2f}")
-print(f"1 layer:  repeat loss at the end "
-      f"{evals['1l'][-1]['repeat_loss']:.2f}, lowest "
-      f"{min(r['repeat_loss'] for r in evals['1l']):.2f}")
+print(
+    f"2 layers: repeat loss {start['repeat_loss']:.2f} at step 50, "
+    f"{before['repeat_loss']:.2f} at step {change - 150}, "
+    f"{at['repeat_loss']:.2f} at step {change}, "
+    f"{evals['2l'][-1]['repeat_loss']:.2f} at the end"
+)
+print(
+    f"          icl score {before['icl_score']:.2f} -> {at['icl_score']:.2f}"
+)
+print(
+    f"1 layer:  repeat loss at the end "
+    f"{evals['1l'][-1]['repeat_loss']:.2f}, lowest "
+    f"{min(r['repeat_loss'] for r in evals['1l']):.2f}"
+)
 """),
 code(r"""
 # a cliff: the first 250 steps lower the repeat loss by less than 0.4 nats,
@@ -363,7 +424,7 @@ code(r"""
 assert change == 450
 assert start["repeat_loss"] - before["repeat_loss"] < 0.4
 assert before["repeat_loss"] - at["repeat_loss"] > 2.5
-assert min(r["repeat_loss"] for r in evals["1l"]) > 3.1   # never copies
+assert min(r["repeat_loss"] for r in evals["1l"]) > 3.1  # never copies
 """),
 md(r"""
 For 300 steps the two-layer model improves on the repeats about as slowly as the one-layer model;
@@ -379,15 +440,22 @@ import json
 
 ind = json.loads((ROOT / "data" / "results" / "induction.json").read_text())
 ind_runs = ind["runs"]
-names = {"2l": "2 layers, RoPE", "1l": "1 layer, RoPE",
-         "2l_learned": "2 layers, learned positions"}
-print(f"{'model':29s} seed  phase change  tile: first  repeat   gap   "
-      f"one repeat: gap")
+names = {
+    "2l": "2 layers, RoPE",
+    "1l": "1 layer, RoPE",
+    "2l_learned": "2 layers, learned positions",
+}
+print(
+    f"{'model':29s} seed  phase change  tile: first  repeat   gap   "
+    f"one repeat: gap"
+)
 for r in ind_runs:
     step = r["phase_change_step"] if r["phase_change_step"] else "never"
-    print(f"{names[r['variant']]:29s} {r['seed']:4d}  {step!s:>12}  "
-          f"{r['tile']['first_loss']:11.2f} {r['tile']['repeat_loss']:7.2f} "
-          f"{r['tile']['gap']:5.2f}   {r['random']['gap']:15.2f}")
+    print(
+        f"{names[r['variant']]:29s} {r['seed']:4d}  {step!s:>12}  "
+        f"{r['tile']['first_loss']:11.2f} {r['tile']['repeat_loss']:7.2f} "
+        f"{r['tile']['gap']:5.2f}   {r['random']['gap']:15.2f}"
+    )
 """),
 code(r"""
 def of(variant, *keys):
@@ -411,7 +479,7 @@ for placement in ("tile", "random"):
     assert max(two_gaps) - min(two_gaps) < 0.3
     assert max(one_gaps) - min(one_gaps) < 0.3
 assert all(r < 1.0 for r in of("2l", "random", "repeat_loss"))
-assert all(r > 3.0 for r in of("1l", "tile", "repeat_loss"))   # never copies
+assert all(r > 3.0 for r in of("1l", "tile", "repeat_loss"))  # never copies
 # the cliff at every seed: some 150 steps lower the repeat loss by > 2.5 nats
 for curve in of("2l", "curve"):
     rep = {step: repeat for step, _, repeat, _ in curve}
@@ -439,26 +507,35 @@ show(record_attention)
 code(r"""
 two, _, _ = load_pretrained(PRETRAINED / "induction_2l")
 one, _, _ = load_pretrained(PRETRAINED / "induction_1l")
-scores = {name: head_scores(m, doubled)
-          for name, m in (("1 layer", one), ("2 layers", two))}
+scores = {
+    name: head_scores(m, doubled)
+    for name, m in (("1 layer", one), ("2 layers", two))
+}
 for name, sc in scores.items():
     for layer in range(sc["induction"].size(0)):
         prev = " ".join(f"{v:.2f}" for v in sc["previous_token"][layer])
         ind_ = " ".join(f"{v:.2f}" for v in sc["induction"][layer])
-        print(f"{name}, layer {layer}: previous-token {prev}  induction {ind_}")
+        print(
+            f"{name}, layer {layer}: previous-token {prev}  induction {ind_}"
+        )
 uniform = torch.ones(T, T).tril()
 uniform = (uniform / uniform.sum(-1, keepdim=True))[None, None]
-flat = {"previous_token": previous_token_score(uniform).item(),
-        "induction": induction_score(uniform.expand(256, 1, T, T),
-                                     doubled).item()}
-print("a head attending uniformly to all earlier tokens:",
-      ", ".join(f"{k} {v:.2f}" for k, v in flat.items()))
+flat = {
+    "previous_token": previous_token_score(uniform).item(),
+    "induction": induction_score(uniform.expand(256, 1, T, T), doubled).item(),
+}
+print(
+    "a head attending uniformly to all earlier tokens:",
+    ", ".join(f"{k} {v:.2f}" for k, v in flat.items()),
+)
 """),
 code(r"""
 s2, s1 = scores["2 layers"], scores["1 layer"]
-assert (s2["induction"][1] > 0.6).all()          # both layer-1 heads: induction
-assert (s2["previous_token"][0] > 0.3).all()     # both layer-0 heads: look back
-assert (s2["induction"][0] < 0.1).all() and (s2["previous_token"][1] < 0.1).all()
+assert (s2["induction"][1] > 0.6).all()  # both layer-1 heads: induction
+assert (s2["previous_token"][0] > 0.3).all()  # both layer-0 heads: look back
+assert (s2["induction"][0] < 0.1).all() and (
+    s2["previous_token"][1] < 0.1
+).all()
 # the 1-layer model has neither: no head above the uniform head's scores
 assert (s1["previous_token"] < flat["previous_token"] + 0.05).all()
 assert (s1["induction"] < flat["induction"] + 0.05).all()
@@ -475,8 +552,13 @@ and a layer-1 head of the two-layer model on one of the doubled segments:
 """),
 code(r"""
 patterns = attention_patterns(two, doubled[:1])
-plot_patterns({"layer 0, head 0 (previous token)": patterns[0][0, 0],
-               "layer 1, head 1 (induction)": patterns[1][0, 1]}, labels)
+plot_patterns(
+    {
+        "layer 0, head 0 (previous token)": patterns[0][0, 0],
+        "layer 1, head 1 (induction)": patterns[1][0, 1],
+    },
+    labels,
+)
 plt.show()
 """),
 md(r"""
@@ -501,10 +583,14 @@ def copy_gap(model):
 
 
 intact = copy_gap(two)
-cases = {"layer 0 head 0": [(0, 0)], "layer 0 head 1": [(0, 1)],
-         "layer 1 head 0": [(1, 0)], "layer 1 head 1": [(1, 1)],
-         "both layer-0 heads": [(0, 0), (0, 1)],
-         "both layer-1 heads": [(1, 0), (1, 1)]}
+cases = {
+    "layer 0 head 0": [(0, 0)],
+    "layer 0 head 1": [(0, 1)],
+    "layer 1 head 0": [(1, 0)],
+    "layer 1 head 1": [(1, 1)],
+    "both layer-0 heads": [(0, 0), (0, 1)],
+    "both layer-1 heads": [(1, 0), (1, 1)],
+}
 ablated = {}
 for name, heads in cases.items():
     with ablate_heads(two, heads):
@@ -515,14 +601,14 @@ for name, g in ablated.items():
 """),
 code(r"""
 one_gap = copy_gap(one)
-assert ablated["both layer-1 heads"] < 0.1 * intact     # no induction heads
-assert abs(ablated["both layer-0 heads"] - one_gap) < 0.3   # the 1-layer gap
-for h in (0, 1):                                        # one induction head left
+assert ablated["both layer-1 heads"] < 0.1 * intact  # no induction heads
+assert abs(ablated["both layer-0 heads"] - one_gap) < 0.3  # the 1-layer gap
+for h in (0, 1):  # one induction head left
     assert 0.35 < ablated[f"layer 1 head {h}"] / intact < 0.45
 # layer 0: head 1 is needed (as much as both), head 0 only half as much
 assert ablated["layer 0 head 1"] < ablated["both layer-0 heads"] + 0.1
 assert 0.45 < ablated["layer 0 head 0"] / intact < 0.6
-for r in ind_runs:                                      # every seed, its own gap
+for r in ind_runs:  # every seed, its own gap
     if r["variant"] == "2l":
         g = r["tile"]["gap"]
         assert r["tile_gap_layer_ablated"]["layer1"] < 0.1 * g
@@ -554,9 +640,15 @@ code(r"""
 torch.manual_seed(0)
 untrained = GPT(two.config)
 for name, m in (("trained", two), ("untrained", untrained)):
-    kc = k_composition(m)                  # (layer-0 head, layer-1 head)
-    print(f"{name:9s}: " + "   ".join(
-        f"L0 H{h} -> L1 H{g}: {kc[h, g]:.2f}" for h in range(2) for g in range(2)))
+    kc = k_composition(m)  # (layer-0 head, layer-1 head)
+    print(
+        f"{name:9s}: "
+        + "   ".join(
+            f"L0 H{h} -> L1 H{g}: {kc[h, g]:.2f}"
+            for h in range(2)
+            for g in range(2)
+        )
+    )
 assert k_composition(two).min() > 1.8 * k_composition(untrained).max()
 """),
 md(r"""
@@ -573,7 +665,8 @@ code(r"""
 def copy_losses(logits):
     # (first-copy loss, repeat loss) in nats on tile_batch
     losses = torch.nn.functional.cross_entropy(
-        logits.transpose(1, 2), tile_batch.tokens[:, 1:], reduction="none")
+        logits.transpose(1, 2), tile_batch.tokens[:, 1:], reduction="none"
+    )
     m = tile_batch.masks
     return losses[m["first"]].mean().item(), losses[m["repeat"]].mean().item()
 
@@ -582,19 +675,23 @@ layer0 = [(0, 0), (0, 1)]
 removed = {"none": copy_losses(per_token_loss(two, tile_batch)[1])}
 for parts in ("q", "k", "v"):
     removed[parts] = copy_losses(
-        logits_with_input_removed(two, tile_batch.x, layer0, 1, parts))
+        logits_with_input_removed(two, tile_batch.x, layer0, 1, parts)
+    )
 for parts, (first, repeat) in removed.items():
-    what = ("intact" if parts == "none"
-            else f"layer 0 removed from layer 1's {parts}")
+    what = (
+        "intact"
+        if parts == "none"
+        else f"layer 0 removed from layer 1's {parts}"
+    )
     print(f"{what:36s}: first copy {first:.2f}, repeats {repeat:.2f} nats")
 """),
 code(r"""
 chance = torch.log(torch.tensor(64.0)).item()
 repeat = {k: v[1] for k, v in removed.items()}
-assert repeat["k"] > chance - 0.2                 # keys: no copying at all
-assert repeat["q"] < 1.0 and repeat["v"] < repeat["none"] + 0.05   # still copy
-assert 2.5 * repeat["none"] < repeat["q"]         # ... the queries: less well
-for r in of("2l", "tile_gap_layer0_removed_from"):       # every seed (gaps)
+assert repeat["k"] > chance - 0.2  # keys: no copying at all
+assert repeat["q"] < 1.0 and repeat["v"] < repeat["none"] + 0.05  # still copy
+assert 2.5 * repeat["none"] < repeat["q"]  # ... the queries: less well
+for r in of("2l", "tile_gap_layer0_removed_from"):  # every seed (gaps)
     assert r["k"] < 0.1 * r["q"] and r["k"] < 0.1 * r["v"]
 """),
 md(r"""
@@ -620,13 +717,15 @@ learned = [r for r in ind_runs if r["variant"] == "2l_learned"]
 for r in learned:
     prev0 = max(r["previous_token_score"][0])
     ind1 = max(r["induction_score"][1])
-    print(f"seed {r['seed']}: phase change {r['phase_change_step']}, "
-          f"tile gap {r['tile']['gap']:.2f}, best previous-token head "
-          f"{prev0:.2f}, best induction head {ind1:.2f}")
+    print(
+        f"seed {r['seed']}: phase change {r['phase_change_step']}, "
+        f"tile gap {r['tile']['gap']:.2f}, best previous-token head "
+        f"{prev0:.2f}, best induction head {ind1:.2f}"
+    )
 """),
 code(r"""
 assert all(r["phase_change_step"] is None for r in learned)
-assert all(r["tile"]["gap"] < 1.45 for r in learned)         # 1-layer-like
+assert all(r["tile"]["gap"] < 1.45 for r in learned)  # 1-layer-like
 assert all(max(r["induction_score"][1]) < 0.1 for r in learned)
 """),
 md(r"""
@@ -656,8 +755,10 @@ code(r"""
 pairs = family.sample(1, 31, torch.Generator().manual_seed(1))
 print(family.describe(pairs.tokens[0]))
 rule = pairs.info["rules"][0].tolist()
-print("rule:", " ".join(f"{a}->{'ABCDEFGH'[b]}"
-                        for a, b in zip("abcdefgh", rule)))
+print(
+    "rule:",
+    " ".join(f"{a}->{'ABCDEFGH'[b]}" for a, b in zip("abcdefgh", rule)),
+)
 """),
 md(r"""
 What can be learnt from the context is bounded: an output can be known only if its input
@@ -676,17 +777,22 @@ import json
 
 results = json.loads((ROOT / "data" / "results" / "few_shot.json").read_text())
 runs, base = results["runs"], {b["baseline"]: b for b in results["baselines"]}
-curves = {size: torch.tensor([r["accuracy_by_shots"] for r in runs
-                              if r["size"] == size])
-          for size in ("small", "large")}
+curves = {
+    size: torch.tensor(
+        [r["accuracy_by_shots"] for r in runs if r["size"] == size]
+    )
+    for size in ("small", "large")
+}
 params = {r["size"]: r["parameters"] for r in runs}
 ks = (0, 1, 2, 4, 8, 15)
 print("shots K:           " + " ".join(f"{k:5d}" for k in ks))
 for size, c in curves.items():
     row = " ".join(f"{c[:, k].mean():5.2f}" for k in ks)
     spread_ = (c.max(0).values - c.min(0).values).max()
-    print(f"{size:5s} ({params[size]:5d} p.){row}   seeds: {c.size(0)}, "
-          f"max spread {spread_:.2f}")
+    print(
+        f"{size:5s} ({params[size]:5d} p.){row}   seeds: {c.size(0)}, "
+        f"max spread {spread_:.2f}"
+    )
 for name, b in base.items():
     row = " ".join(f"{b['accuracy_by_shots'][k]:5.2f}" for k in ks)
     print(f"{name:18s}{row}")
@@ -698,8 +804,15 @@ for name, b in base.items():
     ax.plot(K, b["accuracy_by_shots"], ":", label=f"baseline: {name}")
 for size, c in curves.items():
     half = (c.max(0).values - c.min(0).values) / 2
-    ax.errorbar(K, c.mean(0), yerr=half, marker="o", ms=3, capsize=2,
-                label=f"{size} model ({params[size]:,} parameters)")
+    ax.errorbar(
+        K,
+        c.mean(0),
+        yerr=half,
+        marker="o",
+        ms=3,
+        capsize=2,
+        label=f"{size} model ({params[size]:,} parameters)",
+    )
 ax.set_xlabel("number of shots K (earlier pairs in the context)")
 ax.set_ylabel("accuracy on fresh rules")
 ax.legend(fontsize=8)
@@ -722,29 +835,49 @@ prior knowledge could help (unlike natural-language tasks, where larger models a
 """),
 code(r"""
 small, large = curves["small"], curves["large"]
-unseen = {s: torch.tensor([r["unseen_accuracy"] for r in runs
-                          if r["size"] == s])
-          for s in ("small", "large")}
+unseen = {
+    s: torch.tensor([r["unseen_accuracy"] for r in runs if r["size"] == s])
+    for s in ("small", "large")
+}
 copy = torch.tensor(base["copy"]["accuracy_by_shots"])
 best = torch.tensor(base["optimal"]["accuracy_by_shots"])
-spread = max((c.max(0).values - c.min(0).values).max() for c in curves.values())
-print("seeds per size:", small.size(0), large.size(0),
-      f"  largest spread {spread:.2f}")
-print("accuracy on inputs not shown before, by seed:",
-      {s: [f"{v:.2f}" for v in u] for s, u in unseen.items()})
-seen = {s: torch.tensor([[v for v in r["seen_accuracy_by_shots"] if v is not None]
-                         for r in runs if r["size"] == s]).mean(1)
-        for s in ("small", "large")}
-print("accuracy on inputs shown before, by seed:",
-      {s: [f"{v:.2f}" for v in u] for s, u in seen.items()})
+spread = max(
+    (c.max(0).values - c.min(0).values).max() for c in curves.values()
+)
+print(
+    "seeds per size:",
+    small.size(0),
+    large.size(0),
+    f"  largest spread {spread:.2f}",
+)
+print(
+    "accuracy on inputs not shown before, by seed:",
+    {s: [f"{v:.2f}" for v in u] for s, u in unseen.items()},
+)
+seen = {
+    s: torch.tensor(
+        [
+            [v for v in r["seen_accuracy_by_shots"] if v is not None]
+            for r in runs
+            if r["size"] == s
+        ]
+    ).mean(1)
+    for s in ("small", "large")
+}
+print(
+    "accuracy on inputs shown before, by seed:",
+    {s: [f"{v:.2f}" for v in u] for s, u in seen.items()},
+)
 assert small.size(0) >= 3 and large.size(0) >= 3
-assert (abs(small[:, 0] - 1 / 8) < 0.03).all()    # zero-shot: chance
+assert (abs(small[:, 0] - 1 / 8) < 0.03).all()  # zero-shot: chance
 assert (abs(large[:, 0] - 1 / 8) < 0.03).all()
 assert small.mean(0)[15] > 0.8 and large.mean(0)[15] > 0.8
 # every curve of every seed rises with every added shot
 assert (small.diff(dim=1) > 0).all() and (large.diff(dim=1) > 0).all()
 # the small model: a look-up when the input was shown, chance when it was not
-assert (seen["small"] > 0.95).all() and ((unseen["small"] - 1 / 8).abs() < 0.02).all()
+assert (seen["small"] > 0.95).all() and (
+    (unseen["small"] - 1 / 8).abs() < 0.02
+).all()
 # the small model copies: within 3 points of the copy baseline at every K
 assert ((small.mean(0) - copy).abs() < 0.03).all()
 # the large one beats copying from K = 2 on, in every seed; on average by
@@ -754,7 +887,7 @@ assert large[:, 2:].mean() - copy[2:].mean() > spread
 assert (large.min(0).values[2:] > small.max(0).values[2:]).all()
 # the large model uses that the rule is a permutation; nobody beats optimal
 assert unseen["large"].min() > unseen["small"].max() + 0.03
-assert unseen["large"].min() > 1 / 8 + 0.04      # above chance on new inputs
+assert unseen["large"].min() > 1 / 8 + 0.04  # above chance on new inputs
 assert (large.mean(0) <= best + 0.01).all()
 """),
 md(r"""
@@ -814,7 +947,7 @@ two_back[torch.arange(2, T), torch.arange(T - 2)] = 1.0
 p = previous_token_score(two_back[None, None])
 i = induction_score(two_back[None, None].expand(256, 1, T, T), doubled)
 print(f"previous-token {p.item():.2f}, induction {i.item():.2f}")
-assert p.item() < 0.05           # only position 1 looks one back
+assert p.item() < 0.05  # only position 1 looks one back
 # t - 2 is a target only when x[t-3] happens to equal x[t] (about 1 in 64):
 # below even the uniform head's score, far from the ideal head's 0.85
 assert i.item() < flat["induction"] and i.item() < 0.05
@@ -825,9 +958,11 @@ shuffled order. Which are previous-token heads and which induction heads? Decide
 pictures, then check with `previous_token_score` and `induction_score` on that one sequence.
 """),
 code(r"""
-order = [(1, 1), (0, 1), (1, 0), (0, 0)]          # shuffled; hidden from the reader
-shown = {f"head {name}": patterns[layer][0, head]
-         for name, (layer, head) in zip("ABCD", order)}
+order = [(1, 1), (0, 1), (1, 0), (0, 0)]  # shuffled; hidden from the reader
+shown = {
+    f"head {name}": patterns[layer][0, head]
+    for name, (layer, head) in zip("ABCD", order)
+}
 plot_patterns(shown, labels)
 plt.show()
 """),
@@ -840,8 +975,9 @@ for name, w in shown.items():
     kind[name] = "induction" if i > p else "previous-token"
     print(f"{name}: previous-token {p:.2f}, induction {i:.2f} -> {kind[name]}")
 # induction heads sit in layer 1, previous-token heads in layer 0
-assert [kind[f"head {n}"] == "induction" for n in "ABCD"] == \
-    [layer == 1 for layer, _ in order]
+assert [kind[f"head {n}"] == "induction" for n in "ABCD"] == [
+    layer == 1 for layer, _ in order
+]
 """, "hide-cell"),
 md(r"""
 ## Key points
