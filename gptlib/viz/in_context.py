@@ -28,13 +28,19 @@ def last_token_view(model, tokenizer, text: str):
     return [tokenizer.decode([i]) for i in ids], rows, logits[0, -1].softmax(-1)
 
 
-def plot_patterns(patterns: dict, labels, title: str = "", cmap: str = "viridis"):
+def plot_patterns(patterns: dict, labels, title: str = "", cmap: str = "viridis",
+                  ncols: int = 2):
     """One heatmap per entry of ``patterns`` ``{name: (T, T)}``, rows = queries, columns = keys,
-    with tick labels ``labels`` (the tokens) and a colour bar for the weight; returns the figure."""
+    with tick labels ``labels`` (the tokens) and a colour bar for the weight, ``ncols`` to a row
+    (two fit the book's column at full size); returns the figure."""
     import matplotlib.pyplot as plt
     n = len(patterns)
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 4.2), squeeze=False)
-    for ax, (name, w) in zip(axes[0], patterns.items()):
+    cols = max(1, min(ncols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (name, w) in zip(axes.flat, patterns.items()):
         im = ax.imshow(w.detach().cpu().numpy(), cmap=cmap, vmin=0, vmax=1)
         T = w.size(0)
         step = max(1, T // 24)
