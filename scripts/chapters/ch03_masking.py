@@ -985,15 +985,16 @@ from gptlib.viz import mask_explorer
 mask_explorer(views, query=t_change)
 """),
 code(r"""
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.9))
-for ax, (name, (labels_v, mask_v, weights_v)) in zip(axes, views.items()):
+fig, axes = plt.subplots(2, 2, figsize=(8, 7.6))  # two to a row: full size
+for ax, (name, (labels_v, mask_v, weights_v)) in zip(axes.flat, views.items()):
     if weights_v is None:  # the mask alone
         ax.imshow(mask_v.float() * 0.35, cmap="Blues", vmin=0, vmax=1)
     else:  # weights; square-root scale shows small ones
         ax.imshow(weights_v, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1))
-    ax.set_title(name, fontsize=9)
+    ax.set_title(name, fontsize=10)
     ax.set_xlabel("key")
-axes[0].set_ylabel("query")
+for ax in axes[:, 0]:
+    ax.set_ylabel("query")
 plt.tight_layout()
 plt.show()
 """),

@@ -567,19 +567,22 @@ similarity[f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})"] = alibi_bias(
 print({name: tuple(s.shape) for name, s in similarity.items()})
 """),
 code(r"""
-fig, axes = plt.subplots(1, 5, figsize=(14, 3))
-for ax, name in zip(axes, list(similarity)[:5]):
+fig, axes = plt.subplots(2, 3, figsize=(8.4, 6.8))  # three to a row: full size
+axes.flat[5].set_visible(False)
+for ax, name in zip(axes.flat, list(similarity)[:5]):
     sim = similarity[name]
     lim = sim.abs().max().item()
     ax.imshow(sim, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_title(name, fontsize=9)
+    ax.set_title(name, fontsize=10)
     ax.set_xlabel("position t")
-axes[0].set_ylabel("position s")
+for ax in axes[:, 0]:
+    ax.set_ylabel("position s")
 fig.suptitle(
-    f"Position against position, {T} positions (red: alike or no penalty; blue: unlike or penalised)",
-    fontsize=10,
+    f"Position against position, {T} positions\n"
+    "(red: alike or no penalty; blue: unlike or penalised)",
+    fontsize=11,
 )
-plt.tight_layout()
+plt.tight_layout(h_pad=2.0)
 plt.show()
 """),
 md(r"""

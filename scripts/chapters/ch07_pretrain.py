@@ -959,8 +959,8 @@ settings = {
 p_model = z_demo.softmax(-1).double()
 order = p_model.argsort(descending=True)[:12]
 labels = [{"\n": "⏎", " ": "␣"}.get(c, c) for c in tok.decode(order.tolist())]
-fig, axes = plt.subplots(1, 4, figsize=(13, 2.8), sharey=True)
-for ax, (name, kw) in zip(axes, settings.items()):
+fig, axes = plt.subplots(2, 2, figsize=(8.6, 5.8), sharey=True)  # full size
+for ax, (name, kw) in zip(axes.flat, settings.items()):
     p = sampling_distribution(z_demo, **kw)
     ax.bar(
         range(12), p_model[order], color="none", edgecolor="gray", lw=0.8
@@ -968,10 +968,11 @@ for ax, (name, kw) in zip(axes, settings.items()):
     ax.bar(range(12), p[order], color="C0", alpha=0.8)
     ax.set_xticks(range(12), labels)
     kept = int((p > 0).sum())
-    ax.set_title(f"{name}\n{kept} tokens can be sampled", fontsize=9)
-axes[0].set_ylabel("probability of being sampled")
+    ax.set_title(f"{name}\n{kept} tokens can be sampled", fontsize=10)
+for ax in axes[:, 0]:
+    ax.set_ylabel("probability of being sampled")
 fig.suptitle(
-    f"the next character after {explorer_prompts[0]!r}, its 12 most likely: "
+    f"the next character after {explorer_prompts[0]!r}, its 12 most likely:\n"
     f"sampled with (bars) vs the model's probability (outlines)"
 )
 plt.tight_layout()
