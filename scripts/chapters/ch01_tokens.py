@@ -174,7 +174,8 @@ code(r"""
 tiny = BPETokenizer.train("aaabdaaabac", vocab_size=259, pattern=r".+")
 for rank, (a, b) in enumerate(tiny.merges):
     print(
-        f"merge {rank}: {tiny.token_bytes(a)!r} + {tiny.token_bytes(b)!r} -> token {256 + rank} = {tiny.token_bytes(256 + rank)!r}"
+        f"merge {rank}: {tiny.token_bytes(a)!r} + {tiny.token_bytes(b)!r} ->"
+        f" token {256 + rank} = {tiny.token_bytes(256 + rank)!r}"
     )
 print(tiny.encode("aaabdaaabac"))
 """),
@@ -203,7 +204,8 @@ code(r"""
 for s in ["语言模型", "naïve café ☕", "\x00\t\n"]:
     ids = bpe.encode(s)
     print(
-        f"{s!r}: {len(s.encode('utf-8'))} bytes -> {len(ids)} tokens, round trip ok: {bpe.decode(ids) == s}"
+        f"{s!r}: {len(s.encode('utf-8'))} bytes -> {len(ids)} tokens, round"
+        f" trip ok: {bpe.decode(ids) == s}"
     )
 """),
 md(r"""
@@ -259,7 +261,8 @@ bpe_lengths = [n for _, _, n in rows[1:]]
 assert all(a > b for a, b in zip(bpe_lengths, bpe_lengths[1:])), bpe_lengths
 assert rows[0][2] == rows[1][2] == len(measure_text)
 print(
-    f"BPE {rows[-1][1]} makes sequences {rows[1][2] / rows[-1][2]:.2f}x shorter than bytes"
+    f"BPE {rows[-1][1]} makes sequences {rows[1][2] / rows[-1][2]:.2f}x"
+    " shorter than bytes"
 )
 """),
 md(r"""
@@ -430,7 +433,8 @@ print(x)
 print(y)
 for t in range(4):
     print(
-        f"context {char_tok.decode(x[0, : t + 1])!r:>8} -> target {char_tok.decode(y[0, t : t + 1])!r}"
+        f"context {char_tok.decode(x[0, : t + 1])!r:>8} -> target"
+        f" {char_tok.decode(y[0, t : t + 1])!r}"
     )
 assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one ...
 start = int(
@@ -468,7 +472,8 @@ code(r"""
 val_counts = count_bigrams(val_ids, V)
 unseen = (val_counts > 0) & (counts == 0)
 print(
-    f"{int(unseen.sum())} distinct pairs, {int(val_counts[unseen].sum())} occurrences in the validation plays"
+    f"{int(unseen.sum())} distinct pairs, {int(val_counts[unseen].sum())}"
+    " occurrences in the validation plays"
 )
 pairs = sorted(
     zip(*torch.nonzero(unseen, as_tuple=True)),
@@ -476,7 +481,8 @@ pairs = sorted(
 )
 for a, b in pairs[:4]:
     print(
-        f"  {char_tok.decode([int(a), int(b)])!r}: {int(val_counts[a, b])} times"
+        f"  {char_tok.decode([int(a), int(b)])!r}: {int(val_counts[a, b])}"
+        " times"
     )
 """),
 md(r"""
@@ -487,7 +493,8 @@ code(r"""
 for alpha in (0.01, 0.1, 1.0):
     P = bigram_probs(counts, alpha)
     print(
-        f"alpha={alpha:<5} train {bigram_loss(P, train_ids):.4f}   val {bigram_loss(P, val_ids):.4f}"
+        f"alpha={alpha:<5} train {bigram_loss(P, train_ids):.4f}   val"
+        f" {bigram_loss(P, val_ids):.4f}"
     )
 P_counted = bigram_probs(counts, alpha=0.1)
 """),
@@ -520,8 +527,9 @@ def p(a, b):
 
 capital_after_newline = sum(p("\n", c) for c in char_tok.itos if c.isupper())
 print(
-    f"p(u | q) = {p('q', 'u'):.3f}   p(newline | :) = {p(':', chr(10)):.2f}   "
-    f"p(capital | newline) = {capital_after_newline:.2f}   p(newline | newline) = {p(chr(10), chr(10)):.2f}"
+    f"p(u | q) = {p('q', 'u'):.3f}   p(newline | :) = {p(':', chr(10)):.2f}  "
+    f" p(capital | newline) = {capital_after_newline:.2f}   p(newline |"
+    f" newline) = {p(chr(10), chr(10)):.2f}"
 )
 assert p("q", "u") > 0.99 and p(":", "\n") > 0.7
 assert capital_after_newline + p("\n", "\n") > 0.85
@@ -555,7 +563,8 @@ for step in range(steps):
     schedule.step()
     losses.append(loss.item())
 print(
-    f"first batch loss {losses[0]:.4f} (ln V = {math.log(V):.4f}), last batch loss {losses[-1]:.2f}"
+    f"first batch loss {losses[0]:.4f} (ln V = {math.log(V):.4f}), last batch"
+    f" loss {losses[-1]:.2f}"
 )
 """),
 code(r"""
@@ -628,8 +637,9 @@ ngram = {}
 for n in range(1, 8):
     r = ngram[n] = ngram_loss(train_list, val_list, n, V, alpha=0.1)
     print(
-        f"n={n}: val loss {r.loss:.3f}   contexts in training {r.contexts:>7,} (of V^{n - 1} = {V ** (n - 1):.0e})"
-        f"   val contexts seen {r.seen_fraction:4.0%}, median count {r.median_count:>9,.0f}"
+        f"n={n}: val loss {r.loss:.3f}   contexts in training {r.contexts:>7,}"
+        f" (of V^{n - 1} = {V ** (n - 1):.0e})   val contexts seen"
+        f" {r.seen_fraction:4.0%}, median count {r.median_count:>9,.0f}"
     )
 """),
 code(r"""
@@ -655,7 +665,8 @@ ax2.semilogy(
 ax2.set_xlabel("n")
 ax2.legend(fontsize=8)
 fig.suptitle(
-    "Longer contexts help, then hurt: each context is seen fewer and fewer times"
+    "Longer contexts help, then hurt: each context is seen fewer and fewer"
+    " times"
 )
 plt.tight_layout()
 plt.show()
@@ -683,7 +694,8 @@ assert (
     ngram[7].median_count < 0.01 * ngram[3].median_count
 )  # just far less often
 print(
-    f"best n = {best_n}: {ngram[best_n].loss:.3f} nats/token; n = 7: {ngram[7].loss:.3f}"
+    f"best n = {best_n}: {ngram[best_n].loss:.3f} nats/token; n = 7:"
+    f" {ngram[7].loss:.3f}"
 )
 """),
 md(r"""
@@ -735,8 +747,9 @@ uniform_bpe_bits_per_char = (
     math.log2(bpe.vocab_size) * n_bpe_tokens / len(measure_text)
 )
 print(
-    f"bigram: {val_bits_per_char:.2f} bits/char; uniform over 1024 BPE tokens: "
-    f"{uniform_bpe_bits_per_char:.2f} bits/char; uniform over 70 characters: {math.log2(V):.2f} bits/char"
+    f"bigram: {val_bits_per_char:.2f} bits/char; uniform over 1024 BPE tokens:"
+    f" {uniform_bpe_bits_per_char:.2f} bits/char; uniform over 70 characters:"
+    f" {math.log2(V):.2f} bits/char"
 )
 assert 3.4 < val_bits_per_char < 3.7
 assert uniform_bpe_bits_per_char < math.log2(
@@ -771,7 +784,9 @@ first = [toy.token_bytes(256 + r).decode() for r in range(6)]
 print(first)
 assert (
     first[0] == "we"
-)  # 'w e' is in ' lower', ' newer', ' newest' (150 times): the most frequent pair
+    # 'w e' is in ' lower', ' newer', ' newest' (150 times): the most frequent
+    # pair
+)
 s = "Ünïcödé — 完全没见过的字符!"
 assert toy.decode(toy.encode(s)) == s
 print(len(s), "characters ->", len(toy.encode(s)), "tokens")

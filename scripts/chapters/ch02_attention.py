@@ -129,7 +129,8 @@ V = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # (T_k, d_v) = (3, 2)
 
 
 def look_up(q, K, V):
-    "Attention of the (T_q, d) queries over (K, V), through the library function (B = H = 1)."
+    # Attention of the (T_q, d) queries over (K, V), through the library
+    # function (B = H = 1).
     out, w = scaled_dot_product_attention(
         q[None, None], K[None, None], V[None, None], return_weights=True
     )
@@ -324,8 +325,8 @@ for d in ds:
     var_raw.append(s.var().item())
     var_scaled.append((s / math.sqrt(d)).var().item())
     print(
-        f"d = {d:4d}: Var(q.k) = {var_raw[-1]:8.1f}   Var(q.k) / d = {var_raw[-1] / d:.2f}   "
-        f"Var(q.k / sqrt(d)) = {var_scaled[-1]:.2f}"
+        f"d = {d:4d}: Var(q.k) = {var_raw[-1]:8.1f}   Var(q.k) / d ="
+        f" {var_raw[-1] / d:.2f}   Var(q.k / sqrt(d)) = {var_scaled[-1]:.2f}"
     )
 """),
 code(r"""
@@ -429,7 +430,8 @@ for name in stats:
     print(name)
     for d, (top, ent, jn) in zip(ds, stats[name]):
         print(
-            f"  d = {d:4d}: max weight {top:.3f}   entropy {ent:.3f}   |J|_F {jn:.4f}"
+            f"  d = {d:4d}: max weight {top:.3f}   entropy {ent:.3f}   |J|_F"
+            f" {jn:.4f}"
         )
 """),
 code(r"""
@@ -448,7 +450,8 @@ axes[1].axhline(math.log(T_k), color="k", ls=":", label="uniform: ln 64")
 axes[2].set_yscale("log")
 axes[1].legend()
 fig.suptitle(
-    "Without the 1/sqrt(d) scale the softmax saturates and its gradient vanishes as d grows"
+    "Without the 1/sqrt(d) scale the softmax saturates and its gradient"
+    " vanishes as d grows"
 )
 plt.tight_layout()
 plt.show()
@@ -514,7 +517,8 @@ C = 32
 for H in (1, 2, 4, 8):
     n = sum(p.numel() for p in MultiHeadAttention(C, H).parameters())
     print(
-        f"C = {C}, H = {H}: head width d = {C // H:2d}, parameters {n} (4C^2 + 4C = {4 * C * C + 4 * C})"
+        f"C = {C}, H = {H}: head width d = {C // H:2d}, parameters {n} (4C^2 +"
+        f" 4C = {4 * C * C + 4 * C})"
     )
     assert n == 4 * C * C + 4 * C
 """),
@@ -568,7 +572,8 @@ mha = MultiHeadAttention(n_embd=32, n_heads=4).eval()
 B, T, C = x.shape
 H, d = mha.n_heads, mha.head_dim
 print(
-    f"ids {tuple(ids.shape)} -> x {tuple(x.shape)}: B = {B}, T = {T}, C = {C}; H = {H}, d = {d}"
+    f"ids {tuple(ids.shape)} -> x {tuple(x.shape)}: B = {B}, T = {T}, C = {C};"
+    f" H = {H}, d = {d}"
 )
 """),
 code(r"""
@@ -580,7 +585,8 @@ print("q, k, v:  ", tuple(q.shape), "each = (B, T, C)")
 code(r"""
 qh, kh, vh = (split_heads(t, H) for t in (q, k, v))
 print("split_heads:", tuple(qh.shape), "= (B, H, T, d)")
-# head 2 of token 5 is channels 2*d .. 3*d - 1 of that token's query: a view, no copying
+# head 2 of token 5 is channels 2*d .. 3*d - 1 of that token's query: a view,
+# no copying
 print(
     "qh[0, 2, 5] is q[0, 5, 16:24]:", torch.equal(qh[0, 2, 5], q[0, 5, 16:24])
 )
@@ -666,7 +672,8 @@ the spaces before it. Head 1 looks for capitals. Each head's value copies channe
 """),
 code(r"""
 def features(text):
-    "(T,) characters -> (1, T, 8) hand-made features: 0 = space/newline, 1 = capital, 4 = constant 1."
+    # (T,) characters -> (1, T, 8) hand-made features: 0 = space/newline,
+    # 1 = capital, 4 = constant 1.
     f = torch.zeros(1, len(text), 8)
     for t, ch in enumerate(text):
         f[0, t, 0] = float(ch in " \n")
@@ -760,10 +767,12 @@ sees_cap = (causal_mask(T) & is_cap).any(-1)
 mass_space = hand_w[0, 0][:, is_space].sum(-1)  # head 0's weight on spaces
 mass_cap = hand_w[0, 1][:, is_cap].sum(-1)  # head 1's weight on capitals
 print(
-    f"head 0, weight on spaces (queries that can see one):   min {mass_space[sees_space].min():.4f}"
+    "head 0, weight on spaces (queries that can see one):   min"
+    f" {mass_space[sees_space].min():.4f}"
 )
 print(
-    f"head 1, weight on capitals (queries that can see one): min {mass_cap[sees_cap].min():.4f}"
+    "head 1, weight on capitals (queries that can see one): min"
+    f" {mass_cap[sees_cap].min():.4f}"
 )
 assert mass_space[sees_space].min() > 0.98 and mass_cap[sees_cap].min() > 0.98
 
@@ -782,7 +791,8 @@ _, w1 = scaled_dot_product_attention(
 one_head_space = w1[0, 0][:, is_space].sum(-1)
 both = sees_space & sees_cap
 print(
-    f"one head for both, weight on spaces where both are visible: max {one_head_space[both].max():.4f}"
+    "one head for both, weight on spaces where both are visible: max"
+    f" {one_head_space[both].max():.4f}"
 )
 assert one_head_space[both].max() < 0.9
 
@@ -797,11 +807,13 @@ max_ratio = (
     (rand_w[0] * torch.arange(1, T + 1)[:, None])[:, visible].max().item()
 )
 print(
-    f"untrained heads: std of the scaled scores {score_std:.2f}, largest weight / uniform {max_ratio:.2f}"
+    f"untrained heads: std of the scaled scores {score_std:.2f}, largest"
+    f" weight / uniform {max_ratio:.2f}"
 )
 assert score_std < 0.5 and max_ratio < 4
 
-# (4) untrained heads: equal characters, equal weight (for every query that sees both)
+# (4) untrained heads: equal characters, equal weight (for every query that
+# sees both)
 pairs = [
     (i, j) for i in range(T) for j in range(i) if snippet[i] == snippet[j]
 ]
@@ -811,7 +823,8 @@ same = all(
     for t in range(i, T)
 )
 print(
-    f"{len(pairs)} pairs of equal characters get equal weight in every head: {same}"
+    f"{len(pairs)} pairs of equal characters get equal weight in every head:"
+    f" {same}"
 )
 assert same and len(pairs) > 20
 """),
@@ -834,10 +847,12 @@ with torch.no_grad():
         for t in hand.c_attn(features(snippet)).split(8, dim=2)
     )
     head_scores = {
-        "hand-set 0: spaces": (hand_q @ hand_k.transpose(-2, -1))[0, 0]
-        / math.sqrt(4),
-        "hand-set 1: capitals": (hand_q @ hand_k.transpose(-2, -1))[0, 1]
-        / math.sqrt(4),
+        "hand-set 0: spaces": (
+            (hand_q @ hand_k.transpose(-2, -1))[0, 0] / math.sqrt(4)
+        ),
+        "hand-set 1: capitals": (
+            (hand_q @ hand_k.transpose(-2, -1))[0, 1] / math.sqrt(4)
+        ),
     }
     for h in range(H):
         head_scores[f"untrained {h}"] = (qh @ kh.transpose(-2, -1))[
@@ -865,7 +880,8 @@ for row, name in enumerate(shown):
         ax.set_xticks(range(T), labels, fontsize=5.5)
         ax.set_yticks(range(T), labels, fontsize=5.5)
         ax.set_title(
-            f"{name}, τ = {tau}\nmean max weight {top:.2f}, entropy {entropy:.2f}",
+            f"{name}, τ = {tau}\nmean max weight {top:.2f}, entropy"
+            f" {entropy:.2f}",
             fontsize=9,
         )
 fig.suptitle(
@@ -927,7 +943,8 @@ using the weights of the layer `mha` traced above:
 """),
 code(r"""
 def attend(layer, x_query, x_memory, mask=None):
-    "Multi-head attention of x_query (B, T_q, C) over x_memory (B, T_k, C) with layer's weights."
+    # Multi-head attention of x_query (B, T_q, C) over x_memory (B, T_k,
+    # C) with layer's weights.
     Wq, Wk, Wv = layer.c_attn.weight.split(layer.n_embd)  # each (C, C)
     bq, bk, bv = layer.c_attn.bias.split(layer.n_embd)
     q = split_heads(x_query @ Wq.T + bq, layer.n_heads)  # (B, H, T_q, d)
@@ -1060,13 +1077,14 @@ for T_c in (256, 1024):
     )
     n_bytes = w_c.numel() * w_c.element_size()
     print(
-        f"T = {T_c:4d}: weights {tuple(w_c.shape)} = {n_bytes / 2**20:.0f} MiB; B*H*T^2*4 bytes = "
-        f"{B * H_c * T_c * T_c * 4 / 2**20:.0f} MiB"
+        f"T = {T_c:4d}: weights {tuple(w_c.shape)} = {n_bytes / 2**20:.0f}"
+        f" MiB; B*H*T^2*4 bytes = {B * H_c * T_c * T_c * 4 / 2**20:.0f} MiB"
     )
     assert n_bytes == B * H_c * T_c * T_c * 4
 gpt2_bytes = 12 * 1024**2 * 4
 print(
-    f"GPT-2 small, one layer, one sequence of 1024 tokens: {gpt2_bytes / 2**20:.0f} MiB of float32 weights"
+    "GPT-2 small, one layer, one sequence of 1024 tokens:"
+    f" {gpt2_bytes / 2**20:.0f} MiB of float32 weights"
 )
 """),
 md(r"""
@@ -1086,7 +1104,8 @@ def fused(q, k, v):
 
 
 def step_time(fn, q, k, v, repeats=3):
-    "Median CPU seconds of one forward + backward pass on one thread, after one warm-up pass."
+    # Median CPU seconds of one forward + backward pass on one thread,
+    # after one warm-up pass.
     times = []
     for i in range(repeats + 1):
         t0 = time.thread_time()
@@ -1112,7 +1131,8 @@ for T_c in Ts:
     timing["explicit"].append(step_time(explicit, q, k, v))
     timing["fused"].append(step_time(fused, q, k, v))
     print(
-        f"T = {T_c:4d}: explicit {1e3 * timing['explicit'][-1]:7.1f} ms   fused {1e3 * timing['fused'][-1]:7.1f} ms"
+        f"T = {T_c:4d}: explicit {1e3 * timing['explicit'][-1]:7.1f} ms  "
+        f" fused {1e3 * timing['fused'][-1]:7.1f} ms"
     )
 torch.set_num_threads(threads)
 
@@ -1148,7 +1168,8 @@ forward pass keeps for its backward pass; we add up their bytes (each storage on
 """),
 code(r"""
 def saved_bytes(fn, q, k, v):
-    "Bytes of the distinct tensors autograd keeps from fn's forward pass for the backward pass."
+    # Bytes of the distinct tensors autograd keeps from fn's forward pass
+    # for the backward pass.
     storages = {}
 
     def pack(t):
@@ -1162,7 +1183,8 @@ def saved_bytes(fn, q, k, v):
 
 saved = {"explicit": [], "fused": []}
 print(
-    f"{'T':>5} {'explicit MiB':>13} {'fused MiB':>10} {'one (B,H,T,T) float32 MiB':>26}"
+    f"{'T':>5} {'explicit MiB':>13} {'fused MiB':>10}"
+    f" {'one (B,H,T,T) float32 MiB':>26}"
 )
 for T_c in Ts:
     g = torch.Generator().manual_seed(T_c)
@@ -1173,8 +1195,9 @@ for T_c in Ts:
     saved["explicit"].append(saved_bytes(explicit, q, k, v))
     saved["fused"].append(saved_bytes(fused, q, k, v))
     print(
-        f"{T_c:>5} {saved['explicit'][-1] / 2**20:>13.2f} {saved['fused'][-1] / 2**20:>10.2f} "
-        f"{4 * T_c * T_c * 4 / 2**20:>26.2f}"
+        f"{T_c:>5} {saved['explicit'][-1] / 2**20:>13.2f}"
+        f" {saved['fused'][-1] / 2**20:>10.2f}"
+        f" {4 * T_c * T_c * 4 / 2**20:>26.2f}"
     )
 """),
 md(r"""
@@ -1191,7 +1214,8 @@ assert len(per_position) == 1 and all(
 )
 growth = saved["explicit"][-1] / saved["explicit"][-2]
 print(
-    f"fused: {per_position.pop()} bytes per position at every T; explicit: x{growth:.2f} from T = 512 to 1024"
+    f"fused: {per_position.pop()} bytes per position at every T; explicit:"
+    f" x{growth:.2f} from T = 512 to 1024"
 )
 assert 3 < growth <= 4
 """),
@@ -1203,14 +1227,17 @@ and find, by hand, the smallest $c$ for which the second key gets at least 90% o
 Check your answer with the library, and check that a slightly smaller $c$ falls short.
 """),
 code(r"""
-# Solution. q = c k2 gives scores c*2/sqrt(2) = c*sqrt(2) for k2 and 0 for k1 and k3
-# (both are perpendicular to k2). Weight on k2 = e^(c sqrt 2) / (e^(c sqrt 2) + 2) >= 0.9
+# Solution. q = c k2 gives scores c*2/sqrt(2) = c*sqrt(2) for k2 and 0 for k1
+# and k3
+# (both are perpendicular to k2). Weight on k2 = e^(c sqrt 2) / (e^(c sqrt 2)
+# + 2) >= 0.9
 # <=> e^(c sqrt 2) >= 18 <=> c >= ln(18) / sqrt(2).
 c_min = math.log(18) / math.sqrt(2)
 w_at = look_up(c_min * K[1:2], K, V)[1][0, 1].item()
 w_below = look_up(0.98 * c_min * K[1:2], K, V)[1][0, 1].item()
 print(
-    f"c_min = {c_min:.4f}: weight on k2 = {w_at:.4f}; at 0.98 c_min: {w_below:.4f}"
+    f"c_min = {c_min:.4f}: weight on k2 = {w_at:.4f}; at 0.98 c_min:"
+    f" {w_below:.4f}"
 )
 assert abs(w_at - 0.9) < 1e-5 and w_below < 0.9
 """, "hide-cell"),
@@ -1240,11 +1267,13 @@ of $T = 2048$. If its attention weights were stored in 16-bit floats, how many b
 layer's weights take for one sequence? All 96 layers? And with a context four times longer?
 """),
 code(r"""
-# Solution: H * T^2 numbers of 2 bytes per layer; 4x the context is 16x the memory.
+# Solution: H * T^2 numbers of 2 bytes per layer; 4x the context is 16x the
+# memory.
 per_layer = 96 * 2048**2 * 2
 print(
-    f"one layer: {per_layer / 2**20:.0f} MiB; 96 layers: {96 * per_layer / 2**30:.0f} GiB; "
-    f"T = 8192: {96 * 96 * 8192**2 * 2 / 2**30:.0f} GiB"
+    f"one layer: {per_layer / 2**20:.0f} MiB; 96 layers:"
+    f" {96 * per_layer / 2**30:.0f} GiB; T = 8192:"
+    f" {96 * 96 * 8192**2 * 2 / 2**30:.0f} GiB"
 )
 assert per_layer == 768 * 2**20 and 96 * per_layer == 72 * 2**30
 assert 96 * 96 * 8192**2 * 2 == 16 * 96 * per_layer

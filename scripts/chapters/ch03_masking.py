@@ -232,15 +232,16 @@ print(
 
 with torch.no_grad():
     change = {
-        name: (model(x)[0] - model(x_changed)[0])
-        .abs()
-        .amax(-1)[0]  # (T,) largest change
+        name: (
+            (model(x)[0] - model(x_changed)[0]).abs().amax(-1)[0]
+        )  # (T,) largest change
         for name, model in (("masked", masked), ("unmasked", unmasked))
     }
 for name, c in change.items():
     print(
-        f"{name:>8}: positions < {t_change} bit-for-bit unchanged: {bool((c[:t_change] == 0).all())};"
-        f" positions >= {t_change} changed: {bool((c[t_change:] > 0).all())}"
+        f"{name:>8}: positions < {t_change} bit-for-bit unchanged:"
+        f" {bool((c[:t_change] == 0).all())}; positions >= {t_change} changed:"
+        f" {bool((c[t_change:] > 0).all())}"
     )
 """),
 code(r"""
@@ -260,8 +261,10 @@ measurement of the model's behaviour, not a picture of its mask.
 """),
 code(r"""
 def influence(model, x):
-    # D[i, j] = total variation between the next-token distributions at i, before and after
-    # changing token j. One forward pass per j, batched: row j of `changed` has token j changed.
+    # D[i, j] = total variation between the next-token distributions at
+    # i, before and after
+    # changing token j. One forward pass per j, batched: row j of
+    # `changed` has token j changed.
     T = x.size(1)
     changed = x.repeat(T, 1)
     changed[torch.arange(T), torch.arange(T)] = (x[0] + 1) % tok.vocab_size
@@ -292,7 +295,8 @@ def plot_influence(D, title):
 
 plot_influence(
     D_before,
-    "Which inputs move which predictions (untrained models; white = exactly 0)",
+    "Which inputs move which predictions (untrained models; white ="
+    " exactly 0)",
 )
 """),
 code(r"""
@@ -301,8 +305,9 @@ above = torch.ones(x.size(1), x.size(1), dtype=torch.bool).triu(
 )  # j > i
 for name, d in D_before.items():
     print(
-        f"{name:>8}: influence of later tokens exactly 0: {bool((d[above] == 0).all())}; "
-        f"of earlier tokens > 0: {bool((d[~above] > 0).all())}"
+        f"{name:>8}: influence of later tokens exactly 0:"
+        f" {bool((d[above] == 0).all())}; of earlier tokens > 0:"
+        f" {bool((d[~above] > 0).all())}"
     )
 assert (D_before["masked"][above] == 0).all() and (
     D_before["masked"][~above] > 0
@@ -322,7 +327,8 @@ forward passes instead of one:
 """),
 code(r"""
 def one_at_a_time(model, x):
-    # Logits (B, T, V) in which position t is computed from the prefix x[:, :t + 1] alone.
+    # Logits (B, T, V) in which position t is computed from the prefix
+    # x[:, :t + 1] alone.
     with torch.no_grad():
         return torch.stack(
             [model(x[:, : t + 1])[0][:, -1] for t in range(x.size(1))], dim=1
@@ -364,7 +370,8 @@ for name, model in (("masked", masked), ("unmasked", unmasked)):
     start = time.perf_counter()
     runs[name] = train(model, train_ids, cfg, val_data=val_ids)
     print(
-        f"{name:>8}: {time.perf_counter() - start:.1f} s; last training-batch losses",
+        f"{name:>8}: {time.perf_counter() - start:.1f} s; last training-batch"
+        " losses",
         [round(h["train_loss"], 3) for h in runs[name].history[-3:]],
     )
 """, "nbval-ignore-output"),
@@ -397,7 +404,8 @@ both models:
 code(r"""
 for name, run in runs.items():
     print(
-        f"{name:>8}: teacher-forced loss, train {run.final_train_loss:.2f}, validation {run.final_val_loss:.2f}"
+        f"{name:>8}: teacher-forced loss, train {run.final_train_loss:.2f},"
+        f" validation {run.final_val_loss:.2f}"
     )
 assert (
     runs["unmasked"].final_train_loss
@@ -433,7 +441,8 @@ for name in honest:
         2 if name == "masked" else 1
     )  # the unmasked run varies more from CPU to CPU
     print(
-        f"{name:>8}: teacher-forced {forced[name]:.2f}   one token at a time {honest[name].mean():.{digits}f}"
+        f"{name:>8}: teacher-forced {forced[name]:.2f}   one token at a time"
+        f" {honest[name].mean():.{digits}f}"
     )
 """),
 code(r"""
@@ -491,10 +500,12 @@ reads_next = int(
     (D_after["unmasked"][:-1].argmax(-1) == torch.arange(1, T_line)).sum()
 )
 print(
-    f"unmasked: position i is most influenced by position i + 1 at {reads_next} of {T_line - 1} positions"
+    "unmasked: position i is most influenced by position i + 1 at"
+    f" {reads_next} of {T_line - 1} positions"
 )
 print(
-    f"unmasked: mean influence of position i + 1 on position i: {D_after['unmasked'].diagonal(1).mean():.1f}"
+    "unmasked: mean influence of position i + 1 on position i:"
+    f" {D_after['unmasked'].diagonal(1).mean():.1f}"
 )
 assert reads_next > 0.9 * (T_line - 1)
 assert D_after["unmasked"].diagonal(1).mean() > 0.9
@@ -542,7 +553,8 @@ samples = {
 code(r"""
 for name, texts in samples.items():
     print(
-        f"--- {name}: real 4-character pieces {[round(real_4gram_fraction(s), 2) for s in texts]}"
+        f"--- {name}: real 4-character pieces"
+        f" {[round(real_4gram_fraction(s), 2) for s in texts]}"
     )
     print(prompt + texts[0])
 """, "nbval-ignore-output"),
@@ -834,7 +846,8 @@ with torch.no_grad():
         losses.append(alone_loss.item() * (n[b] - 1))
 print("real positions equal to each line alone:", same)
 print(
-    f"padded-batch loss {loss.item():.2f} = weighted mean of the lines' losses {sum(losses) / sum(m - 1 for m in n):.2f}"
+    f"padded-batch loss {loss.item():.2f} = weighted mean of the lines' losses"
+    f" {sum(losses) / sum(m - 1 for m in n):.2f}"
 )
 assert (
     all(same) and abs(loss.item() - sum(losses) / sum(m - 1 for m in n)) < 1e-5
@@ -897,7 +910,8 @@ with torch.no_grad():
             torch.allclose(logits2[b], alone2[b], atol=1e-4) for b in range(3)
         ]
         print(
-            f"{side:>5} padding: step 1 matches each prompt alone: {step1}; step 2: {step2}"
+            f"{side:>5} padding: step 1 matches each prompt alone: {step1};"
+            f" step 2: {step2}"
         )
         assert step1 and all(step2) and torch.isfinite(logits).all()
         if side == "right":  # positions 0, 1, 2, ... by column
@@ -1008,8 +1022,8 @@ for name, model in (("masked", masked), ("unmasked", unmasked)):
         head_weights(model, x, head=h).diagonal(1).mean() for h in range(4)
     ]
     print(
-        f"{name:>8}, second block: mean weight on position i + 1, smallest over the 4 heads "
-        f"{min(ahead):.1f}, largest {max(ahead):.1f}"
+        f"{name:>8}, second block: mean weight on position i + 1, smallest"
+        f" over the 4 heads {min(ahead):.1f}, largest {max(ahead):.1f}"
     )
     if name == "unmasked":
         assert all(a > 0.8 for a in ahead)
@@ -1038,13 +1052,15 @@ attn_masked = flops(
     lambda: scaled_dot_product_attention(q, k, v, causal_mask(256))
 )
 print(
-    f"attention, T = 256: no mask {attn_plain:,} FLOPs, causal mask {attn_masked:,} FLOPs"
+    f"attention, T = 256: no mask {attn_plain:,} FLOPs, causal mask"
+    f" {attn_masked:,} FLOPs"
 )
 with torch.no_grad():
     model_masked = flops(lambda: masked(x_val))
     model_unmasked = flops(lambda: unmasked(x_val))
 print(
-    f"GPT forward on (32, 64): masked {model_masked:,} FLOPs, unmasked {model_unmasked:,} FLOPs"
+    f"GPT forward on (32, 64): masked {model_masked:,} FLOPs, unmasked"
+    f" {model_unmasked:,} FLOPs"
 )
 assert (
     attn_plain == attn_masked == 2 * (2 * 4 * 256 * 256 * 16)
@@ -1064,7 +1080,8 @@ code(r"""
 for T in (64, 1024, 2048):
     kept = int(causal_mask(T).sum())
     print(
-        f"T = {T:4d}: the causal mask keeps {kept:,} of {T * T:,} scores ({kept / T**2:.4f})"
+        f"T = {T:4d}: the causal mask keeps {kept:,} of {T * T:,} scores"
+        f" ({kept / T**2:.4f})"
     )
     assert kept == T * (T + 1) // 2
 """),
@@ -1125,10 +1142,14 @@ and compare the last position's logits with a single pass over all 44. Which mas
 queries use? Explain why the cache is exact for the masked model and wrong for the unmasked one.
 """),
 code(r"""
-# Solution. The 4 new queries are the last 4 of 44 positions: causal_mask(4, 44), whose offset
-# (40) lets query i see the 40 cached keys and the new ones up to itself. For the masked model
-# a cached key/value of position j depends on tokens <= j only, so it never goes stale. Without
-# the mask, the keys and values of the first 40 positions (in layer 2) depend on *later* tokens;
+# Solution. The 4 new queries are the last 4 of 44 positions: causal_mask(4,
+# 44), whose offset
+# (40) lets query i see the 40 cached keys and the new ones up to itself. For
+# the masked model
+# a cached key/value of position j depends on tokens <= j only, so it never
+# goes stale. Without
+# the mask, the keys and values of the first 40 positions (in layer 2) depend
+# on *later* tokens;
 # the cache holds the versions computed before the last 4 tokens arrived.
 assert torch.equal(causal_mask(4, 44), causal_mask(44)[-4:])
 with torch.no_grad():
@@ -1148,8 +1169,10 @@ $T = 1024$, count the skippable tiles from `causal_mask(1024)` itself, and check
 against a formula in $n = T / 64$.
 """),
 code(r"""
-# Solution. Reshape the mask into (n, 64, n, 64) tiles; a tile is skippable if none of it is
-# allowed. Those are the tiles strictly above the diagonal of tiles: n(n - 1)/2 of n^2.
+# Solution. Reshape the mask into (n, 64, n, 64) tiles; a tile is skippable
+# if none of it is
+# allowed. Those are the tiles strictly above the diagonal of tiles: n(n -
+# 1)/2 of n^2.
 T, tile = 1024, 64
 n_tiles = T // tile
 tiles = (
@@ -1157,7 +1180,8 @@ tiles = (
 )  # (n, n): any allowed?
 skippable = int((~tiles).sum())
 print(
-    f"{skippable} of {n_tiles**2} tiles skippable ({skippable / n_tiles**2:.4f})"
+    f"{skippable} of {n_tiles**2} tiles skippable"
+    f" ({skippable / n_tiles**2:.4f})"
 )
 assert skippable == n_tiles * (n_tiles - 1) // 2
 """, "hide-cell"),
@@ -1168,9 +1192,12 @@ at the real positions *without* a padding mask; then show that for `padded("left
 Explain both.
 """),
 code(r"""
-# Solution. With right padding every pad comes after every real token, so the causal mask
-# already hides the pads from all real queries: the padding mask changes nothing there (the loss
-# still has to skip the pad targets). With left padding the pads come *before* the real tokens,
+# Solution. With right padding every pad comes after every real token, so the
+# causal mask
+# already hides the pads from all real queries: the padding mask changes
+# nothing there (the loss
+# still has to skip the pad targets). With left padding the pads come
+# *before* the real tokens,
 # so only the padding mask keeps the real queries from attending to them.
 with torch.no_grad():
     for side in ("right", "left"):
@@ -1180,7 +1207,8 @@ with torch.no_grad():
         real = keys[:, :, None].expand_as(with_mask)
         same = torch.allclose(with_mask[real], without[real], atol=1e-5)
         print(
-            f"{side:>5} padding: same logits at real positions without a padding mask: {same}"
+            f"{side:>5} padding: same logits at real positions without a"
+            f" padding mask: {same}"
         )
         assert same == (side == "right")
 """, "hide-cell"),

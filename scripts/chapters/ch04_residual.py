@@ -44,7 +44,8 @@ from gptlib.tokenizer import CharTokenizer
 
 plt.rcParams["figure.dpi"] = 90
 torch.set_printoptions(precision=4)
-# The models in this chapter are tiny: more threads buy little, and on a busy machine they
+# The models in this chapter are tiny: more threads buy little, and on a busy
+# machine they
 # slow everything down.
 torch.set_num_threads(1)
 """),
@@ -281,7 +282,8 @@ the same. (`GPT` gives GPT-2's initialisation; the variants are made by flipping
 """),
 code(r"""
 def gradient_profile(depth, residual=True, norms=True, seed=0, **config):
-    # Per-block gradient norms (bottom block first) and the stream, for one batch at init.
+    # Per-block gradient norms (bottom block first) and the stream, for
+    # one batch at init.
     set_seed(seed)
     model = GPT(
         GPTConfig(
@@ -314,7 +316,8 @@ def gradient_profile(depth, residual=True, norms=True, seed=0, **config):
 
 
 def position_similarity(h):
-    # Mean cosine similarity of the vectors of two positions of a sequence; h: (B, T, C)
+    # Mean cosine similarity of the vectors of two positions of a
+    # sequence; h: (B, T, C)
     u = h / h.norm(dim=-1, keepdim=True)
     cos = u @ u.transpose(1, 2)  # (B, T, T), ones on the diagonal
     T = h.size(1)
@@ -413,7 +416,8 @@ with torch.no_grad():
 prefix_average = torch.tril(torch.ones(64, 64)) / torch.arange(1, 65)[:, None]
 near_uniform = (weights - prefix_average).abs().max().item() < 0.05
 print(
-    "attention weights at initialisation within 0.05 of a plain prefix average:",
+    "attention weights at initialisation within 0.05 of a plain prefix"
+    " average:",
     near_uniform,
 )
 assert near_uniform
@@ -518,8 +522,9 @@ for name, ok in checks.items():
     print(f"{name:>34}: {ok}")
 std = y.std(dim=-1, unbiased=False)
 print(
-    f"after LayerNorm, every token: |mean| <= {y.mean(dim=-1).abs().max().item():.4f}, "
-    f"std in [{std.min().item():.4f}, {std.max().item():.4f}]"
+    "after LayerNorm, every token: |mean| <="
+    f" {y.mean(dim=-1).abs().max().item():.4f}, std in"
+    f" [{std.min().item():.4f}, {std.max().item():.4f}]"
 )
 assert all(checks.values())
 """),
@@ -650,8 +655,9 @@ print(
 )
 for key, label in RUNS.items():
     print(
-        f"{label}: beats the unigram by more than 0.3 nats: {final[key] < unigram - 0.3}, "
-        f"positions collapsed: {top_similarity[key] > 0.99}"
+        f"{label}: beats the unigram by more than 0.3 nats:"
+        f" {final[key] < unigram - 0.3}, positions collapsed:"
+        f" {top_similarity[key] > 0.99}"
     )
 assert final[("post", 3e-3, 0)] > unigram - 0.1 and same_everywhere
 assert final[("pre", 3e-3, 0)] < unigram - 0.3
@@ -716,7 +722,7 @@ ax.set_ylim(1e-40, 1e3)
 ax.set_xticks(DEPTHS)
 ax.set_xlabel("number of blocks")
 ax.set_ylabel("gradient: bottom block / top block")
-ax.set_title("Does the gradient reach the bottom? (\"0\": it underflowed)")
+ax.set_title('Does the gradient reach the bottom? ("0": it underflowed)')
 ax.legend(fontsize=8)
 plt.show()
 """),
@@ -757,8 +763,10 @@ Each part is imprecise.
 LayerNorms' $\beta$), then check both against the code for $C = 64$ and $C = 768$.
 """),
 code(r"""
-# Solution. RMSNorm has a gain and no bias: the norms hold 2C, not 4C -> 12C^2 + 11C.
-# Without biases the Linear layers lose 9C (3C + C + 4C + C); the norms keep their gains (2C).
+# Solution. RMSNorm has a gain and no bias: the norms hold 2C, not 4C ->
+# 12C^2 + 11C.
+# Without biases the Linear layers lose 9C (3C + C + 4C + C); the norms keep
+# their gains (2C).
 for C, H in ((64, 4), (768, 12)):
     assert n_params(Block(C, H, norm="rmsnorm")) == 12 * C**2 + 11 * C
     assert n_params(Block(C, H, bias=False)) == 12 * C**2 + 2 * C
@@ -775,12 +783,18 @@ features, averaged over positions) of each block's output and compare it with
 $\sqrt{\epsilon} \approx 0.003$. Then rebuild the 48-block stack with `layer_norm_eps=1e-10`.
 """),
 code(r"""
-# Solution. GPT-2's initialisation scales each c_proj by 1/sqrt(2L), so at 48 blocks a
-# sublayer turns a unit-size input into an output of size ~0.003 or less: comparable to
-# sqrt(eps). The next norm then divides by sqrt(sigma^2 + eps) > sigma and cannot restore
-# unit size; every sublayer shrinks the signal by a constant factor, and the gradient
-# shrinks with it. A smaller eps lets the norms rescale again. (At initialisation a
-# sublayer's output grows in proportion to C: at GPT-2's widths it is over ten times larger.)
+# Solution. GPT-2's initialisation scales each c_proj by 1/sqrt(2L), so at 48
+# blocks a
+# sublayer turns a unit-size input into an output of size ~0.003 or less:
+# comparable to
+# sqrt(eps). The next norm then divides by sqrt(sigma^2 + eps) > sigma and
+# cannot restore
+# unit size; every sublayer shrinks the signal by a constant factor, and the
+# gradient
+# shrinks with it. A smaller eps lets the norms rescale again. (At
+# initialisation a
+# sublayer's output grows in proportion to C: at GPT-2's widths it is over
+# ten times larger.)
 def output_sizes(states):
     return [h.std(dim=-1, unbiased=False).mean().item() for h in states[1:]]
 

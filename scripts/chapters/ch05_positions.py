@@ -115,7 +115,8 @@ with torch.no_grad():
 for i, word in enumerate("dog bites man".split()):
     j = swap[i]
     print(
-        f"{word!r:>8}: position {i} in a, {j} in b; same output: {torch.allclose(out_a[i], out_b[j], atol=1e-6)}"
+        f"{word!r:>8}: position {i} in a, {j} in b; same output:"
+        f" {torch.allclose(out_a[i], out_b[j], atol=1e-6)}"
     )
 assert torch.allclose(
     out_b, out_a[swap], atol=1e-6
@@ -152,8 +153,8 @@ for n_layer in (1, 2):
     with torch.no_grad():
         last_a, last_b = model(a)[0][0, -1], model(b)[0][0, -1]
     print(
-        f"causal, no positions, {n_layer} layer(s): prediction after '.' identical: "
-        f"{torch.allclose(last_a, last_b, atol=1e-6)}"
+        f"causal, no positions, {n_layer} layer(s): prediction after '.'"
+        f" identical: {torch.allclose(last_a, last_b, atol=1e-6)}"
     )
     assert torch.allclose(last_a, last_b, atol=1e-6) == (n_layer == 1)
 """),
@@ -174,18 +175,21 @@ $C = 64$, 4 heads):
 """),
 code(r"""
 print(
-    f"{'encoding':>10}  {'acts on':<22} {'parameters':>10}  {'longest input':>13}"
+    f"{'encoding':>10}  {'acts on':<22} {'parameters':>10} "
+    f" {'longest input':>13}"
 )
 for kind in POS_ENCODINGS:
     enc = build_positional(kind, block_size=32, n_embd=64, n_heads=4)
     where = (
         "token embeddings"
         if kind in ("onehot", "learned", "sinusoidal")
-        else "queries and keys"
-        if enc.rope is not None
-        else "attention scores"
-        if kind == "alibi"
-        else "nothing"
+        else (
+            "queries and keys"
+            if enc.rope is not None
+            else "attention scores"
+            if kind == "alibi"
+            else "nothing"
+        )
     )
     n_params = sum(p.numel() for p in enc.parameters())
     longest = enc.max_positions or "any"
@@ -258,8 +262,9 @@ show(LearnedPositional)
 code(r"""
 gpt2_wpe = LearnedPositional(1024, 768)  # GPT-2 small's table
 print(
-    f"GPT-2's wpe: {tuple(gpt2_wpe.wpe.weight.shape)}, {gpt2_wpe.wpe.weight.numel():,} parameters, "
-    f"longest input {gpt2_wpe.max_positions} tokens"
+    f"GPT-2's wpe: {tuple(gpt2_wpe.wpe.weight.shape)},"
+    f" {gpt2_wpe.wpe.weight.numel():,} parameters, longest input"
+    f" {gpt2_wpe.max_positions} tokens"
 )
 """),
 md(r"""
@@ -337,7 +342,8 @@ print(
     torch.allclose(gram, formula, atol=1e-6),
 )
 print(
-    f"PE(t) . PE(t) = {gram.diagonal().min():.4f} .. {gram.diagonal().max():.4f} (C/2 = 32)"
+    f"PE(t) . PE(t) = {gram.diagonal().min():.4f} .."
+    f" {gram.diagonal().max():.4f} (C/2 = 32)"
 )
 assert torch.allclose(gram, formula, atol=1e-6)
 """),
@@ -407,7 +413,8 @@ for s in (0, 100, 5000):
     assert torch.allclose(score, base_score, atol=1e-9)
 assert torch.allclose(at(q, m).norm(), q.norm())
 print(
-    f"positions (3, 11): score {at(q, 3) @ at(k, 11):.4f}  (a different offset, a different score)"
+    f"positions (3, 11): score {at(q, 3) @ at(k, 11):.4f}  (a different"
+    " offset, a different score)"
 )
 """),
 md(r"""
@@ -502,7 +509,10 @@ for h, m in enumerate(alibi_slopes(8).tolist()):
         distance,
         torch.exp(-m * distance.double()),
         lw=1.2,
-        label=f"head {h + 1}: m = 1/{1 / m:.0f}, halves every {math.log(2) / m:.1f}",
+        label=(
+            f"head {h + 1}: m = 1/{1 / m:.0f}, halves every"
+            f" {math.log(2) / m:.1f}"
+        ),
     )
 ax.set_xlabel("distance i - j")
 ax.set_ylabel("weight relative to distance 0")
@@ -615,8 +625,8 @@ learned_tables = {
 for seed, table in learned_tables.items():
     curve = by_distance(cosine_similarity_matrix(table))
     print(
-        f"trained table, seed {seed}: mean similarity at distance 1: {curve[1]:.2f}, "
-        f"at distances 20 to {T - 1}: {curve[20:].mean():.2f}"
+        f"trained table, seed {seed}: mean similarity at distance 1:"
+        f" {curve[1]:.2f}, at distances 20 to {T - 1}: {curve[20:].mean():.2f}"
     )
     assert (
         curve[1] > 0.8 and curve[20:].mean() < -0.5
@@ -643,8 +653,9 @@ for seed, table in learned_tables.items():
     )  # an SVD direction's sign is arbitrary
     steps = coord[1:] - coord[:-1]
     print(
-        f"seed {seed}: first direction carries {share:.0%} of the variation; "
-        f"coordinate falls at every step from t to t + 1: {bool((steps < 0).all())}"
+        f"seed {seed}: first direction carries {share:.0%} of the variation;"
+        " coordinate falls at every step from t to t + 1:"
+        f" {bool((steps < 0).all())}"
     )
     assert share > 0.6 and (steps < 0).all()
     coords[seed] = coord
@@ -690,7 +701,8 @@ lengths = [m * T for m in settings["multiples"]]
 
 
 def losses(encoding, length):
-    "Validation losses at a window length, one per seed (None if the encoding cannot read it)."
+    # Validation losses at a window length, one per seed (None if the
+    # encoding cannot read it).
     vals = [
         r["val_loss"].get(str(length))
         for r in runs
@@ -704,7 +716,8 @@ def mean(values):
 
 
 print(
-    f"\nvalidation loss (nats/char): mean over seeds {settings['seeds']} [min, max]"
+    f"\nvalidation loss (nats/char): mean over seeds {settings['seeds']} [min,"
+    " max]"
 )
 print(
     f"{'encoding':>17}"
@@ -712,9 +725,14 @@ print(
 )
 for e in encodings:
     row = [
-        f"{'cannot read':>23}"
-        if losses(e, L) is None
-        else f"{mean(losses(e, L)):>9.3f} [{min(losses(e, L)):.3f}, {max(losses(e, L)):.3f}]"
+        (
+            f"{'cannot read':>23}"
+            if losses(e, L) is None
+            else (
+                f"{mean(losses(e, L)):>9.3f} [{min(losses(e, L)):.3f},"
+                f" {max(losses(e, L)):.3f}]"
+            )
+        )
         for L in lengths
     ]
     print(f"{e:>17}" + "".join(row))
@@ -737,7 +755,8 @@ told = ("onehot", "learned", "rope", "alibi")
 for s, seed in enumerate(settings["seeds"]):
     gap = one_x["none"][s] - max(one_x[e][s] for e in told)
     print(
-        f"seed {seed}: 'none' is {gap:.2f} nats/char worse than the worst of {told}"
+        f"seed {seed}: 'none' is {gap:.2f} nats/char worse than the worst of"
+        f" {told}"
     )
     assert gap > 0.1
     others = min(one_x[e][s] for e in encodings if e != "rope")
@@ -783,8 +802,9 @@ for kind in ("learned", "sinusoidal"):
             / m.wte(tokens)[0].norm(dim=-1).mean()
         )
     print(
-        f"{kind:>10} at initialisation: |position| / |token| = {ratio:5.1f}; two characters at position 5 "
-        f"after LayerNorm: cosine similarity {cos:.2f}"
+        f"{kind:>10} at initialisation: |position| / |token| = {ratio:5.1f};"
+        " two characters at position 5 after LayerNorm: cosine similarity"
+        f" {cos:.2f}"
     )
     assert (cos > 0.99) == (kind == "sinusoidal")
 """),
@@ -800,8 +820,9 @@ be on the embeddings' scale.
 code(r"""
 for s, seed in enumerate(settings["seeds"]):
     print(
-        f"seed {seed}: sinusoidal {one_x['sinusoidal'][s]:.2f}, scaled {one_x['sinusoidal-scaled'][s]:.2f}, "
-        f"none {one_x['none'][s]:.2f}, learned {one_x['learned'][s]:.2f}"
+        f"seed {seed}: sinusoidal {one_x['sinusoidal'][s]:.2f}, scaled"
+        f" {one_x['sinusoidal-scaled'][s]:.2f}, none {one_x['none'][s]:.2f},"
+        f" learned {one_x['learned'][s]:.2f}"
     )
     assert (
         one_x["learned"][s]
@@ -875,7 +896,8 @@ print("RoPE pairs whose angle had not yet made a full turn at offset 31:")
 for i, th in enumerate(theta.tolist()):
     if (T - 1) * th < 2 * math.pi:
         print(
-            f"  pair {i}: angles up to {(T - 1) * th:.2f} rad in training, up to {(4 * T - 1) * th:.2f} rad at 4x"
+            f"  pair {i}: angles up to {(T - 1) * th:.2f} rad in training, up"
+            f" to {(4 * T - 1) * th:.2f} rad at 4x"
         )
 
 rise = {
@@ -908,12 +930,29 @@ explorer as it was saved, and the figure below shows row $t = 16$ of every encod
 """),
 code(r"""
 notes = {
-    "one-hot": "A single 1 at index t: every other position has similarity 0, near or far.",
-    "learned (trained)": "Row t of the trained table (seed 0): similarity was learned, not given.",
-    "sinusoidal": "sin/cos pairs at 32 frequencies; similarity depends only on t - s.",
-    f"RoPE (head size {d})": "A unit vector rotated to position t: the score with position s depends only on t - s.",
-    f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})": "No vector; the score bias -m|t - s| (steepest head; a causal model uses only s <= t).",
-    f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})": "No vector; the score bias -m|t - s| (shallowest head; a causal model uses only s <= t).",
+    "one-hot": (
+        "A single 1 at index t: every other position has similarity 0, near or"
+        " far."
+    ),
+    "learned (trained)": (
+        "Row t of the trained table (seed 0): similarity was learned, not"
+        " given."
+    ),
+    "sinusoidal": (
+        "sin/cos pairs at 32 frequencies; similarity depends only on t - s."
+    ),
+    f"RoPE (head size {d})": (
+        "A unit vector rotated to position t: the score with position s"
+        " depends only on t - s."
+    ),
+    f"ALiBi head 1 (m = 1/{1 / slopes[0]:.0f})": (
+        "No vector; the score bias -m|t - s| (steepest head; a causal model"
+        " uses only s <= t)."
+    ),
+    f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})": (
+        "No vector; the score bias -m|t - s| (shallowest head; a causal model"
+        " uses only s <= t)."
+    ),
 }
 position_explorer(
     similarity, vectors, notes, encoding="sinusoidal", position=16
@@ -983,7 +1022,8 @@ for kind in ("sinusoidal", "rope", "alibi"):
     with torch.no_grad():
         logits, _ = m(torch.zeros(1, 1025, dtype=torch.long))
     print(
-        f"{kind:>10}: logits {tuple(logits.shape)}, all finite: {bool(torch.isfinite(logits).all())}"
+        f"{kind:>10}: logits {tuple(logits.shape)}, all finite:"
+        f" {bool(torch.isfinite(logits).all())}"
     )
     assert logits.shape == (1, 1025, 70) and torch.isfinite(logits).all()
 """),
@@ -1006,7 +1046,8 @@ from gptlib.normalization import Block
 
 
 def block_parameters(width, n_heads):
-    "Parameters of one GPT-2 block of gptlib at this width (built on the meta device: no memory)."
+    # Parameters of one GPT-2 block of gptlib at this width (built on the
+    # meta device: no memory).
     with torch.device("meta"):
         return sum(p.numel() for p in Block(width, n_heads).parameters())
 
@@ -1015,10 +1056,12 @@ concat_width = 768 + 1024
 plain, concat = block_parameters(768, 12), block_parameters(concat_width, 14)
 print(f"GPT-2 block at width 768: {plain:>12,} parameters")
 print(
-    f"with 1024 one-hot features concatenated (width {concat_width}): {concat:>12,} ({concat / plain:.1f}x)"
+    f"with 1024 one-hot features concatenated (width {concat_width}):"
+    f" {concat:>12,} ({concat / plain:.1f}x)"
 )
 print(
-    f"projected instead (= the learned table): + {1024 * 768:,} parameters once, width stays 768"
+    f"projected instead (= the learned table): + {1024 * 768:,} parameters"
+    " once, width stays 768"
 )
 """),
 md(r"""
@@ -1047,8 +1090,10 @@ $t$ equals the sinusoidal dot product $\mathrm{PE}(s) \cdot \mathrm{PE}(t)$ with
 all $s, t < 100$. Why? (Hint: what does RoPE do to the pair $(1, 0)$ at position $t$?)
 """),
 code(r"""
-# Solution: R(t) turns the pair (1, 0) into (cos t*theta_i, sin t*theta_i) -- the sinusoidal pair,
-# with sin and cos swapped -- so the RoPE-rotated vectors have the same Gram matrix as PE.
+# Solution: R(t) turns the pair (1, 0) into (cos t*theta_i, sin t*theta_i) --
+# the sinusoidal pair,
+# with sin and cos swapped -- so the RoPE-rotated vectors have the same Gram
+# matrix as PE.
 v = torch.zeros(64, dtype=torch.float64)
 v[0::2] = 1.0
 x = v.expand(1, 1, 100, 64)
@@ -1081,7 +1126,8 @@ for h in (int(slopes12.argmax()), int(slopes12.argmin())):
     k = round(half[h].item())
     ratio = (w[h, 499 - k] / w[h, 499]).item()
     print(
-        f"head with m = {slopes12[h]:.4f}: weight at distance {k} / weight at distance 0 = {ratio:.3f}"
+        f"head with m = {slopes12[h]:.4f}: weight at distance {k} / weight at"
+        f" distance 0 = {ratio:.3f}"
     )
     assert (
         abs(ratio - math.exp(-slopes12[h].item() * k)) < 1e-9

@@ -64,7 +64,8 @@ from gptlib.viz import (
 
 plt.rcParams["figure.dpi"] = 90
 torch.set_printoptions(precision=4)
-# transformers reports through the `logging` module to stderr, which the notebook tests compare:
+# transformers reports through the `logging` module to stderr, which the
+# notebook tests compare:
 # keep only its errors, and no progress bars.
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -342,7 +343,8 @@ n_hf = sum(
     p.numel() for p in hf_small.parameters()
 )  # tied weights are counted once
 print(
-    f"gptlib GPT: {ours_small.num_parameters():,}   Hugging Face GPT2LMHeadModel: {n_hf:,}"
+    f"gptlib GPT: {ours_small.num_parameters():,}   Hugging Face"
+    f" GPT2LMHeadModel: {n_hf:,}"
 )
 assert (
     n_gpt2
@@ -473,14 +475,16 @@ $$
 code(r"""
 flops_gpt3 = training_flops(n_gpt3, 300e9)
 print(
-    f"6·N·D = 6 × {n_gpt3:.3e} × 3e11 = {flops_gpt3:.3e} FLOPs (Brown et al. 2020: 3.14e+23)"
+    f"6·N·D = 6 × {n_gpt3:.3e} × 3e11 = {flops_gpt3:.3e} FLOPs (Brown et al."
+    " 2020: 3.14e+23)"
 )
 assert abs(flops_gpt3 - 3.14e23) / 3.14e23 < 0.01
 per_token = (
     ours_gpt3.flops_per_token()
 )  # adds attention's 12·L·T·C at T = 2048
 print(
-    f"attention scores and sums add {per_token / (6 * n_gpt3) - 1:.1%} at a 2,048-token context"
+    f"attention scores and sums add {per_token / (6 * n_gpt3) - 1:.1%} at a"
+    " 2,048-token context"
 )
 """),
 md(r"""
@@ -507,7 +511,8 @@ xb, yb = get_batch(val_ids, batch_size=16, block_size=64, generator=g)
 with torch.no_grad():
     _, loss = model(xb, yb)
 print(
-    f"loss at initialisation {loss.item():.2f}   ln V = ln {V} = {math.log(V):.2f}"
+    f"loss at initialisation {loss.item():.2f}   ln V = ln {V} ="
+    f" {math.log(V):.2f}"
 )
 assert abs(loss.item() - math.log(V)) < 0.05
 """),
@@ -536,7 +541,8 @@ with torch.no_grad():
 sigma = 0.02 * math.sqrt(128)
 print(f"logit spread {wide_logits.std().item():.3f} (0.02·√C = {sigma:.3f})")
 print(
-    f"loss at initialisation {wide_loss.item():.2f}   ln V = {math.log(50257):.2f}"
+    f"loss at initialisation {wide_loss.item():.2f}   ln V ="
+    f" {math.log(50257):.2f}"
 )
 assert abs(wide_logits.std().item() - sigma) < 0.05 * sigma
 assert abs(wide_loss.item() - math.log(50257)) < 0.1
@@ -565,7 +571,8 @@ hf_config = GPT2Config(
     bos_token_id=V - 1,
     eos_token_id=V - 1,
 )
-# (GPT2Config's default bos/eos id, 50256, would lie outside a 70-token vocabulary)
+# (GPT2Config's default bos/eos id, 50256, would lie outside a 70-token
+# vocabulary)
 hf = GPT2LMHeadModel(hf_config).eval()
 with torch.no_grad():
     for name, p in hf.named_parameters():
@@ -624,7 +631,8 @@ print(
     max_diff(ours_logits, out.logits) < 1e-5,
 )
 print(
-    f"{len(states)} gptlib states, {len(out.hidden_states)} Hugging Face states"
+    f"{len(states)} gptlib states, {len(out.hidden_states)} Hugging Face"
+    " states"
 )
 for i, (mine, theirs) in enumerate(zip(states, out.hidden_states)):
     label = "embeddings" if i == 0 else f"after block {i}"
@@ -657,7 +665,8 @@ back = to_hf(ours)
 with torch.no_grad():
     back_equal = max_diff(back(xb).logits, out.logits) < 1e-5
 print(
-    f"round trip: same {len(hf_sd)} keys: {same_keys}, bit-equal tensors: {bit_equal}, same logits: {back_equal}"
+    f"round trip: same {len(hf_sd)} keys: {same_keys}, bit-equal tensors:"
+    f" {bit_equal}, same logits: {back_equal}"
 )
 assert same_keys and bit_equal and back_equal
 """),
@@ -944,7 +953,9 @@ of the size the paper names it by — and show the embeddings' share shrinking f
 under 1%:
 """),
 code(r"""
-gpt3_family = {  # name in Brown et al. (2020), table 2.1: (n_layer, n_embd, parameters as named)
+# name in Brown et al. (2020), table 2.1: (n_layer, n_embd, parameters as
+# named)
+gpt3_family = {
     "Small": (12, 768, 125e6),
     "Medium": (24, 1024, 350e6),
     "Large": (24, 1536, 760e6),
@@ -954,7 +965,8 @@ gpt3_family = {  # name in Brown et al. (2020), table 2.1: (n_layer, n_embd, par
     "13B": (40, 5140, 13e9),
     "175B": (96, 12288, 175e9),
 }
-# 13B: the table gives d_model 5140, but also 40 heads of d_head 128, i.e. 5120; 5140 is likely a
+# 13B: the table gives d_model 5140, but also 40 heads of d_head 128, i.e.
+# 5120; 5140 is likely a
 # typo. Kept as printed: either width gives a count within 2% of 13B.
 family_groups = {}
 for name, (L, C_, named) in gpt3_family.items():
@@ -1087,7 +1099,8 @@ listed = {
 counts = {shape: count_gpt_parameters(50257, 1024, *shape) for shape in listed}
 for (L, C_), n in counts.items():
     print(
-        f"L={L:2d} C={C_:4d}: {n:>13,}  listed {listed[L, C_] / 1e6:5.0f}M  difference {n / listed[L, C_] - 1:+.1%}"
+        f"L={L:2d} C={C_:4d}: {n:>13,}  listed {listed[L, C_] / 1e6:5.0f}M "
+        f" difference {n / listed[L, C_] - 1:+.1%}"
     )
 with torch.device("meta"):
     xl = GPT2LMHeadModel(GPT2Config(n_layer=48, n_embd=1600, n_head=25))
@@ -1099,7 +1112,8 @@ assert (
 assert all(
     n > listed[shape] for shape, n in counts.items()
 )  # every listed size is an undercount
-# OpenAI later relabelled the released models 124M, 355M, 774M and 1558M (in its gpt-2 repository):
+# OpenAI later relabelled the released models 124M, 355M, 774M and 1558M (in
+# its gpt-2 repository):
 # exactly these counts, rounded to millions.
 relabelled = {
     (12, 768): 124,
@@ -1149,9 +1163,10 @@ code(r"""
 def crossover(m):
     c = m.config
     n_prime = m.num_parameters(non_embedding=True)
-    return n_prime / (
-        2 * c.n_layer * c.n_embd
-    ), 6 * n_prime  # 12 L T C = 6 N'  <=>  T = N' / (2 L C)
+    return (
+        n_prime / (2 * c.n_layer * c.n_embd),
+        6 * n_prime,
+    )  # 12 L T C = 6 N'  <=>  T = N' / (2 L C)
 
 
 t_small, weights_small = crossover(ours_small)
@@ -1181,7 +1196,8 @@ with torch.no_grad():
 expected_loss = (torch.logsumexp(z, dim=-1) - z.mean(dim=-1)).mean().item()
 predicted = math.log(V) + (0.02 * math.sqrt(768)) ** 2 / 2
 print(
-    f"expected loss {expected_loss:.2f}   ln V + σ²/2 = {predicted:.2f}   ln V = {math.log(V):.2f}"
+    f"expected loss {expected_loss:.2f}   ln V + σ²/2 = {predicted:.2f}   ln V"
+    f" = {math.log(V):.2f}"
 )
 assert abs(expected_loss - predicted) < 0.02
 assert expected_loss - math.log(V) > 0.1

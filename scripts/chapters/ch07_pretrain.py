@@ -77,11 +77,13 @@ V = tok.vocab_size
 train_text, val_text = load_text("train"), load_text("val")
 train_ids, val_ids = encode_text(train_text, tok), encode_text(val_text, tok)
 print(
-    f"shipped model: {model.num_parameters():,} parameters, {model.config.n_layer} layers, "
-    f"width {model.config.n_embd}, context {model.config.block_size}, vocabulary {V}"
+    f"shipped model: {model.num_parameters():,} parameters,"
+    f" {model.config.n_layer} layers, width {model.config.n_embd}, context"
+    f" {model.config.block_size}, vocabulary {V}"
 )
 print(
-    f"train plays: {len(train_ids):,} characters; validation plays: {len(val_ids):,}"
+    f"train plays: {len(train_ids):,} characters; validation plays:"
+    f" {len(val_ids):,}"
 )
 """),
 md(r"""
@@ -183,8 +185,9 @@ for g in groups:
         {re.sub(r"^h\.\d+\.", "h.*.", names[id(p)]) for p in g["params"]}
     )
     print(
-        f"weight_decay {g['weight_decay']}: {len(g['params']):2d} tensors, {n:>7,} numbers "
-        f"({n / model.num_parameters():.1%})  e.g. {', '.join(kinds[:4])}"
+        f"weight_decay {g['weight_decay']}: {len(g['params']):2d} tensors,"
+        f" {n:>7,} numbers ({n / model.num_parameters():.1%})  e.g."
+        f" {', '.join(kinds[:4])}"
     )
 assert (
     sum(p.numel() for g in groups for p in g["params"])
@@ -239,8 +242,9 @@ log = read_log(SHIPPED / "train_log.csv")
 steps = [r["step"] for r in log]  # 1-based: row s used lr_at(s - 1)
 schedule = [lr_at(s - 1, shipped_cfg) for s in steps]
 print(
-    f"{shipped_cfg.steps} steps, warm-up {shipped_cfg.warmup_steps}, peak {shipped_cfg.lr:g}, "
-    f"final {shipped_cfg.min_lr:g}, {shipped_cfg.schedule}"
+    f"{shipped_cfg.steps} steps, warm-up {shipped_cfg.warmup_steps}, peak"
+    f" {shipped_cfg.lr:g}, final {shipped_cfg.min_lr:g},"
+    f" {shipped_cfg.schedule}"
 )
 print(
     "log's lr == lr_at (6 significant digits):",
@@ -249,7 +253,8 @@ print(
 assert all(abs(r["lr"] - lr) <= 1e-5 * lr for r, lr in zip(log, schedule))
 first_norms = torch.tensor([r["grad_norm"] for r in log[:100]])
 print(
-    f"gradient norm at step 1: {first_norms[0].item():.1f}; median over steps 1-100: {first_norms.median().item():.2f}"
+    f"gradient norm at step 1: {first_norms[0].item():.1f}; median over steps"
+    f" 1-100: {first_norms.median().item():.2f}"
 )
 assert first_norms[0] > 4 * first_norms.median()
 
@@ -281,13 +286,15 @@ code(r"""
 norms = torch.tensor([r["grad_norm"] for r in log])
 clip = shipped_cfg.grad_clip
 print(
-    f"{'steps':<14}{'clipped':>9}{'median norm':>13}{'median scale when clipped':>28}"
+    f"{'steps':<14}{'clipped':>9}{'median norm':>13}"
+    f"{'median scale when clipped':>28}"
 )
 for lo, hi in ((0, 100), (100, 400), (400, 800), (800, 1200), (1200, 1600)):
     part = norms[lo:hi]
     over = part[part > clip]
     print(
-        f"{lo + 1:>5}-{hi:<8}{(part > clip).float().mean().item():>9.0%}{part.median().item():>13.2f}"
+        f"{lo + 1:>5}-{hi:<8}{(part > clip).float().mean().item():>9.0%}"
+        f"{part.median().item():>13.2f}"
         f"{(clip / over).median().item() if len(over) else 1.0:>28.2f}"
     )
 """),
@@ -418,7 +425,8 @@ same = [r["train_loss"] for r in resumed.history] == [
     r["train_loss"] for r in uninterrupted.history
 ]
 print(
-    f"first run stopped after {first.steps} steps; resumed run ends at step {resumed.steps}"
+    f"first run stopped after {first.steps} steps; resumed run ends at step"
+    f" {resumed.steps}"
 )
 same_weights = all(
     torch.equal(p1, p2)
@@ -428,7 +436,8 @@ same_weights = all(
 )
 print("resumed losses == uninterrupted losses, bit for bit:", same)
 print(
-    "final weights of the resumed run == those of the uninterrupted run, bit for bit:",
+    "final weights of the resumed run == those of the uninterrupted run, bit"
+    " for bit:",
     same_weights,
 )
 assert first.steps == 5 and resumed.steps == 12 and same and same_weights
@@ -465,17 +474,20 @@ init_loss = estimate_loss(
     torch.Generator().manual_seed(live_cfg.seed + 1),
 )
 print(
-    f"{live_model.num_parameters():,} parameters; loss before training {init_loss:.3f} (ln V = {uniform:.3f})"
+    f"{live_model.num_parameters():,} parameters; loss before training"
+    f" {init_loss:.3f} (ln V = {uniform:.3f})"
 )
 t0 = time.perf_counter()
 live = train(live_model, train_ids, live_cfg, val_ids)
 print(
-    f"{live.steps} steps, {live.tokens:,} tokens in {time.perf_counter() - t0:.0f} s"
+    f"{live.steps} steps, {live.tokens:,} tokens in"
+    f" {time.perf_counter() - t0:.0f} s"
 )
 for r in live.history:
     if "val_loss" in r:
         print(
-            f"step {r['step']:3d}  train {r['eval_train_loss']:.3f}  val {r['val_loss']:.3f}"
+            f"step {r['step']:3d}  train {r['eval_train_loss']:.3f}  val"
+            f" {r['val_loss']:.3f}"
         )
 """, "nbval-ignore-output"),
 code(r"""
@@ -607,7 +619,8 @@ plt.show()
 print(f"{'step':>5}{'epochs':>8}{'train':>8}{'val':>8}{'gap':>8}")
 for r in evaluated:
     print(
-        f"{r['step']:>5}{r['tokens'] / tokens_per_epoch:>8.2f}{r['eval_train_loss']:>8.3f}"
+        f"{r['step']:>5}{r['tokens'] / tokens_per_epoch:>8.2f}"
+        f"{r['eval_train_loss']:>8.3f}"
         f"{r['val_loss']:>8.3f}{r['val_loss'] - r['eval_train_loss']:>8.3f}"
     )
 gaps = [r["val_loss"] - r["eval_train_loss"] for r in evaluated]
@@ -639,12 +652,14 @@ train_names, val_names = (
 )
 unseen = val_names - train_names
 print(
-    f"{len(val_names)} speakers in the validation plays, {len(unseen)} of them never in the training plays"
+    f"{len(val_names)} speakers in the validation plays, {len(unseen)} of them"
+    " never in the training plays"
 )
 
 
 def loss_by_part(text, n_windows=64, T=128, seed=0):
-    "Mean loss (nats/char) on speaker headings and on everything else, in n random windows of text."
+    # Mean loss (nats/char) on speaker headings and on everything else,
+    # in n random windows of text.
     ids = encode_text(text, tok)
     heading = torch.zeros(len(text), dtype=torch.bool)
     for m in HEADING.finditer(text):
@@ -680,7 +695,8 @@ print(
 )
 for split, p in parts.items():
     print(
-        f"{split:<6}{p['headings']:>10.2f}{p['speech']:>10.2f}{p['all']:>8.2f}{p['heading share']:>19.1%}"
+        f"{split:<6}{p['headings']:>10.2f}{p['speech']:>10.2f}"
+        f"{p['all']:>8.2f}{p['heading share']:>19.1%}"
     )
 tr, va = parts["train"], parts["val"]
 gap = va["all"] - tr["all"]
@@ -691,7 +707,8 @@ reweighted = (
 )
 explained = (va["all"] - reweighted) / gap
 print(
-    f"share of the gap removed by giving the validation headings the training headings' loss: {explained:.0%}"
+    "share of the gap removed by giving the validation headings the training"
+    f" headings' loss: {explained:.0%}"
 )
 assert abs(va["speech"] - tr["speech"]) < 0.02  # speech: no real gap
 assert va["headings"] - tr["headings"] > 1.0  # names: a large one
@@ -794,21 +811,24 @@ for t in range(len(new)):
     assert new[t] in order[:size], t
     nucleus_sizes.append(size)
 print(
-    f"top-p: every sampled token inside the nucleus; nucleus size from {min(nucleus_sizes)} "
-    f"to {max(nucleus_sizes)} tokens (median {sorted(nucleus_sizes)[len(nucleus_sizes) // 2]})"
+    "top-p: every sampled token inside the nucleus; nucleus size from"
+    f" {min(nucleus_sizes)} to {max(nucleus_sizes)} tokens (median"
+    f" {sorted(nucleus_sizes)[len(nucleus_sizes) // 2]})"
 )
 
 greedy_new, greedy_z = runs["greedy"]
 top2 = greedy_z.topk(2, dim=-1).values
 margin = (top2[:, 0] - top2[:, 1]).min().item()
 print(
-    f"closest call along the greedy path: the top two logits {margin:.3f} apart"
+    f"closest call along the greedy path: the top two logits {margin:.3f}"
+    " apart"
 )
 for tau in (1.0, 0.1, 0.01, 0.001):
     p_tau = (greedy_z.double() / tau).softmax(-1)  # float64: 1 - p stays exact
     p_other = p_tau.sum(-1) - p_tau.max(-1).values  # 1 - p(argmax), each step
     print(
-        f"  τ = {tau:<6} all other tokens together have a chance of at most {p_other.max().item():.0e}"
+        f"  τ = {tau:<6} all other tokens together have a chance of at most"
+        f" {p_other.max().item():.0e}"
     )
 cold = generate(
     model,
@@ -851,8 +871,8 @@ for i in range(len(long_greedy) - C_ + 1):
 start, again = loop
 period = again - start
 print(
-    f"the 128 characters from position {start} occur again at position {again}: "
-    f"a loop of period {period}, entered by character {start}"
+    f"the 128 characters from position {start} occur again at position"
+    f" {again}: a loop of period {period}, entered by character {start}"
 )
 print("the loop:", repr(long_greedy[start : start + period]))
 assert (
@@ -867,7 +887,8 @@ output, of sampled output, and of a passage from the validation plays:
 """),
 code(r"""
 def repeated_share(text, n=12):
-    "Share of the n-character windows of text that already occurred earlier in it."
+    # Share of the n-character windows of text that already occurred
+    # earlier in it.
     seen, repeats = set(), 0
     for i in range(len(text) - n + 1):
         repeats += text[i : i + n] in seen
@@ -876,14 +897,16 @@ def repeated_share(text, n=12):
 
 
 sampled = {
-    name: prompt
-    + generate_text(
-        model,
-        tok,
-        prompt,
-        400,
-        generator=torch.Generator().manual_seed(0),
-        **kw,
+    name: (
+        prompt
+        + generate_text(
+            model,
+            tok,
+            prompt,
+            400,
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        )
     )
     for name, kw in (
         ("temperature 1.0", dict(temperature=1.0)),
@@ -898,11 +921,13 @@ texts = {
 shares = {name: repeated_share(t) for name, t in texts.items()}
 for name, share in shares.items():
     print(
-        f"{name:<18} {share:6.1%} of 12-character strings repeat an earlier one"
+        f"{name:<18} {share:6.1%} of 12-character strings repeat an"
+        " earlier one"
     )
 print(
-    f"the model's most likely next character is the actual one for {parts['val']['top-1']:.0%} of the characters "
-    f"of 64 validation windows ({parts['train']['top-1']:.0%} of 64 training windows)"
+    "the model's most likely next character is the actual one for"
+    f" {parts['val']['top-1']:.0%} of the characters of 64 validation windows"
+    f" ({parts['train']['top-1']:.0%} of 64 training windows)"
 )
 assert 0.3 < parts["val"]["top-1"] < 0.7
 assert shares["greedy"] > 0.5 and all(
@@ -942,7 +967,8 @@ empirical = torch.bincount(draws, minlength=V).double() / len(draws)
 expected = sampling_distribution(z_demo, temperature=1.3, top_p=0.8)
 tv = 0.5 * (empirical - expected).abs().sum().item()
 print(
-    f"total variation distance, 20,000 draws vs sampling_distribution: {tv:.3f} (< 0.03)"
+    "total variation distance, 20,000 draws vs sampling_distribution:"
+    f" {tv:.3f} (< 0.03)"
 )
 assert tv < 0.03 and empirical[expected == 0].sum() == 0
 sampling_explorer(
@@ -973,7 +999,7 @@ for ax in axes[:, 0]:
     ax.set_ylabel("probability of being sampled")
 fig.suptitle(
     f"the next character after {explorer_prompts[0]!r}, its 12 most likely:\n"
-    f"sampled with (bars) vs the model's probability (outlines)"
+    "sampled with (bars) vs the model's probability (outlines)"
 )
 plt.tight_layout()
 plt.show()
@@ -1015,15 +1041,16 @@ with torch.no_grad():
 c = model.config
 L_, H_, d_ = c.n_layer, c.n_head, c.n_embd // c.n_head
 print(
-    f"{len(cache)} layers; layer 0 keys {tuple(cache[0].k.shape)} = (B, H, T, d), values {tuple(cache[0].v.shape)}"
+    f"{len(cache)} layers; layer 0 keys {tuple(cache[0].k.shape)} = (B, H, T,"
+    f" d), values {tuple(cache[0].v.shape)}"
 )
 nbytes = sum(
     t.numel() * t.element_size() for layer in cache for t in (layer.k, layer.v)
 )
 per_token = 2 * L_ * c.n_embd * 4  # 2LC float32 numbers
 print(
-    f"cache for {cache[0].length} tokens: {nbytes:,} bytes = {cache[0].length} x 2·L·C·4 = "
-    f"{cache[0].length} x {per_token:,} bytes"
+    f"cache for {cache[0].length} tokens: {nbytes:,} bytes = {cache[0].length}"
+    f" x 2·L·C·4 = {cache[0].length} x {per_token:,} bytes"
 )
 assert (
     cache[0].k.shape == (1, H_, len(prompt) + 1, d_)
@@ -1057,7 +1084,8 @@ for kw in (dict(temperature=0), dict(temperature=1.0, top_p=0.9)):
     )
     worst = (la - lb).abs().max().item()
     print(
-        f"{kw}: same tokens {torch.equal(a, b)}, largest logit difference < 1e-4: {worst < 1e-4}"
+        f"{kw}: same tokens {torch.equal(a, b)}, largest logit difference <"
+        f" 1e-4: {worst < 1e-4}"
     )
     assert torch.equal(a, b) and worst < 1e-4
 """),
@@ -1123,7 +1151,8 @@ for n, a, b in zip(
     lengths, per_token["without cache"], per_token["with cache"]
 ):
     print(
-        f"length {n:5d}: without cache {a * 1e3:7.2f} ms/token, with cache {b * 1e3:6.2f} ms/token, x{a / b:5.1f}"
+        f"length {n:5d}: without cache {a * 1e3:7.2f} ms/token, with cache"
+        f" {b * 1e3:6.2f} ms/token, x{a / b:5.1f}"
     )
 """, "nbval-ignore-output"),
 code(r"""
@@ -1329,8 +1358,8 @@ print("a Muon step / a baseline step:", [f"{x:.2f}" for x in muon_step])
 fast_line = next(ln for ln in runs if ln["recipe"] == "fast")
 base_0 = pairs[fast_line["pair"]]
 print(
-    f"fast: val {fast_line['val_loss']:.5f} vs reference {base_0['val_loss']:.5f}, "
-    f"time ratio {by['fast']['ratios'][0]:.2f}"
+    f"fast: val {fast_line['val_loss']:.5f} vs reference"
+    f" {base_0['val_loss']:.5f}, time ratio {by['fast']['ratios'][0]:.2f}"
 )
 assert record["seeds"] == [0, 1, 2] and record["reached"] == 3
 assert all(r < 0.5 for r in record["ratios"])  # the goal, every seed
@@ -1360,7 +1389,8 @@ change its preference with the subject.
 """),
 code(r"""
 def logprob(prefix, continuation):
-    "log p(continuation | prefix) under the shipped model, summed over its characters."
+    # log p(continuation | prefix) under the shipped model, summed over
+    # its characters.
     ids = torch.tensor([tok.encode(prefix + continuation)])
     with torch.no_grad():
         logp = model(ids)[0][0].log_softmax(-1)
@@ -1381,7 +1411,8 @@ flips = [
 ]
 same_choice = 0
 print(
-    f"{'true: first subject + a, second subject + b':<54}{'prefers (1st)':>14}{'prefers (2nd)':>14}"
+    f"{'true: first subject + a, second subject + b':<54}"
+    f"{'prefers (1st)':>14}{'prefers (2nd)':>14}"
 )
 for s1, s2, a, b in flips:
     pick1 = a if logprob(s1, a) > logprob(s1, b) else b
@@ -1389,7 +1420,8 @@ for s1, s2, a, b in flips:
     same_choice += pick1 == pick2
     print(f"{s1 + a + ' / ' + s2 + b:<54}{pick1:>14}{pick2:>14}")
 print(
-    f"the same word preferred after both subjects in {same_choice} of {len(flips)} pairs"
+    f"the same word preferred after both subjects in {same_choice} of"
+    f" {len(flips)} pairs"
 )
 assert same_choice == len(flips)
 """),
@@ -1482,13 +1514,16 @@ with torch.no_grad():
     )
 print("changing the LAST token changes the output at the FIRST position:")
 print(
-    f"  BERT (encoder): {bert_first > 0}   ELECTRA (encoder): {electra_first > 0}   shipped GPT (decoder): {gpt_first > 0}"
+    f"  BERT (encoder): {bert_first > 0}   ELECTRA (encoder):"
+    f" {electra_first > 0}   shipped GPT (decoder): {gpt_first > 0}"
 )
 print(
-    f"BERT's masked-LM output {tuple(bert(x).logits.shape)} = (B, T, V): a guess for each position, from both sides"
+    f"BERT's masked-LM output {tuple(bert(x).logits.shape)} = (B, T, V): a"
+    " guess for each position, from both sides"
 )
 print(
-    f"ELECTRA's discriminator output {tuple(electra_out.shape)} = (B, T): one 'was this token replaced?' score each"
+    f"ELECTRA's discriminator output {tuple(electra_out.shape)} = (B, T): one"
+    " 'was this token replaced?' score each"
 )
 assert (
     bert_first > 0
@@ -1516,15 +1551,17 @@ fine-tuning that works with small datasets.
 code(r"""
 seen = shipped["results"]["tokens"]
 print(
-    f"shipped model: {seen:,} training tokens for {model.num_parameters():,} parameters = "
-    f"{seen / model.num_parameters():.1f} tokens per parameter; {seen / len(train_ids):.2f} passes over the training plays"
+    f"shipped model: {seen:,} training tokens for {model.num_parameters():,}"
+    f" parameters = {seen / model.num_parameters():.1f} tokens per parameter;"
+    f" {seen / len(train_ids):.2f} passes over the training plays"
 )
 print(
     "validation loss at each evaluation:",
     ", ".join(f"{r['val_loss']:.3f}" for r in evaluated),
 )
 print(
-    f"GPT-3 175B: 300B tokens for 175B parameters = {300e9 / 175e9:.1f} tokens per parameter"
+    f"GPT-3 175B: 300B tokens for 175B parameters = {300e9 / 175e9:.1f} tokens"
+    " per parameter"
 )
 assert (
     seen / model.num_parameters() < 20
@@ -1564,7 +1601,8 @@ ppl_bits = 2 ** (
     -p_true.log2().mean().item()
 )  # 2^(mean bits): no cross_entropy used
 print(
-    f"one validation batch: 2^(mean -log2 p) = {ppl_bits:.2f}, exp(model's loss) = {math.exp(loss_b.item()):.2f}"
+    f"one validation batch: 2^(mean -log2 p) = {ppl_bits:.2f}, exp(model's"
+    f" loss) = {math.exp(loss_b.item()):.2f}"
 )
 assert abs(ppl_bits / math.exp(loss_b.item()) - 1) < 1e-4
 """, "hide-cell"),
@@ -1582,7 +1620,8 @@ for kw in (dict(temperature=2.0, top_k=1), dict(temperature=2.0, top_p=0.01)):
     )
     print(kw, "== greedy:", torch.equal(out, greedy))
     assert torch.equal(out, greedy)
-# top_p_filter keeps token i when the tokens before it (in sorted order) hold less than p;
+# top_p_filter keeps token i when the tokens before it (in sorted order) hold
+# less than p;
 # nothing comes before the most likely token, so it is always kept.
 assert (top_p_filter(z_demo[None], 1e-9) > float("-inf")).sum() == 1
 """, "hide-cell"),
@@ -1615,7 +1654,8 @@ with torch.no_grad():
     )
 measured = L2 * sum(t.numel() * t.element_size() for t in (kv1[0].k, kv1[0].v))
 print(
-    f"formula {formula / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB; layer 0's keys {tuple(kv1[0].k.shape)}"
+    f"formula {formula / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB;"
+    f" layer 0's keys {tuple(kv1[0].k.shape)}"
 )
 assert measured == formula == 72 * 2**20
 """, "hide-cell"),

@@ -62,7 +62,8 @@ torch.set_num_threads(
 # threads trained these models to the same weights, bit for bit, as one
 # (measured), and 1.2-1.6x faster on an idle 2-core CPU
 plt.rcParams["figure.dpi"] = 90
-# transformers reports through `logging` to stderr, which the notebook tests compare:
+# transformers reports through `logging` to stderr, which the notebook tests
+# compare:
 # keep only its errors, and no progress bars.
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -220,10 +221,12 @@ code(r"""
 n_lora = sum(p.numel() for p in lora_parameters(adapted))
 per_block = 8 * (C + 3 * C) + 8 * (C + C)
 print(
-    f"LoRA parameters: {n_lora:,} = {pretrained.config.n_layer} blocks x {per_block:,}"
+    f"LoRA parameters: {n_lora:,} = {pretrained.config.n_layer} blocks x"
+    f" {per_block:,}"
 )
 print(
-    f"the pretrained model: {pretrained.num_parameters():,}  ({n_lora / pretrained.num_parameters():.1%})"
+    f"the pretrained model: {pretrained.num_parameters():,} "
+    f" ({n_lora / pretrained.num_parameters():.1%})"
 )
 assert n_lora == pretrained.config.n_layer * per_block
 """),
@@ -267,7 +270,8 @@ for splits in (("train",), EVAL_SPLITS):
             p.title for s in splits for p in load_plays(s) if p.genre in genres
         ]
         print(
-            f"  {name:<8} {len(titles):>2} plays: {', '.join(titles) if len(titles) < 7 else '...'}"
+            f"  {name:<8} {len(titles):>2} plays:"
+            f" {', '.join(titles) if len(titles) < 7 else '...'}"
         )
 """),
 md(r"""
@@ -290,8 +294,9 @@ eval_set = genre_dataset(
 )
 split_of = {p.slug: p.split for p in load_plays()}
 print(
-    f"train: {len(train_set)} passages from {len(set(train_set.sources))} plays; "
-    f"evaluation: {len(eval_set)} passages from {len(set(eval_set.sources))} plays"
+    f"train: {len(train_set)} passages from {len(set(train_set.sources))}"
+    f" plays; evaluation: {len(eval_set)} passages from"
+    f" {len(set(eval_set.sources))} plays"
 )
 print("plays in both:", set(train_set.sources) & set(eval_set.sources))
 print(
@@ -300,7 +305,8 @@ print(
 )
 i = eval_set.sources.index("richard-ii")
 print(
-    f"\n[{eval_set.classes[eval_set.labels[i]]}, {eval_set.sources[i]}]\n{eval_set.texts[i]}"
+    f"\n[{eval_set.classes[eval_set.labels[i]]},"
+    f" {eval_set.sources[i]}]\n{eval_set.texts[i]}"
 )
 assert not set(train_set.sources) & set(eval_set.sources)
 assert {split_of[s] for s in eval_set.sources} == set(EVAL_SPLITS)
@@ -320,7 +326,9 @@ from-scratch control, is therefore also checked on the six val plays alone.
 """),
 code(r"""
 STEPS, BATCH = 80, 8
-METHODS = {  # name: (start from the pretrained weights?, freeze mode, k, peak learning rate)
+# name: (start from the pretrained weights?, freeze mode, k, peak learning
+# rate)
+METHODS = {
     "from scratch": (False, "all", None, 2e-3),
     "head only": (True, "head", None, 1e-2),
     "last block": (True, "last_k", 1, 2e-3),
@@ -393,7 +401,8 @@ for name, run in runs.items():
 """, "nbval-ignore-output"),
 code(r"""
 print(
-    f"budget: {STEPS} steps x {BATCH} passages = {STEPS * BATCH} passages seen, seed 0"
+    f"budget: {STEPS} steps x {BATCH} passages = {STEPS * BATCH} passages"
+    " seen, seed 0"
 )
 print(
     f"{'method':<18}{'trainable':>10}{'accuracy':>10}{'macro':>8}   recall: "
@@ -401,7 +410,8 @@ print(
 )
 for name, run in runs.items():
     print(
-        f"{name:<18}{run['trainable']:>10,}{run['accuracy']:>10.1%}{run['macro']:>8.1%}"
+        f"{name:<18}{run['trainable']:>10,}"
+        f"{run['accuracy']:>10.1%}{run['macro']:>8.1%}"
         f"{'':11}" + "  ".join(f"{r:>7.0%}" for r in run["recall"])
     )
 """, "nbval-ignore-output"),
@@ -435,7 +445,8 @@ MARGIN = 0.07
 pretrained_starts = [n for n in runs if n != "from scratch"]
 best = max(pretrained_starts, key=lambda n: runs[n]["macro"])
 print(
-    f"the best pretrained start beats from scratch by >= {MARGIN:.0%} (macro-averaged):",
+    f"the best pretrained start beats from scratch by >= {MARGIN:.0%}"
+    " (macro-averaged):",
     runs[best]["macro"] - runs["from scratch"]["macro"] >= MARGIN,
 )
 assert runs[best]["macro"] - runs["from scratch"]["macro"] >= MARGIN
@@ -448,9 +459,10 @@ seed):
 code(r"""
 val_rows = torch.tensor([split_of[s] == "val" for s in eval_set.sources])
 for name, run in runs.items():
+    val = scores(run["pred"][val_rows], eval_set.labels[val_rows])
     print(
-        f"{name:<18} macro-averaged accuracy on the val plays: "
-        f"{scores(run['pred'][val_rows], eval_set.labels[val_rows])['macro']:.1%}"
+        f"{name:<18} macro-averaged accuracy on the val plays:",
+        f"{val['macro']:.1%}",
     )
 """, "nbval-ignore-output"),
 md(r"""
@@ -633,7 +645,8 @@ def speeches(slug, speaker="FALSTAFF"):
 
 
 def speaker_lines(text):
-    # (len(text),) bool: True at the characters of speaker headings such as "FALSTAFF:\n"
+    # (len(text),) bool: True at the characters of speaker headings such
+    # as "FALSTAFF:\n"
     mask = torch.zeros(len(text), dtype=torch.bool)
     for m in re.finditer(r"(?m)^[^a-z\n]+:$", text):
         mask[m.start() : m.end() + 1] = True
@@ -641,7 +654,8 @@ def speaker_lines(text):
 
 
 def char_losses(model, text, block=128):
-    # the loss of every character text[1 .. n*block] (dataset_loss's windows), and which are speaker lines
+    # the loss of every character text[1 .. n*block] (dataset_loss's
+    # windows), and which are speaker lines
     loss = dataset_loss(model, encode_text(text, tok), block, per_token=True)
     return loss, speaker_lines(text)[1 : len(loss) + 1]
 
@@ -657,15 +671,17 @@ falstaff_ids, target_ids = (
 )
 val_texts = {p.slug: p.text[: 32 * 128 + 1] for p in load_plays("val")}
 print(
-    f"fine-tuning text: {len(falstaff_train):,} characters; target text: {len(falstaff_target):,}, "
-    f"{len(speeches('the-merry-wives-of-windsor'))} speeches, "
-    f"{speaker_lines(falstaff_target).float().mean():.1%} of its characters in speaker lines"
+    f"fine-tuning text: {len(falstaff_train):,} characters; target text:"
+    f" {len(falstaff_target):,}, {len(speeches('the-merry-wives-of-windsor'))}"
+    f" speeches, {speaker_lines(falstaff_target).float().mean():.1%} of its"
+    " characters in speaker lines"
 )
 print(falstaff_train[:300])
 
 
 def losses(model):
-    # mean loss per character: all of it, the share of speaker-line characters, the rest's mean
+    # mean loss per character: all of it, the share of speaker-line
+    # characters, the rest's mean
     result = {"per_play": {}}
     for key, texts in (
         ("target", {"merry-wives": falstaff_target}),
@@ -690,8 +706,8 @@ def losses(model):
 before = losses(pretrained)
 logged_val = read_log(SHIPPED / "train_log.csv")[-1]["val_loss"]
 print(
-    f"\npretrained: val sample {before['val']:.3f} (training log's estimate: {logged_val:.3f}), "
-    f"Falstaff (Merry Wives) {before['target']:.3f}"
+    f"\npretrained: val sample {before['val']:.3f} (training log's estimate:"
+    f" {logged_val:.3f}), Falstaff (Merry Wives) {before['target']:.3f}"
 )
 assert abs(before["val"] - logged_val) < 0.1
 """),
@@ -740,7 +756,8 @@ print("betas:", cfg.betas, "| weight decay:", cfg.weight_decay)
 """, "nbval-ignore-output"),
 code(r"""
 print(
-    f"{'nats/char':<18}{'trainable':>10}{'Falstaff (MW)':>15}{'w/o speakers':>14}"
+    f"{'nats/char':<18}{'trainable':>10}"
+    f"{'Falstaff (MW)':>15}{'w/o speakers':>14}"
     f"{'val sample':>12}{'w/o speakers':>14}"
 )
 for name, run in {
@@ -748,9 +765,11 @@ for name, run in {
     **gen_runs,
 }.items():
     print(
-        f"{name:<18}{run['trainable']:>10,}"
-        if run["trainable"]
-        else f"{name:<18}{'':>10}",
+        (
+            f"{name:<18}{run['trainable']:>10,}"
+            if run["trainable"]
+            else f"{name:<18}{'':>10}"
+        ),
         end="",
     )
     print(
@@ -768,9 +787,10 @@ for name, run in gen_runs.items():
         run["val speaker share"] - before["val speaker share"],
     )
     print(
-        f"{name}: Falstaff loss fell by {gain:.3f}, {speaker_gain:.3f} of it on speaker-line "
-        f"characters; val loss rose by {rise:.3f} ({rise / before['val']:.0%}), "
-        f"{rise - speaker_rise:.3f} of it on the rest"
+        f"{name}: Falstaff loss fell by {gain:.3f}, {speaker_gain:.3f} of it"
+        f" on speaker-line characters; val loss rose by {rise:.3f}"
+        f" ({rise / before['val']:.0%}), {rise - speaker_rise:.3f} of it on"
+        " the rest"
     )
 """, "nbval-ignore-output"),
 code(r"""
@@ -789,18 +809,18 @@ checks = {
         < 0.02
         for r in gen_runs.values()
     ),
-    "both: val loss rose by > 0.02, more than half of it on ordinary text": all(
-        r["val"] - before["val"] > 0.02
-        and (r["val"] - r["val speaker share"])
-        - (before["val"] - before["val speaker share"])
-        > 0.5 * (r["val"] - before["val"])
-        for r in gen_runs.values()
+    "both: val loss rose by > 0.02, more than half of it on ordinary text": (
+        all(
+            r["val"] - before["val"] > 0.02
+            and (r["val"] - r["val speaker share"])
+            - (before["val"] - before["val speaker share"])
+            > 0.5 * (r["val"] - before["val"])
+            for r in gen_runs.values()
+        )
     ),
-    "LoRA's val loss rose less than full fine-tuning's (by > 0.01)": full_ft[
-        "val"
-    ]
-    - lora_ft["val"]
-    > 0.01,
+    "LoRA's val loss rose less than full fine-tuning's (by > 0.01)": (
+        full_ft["val"] - lora_ft["val"] > 0.01
+    ),
 }
 for claim, holds in checks.items():
     print(f"{claim}: {holds}")
@@ -837,7 +857,8 @@ ax.set_xticks(
 )
 ax.set_ylabel("change of the loss (nats/char)")
 ax.set_title(
-    "Forgetting, play by play: the validation plays' openings after fine-tuning on Falstaff"
+    "Forgetting, play by play: the validation plays' openings after"
+    " fine-tuning on Falstaff"
 )
 ax.legend(fontsize=8)
 plt.tight_layout()
@@ -1008,7 +1029,8 @@ start = dict(pretrained.named_parameters())
 
 
 def relative_change(backbone):
-    # ||theta - theta_0|| / ||theta_0|| over all backbone parameters, theta_0 the pretrained values
+    # ||theta - theta_0|| / ||theta_0|| over all backbone parameters,
+    # theta_0 the pretrained values
     moved = sum(
         ((p - start[n]) ** 2).sum() for n, p in backbone.named_parameters()
     )
@@ -1078,7 +1100,8 @@ with torch.device("meta"):
     small = apply_lora(gpt2_small, r=r)
 counted = sum(p.numel() for p in lora_parameters(small))
 print(
-    f"GPT-2 small: {n_small:,} parameters; LoRA r=8 adds {by_hand:,}, {by_hand / n_small:.2%}"
+    f"GPT-2 small: {n_small:,} parameters; LoRA r=8 adds {by_hand:,},"
+    f" {by_hand / n_small:.2%}"
 )
 assert n_small == 124_439_808
 assert by_hand == counted == 442_368

@@ -228,7 +228,7 @@ assert abs(log["ddp"][-1]["val_loss"] - log["one"][-1]["val_loss"]) < 1e-4
 """),
 code(r"""
 print(
-    f"max |weight difference|, DDP vs one process: "
+    "max |weight difference|, DDP vs one process: "
     f"{diffs['DDP vs 1 process']:.1e}; vs grad_accum=2: "
     f"{diffs['DDP vs grad_accum=2']:.1e}; moved: {moved:.2f}"
 )
@@ -920,7 +920,7 @@ efficient = (
 )
 print(
     f"at {last} steps, every seed of each size beats every seed of the "
-    f"size below:",
+    "size below:",
     size_gain,
 )
 print(

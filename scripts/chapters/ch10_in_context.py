@@ -413,7 +413,7 @@ print(
     f"          icl score {before['icl_score']:.2f} -> {at['icl_score']:.2f}"
 )
 print(
-    f"1 layer:  repeat loss at the end "
+    "1 layer:  repeat loss at the end "
     f"{evals['1l'][-1]['repeat_loss']:.2f}, lowest "
     f"{min(r['repeat_loss'] for r in evals['1l']):.2f}"
 )
@@ -447,7 +447,7 @@ names = {
 }
 print(
     f"{'model':29s} seed  phase change  tile: first  repeat   gap   "
-    f"one repeat: gap"
+    "one repeat: gap"
 )
 for r in ind_runs:
     step = r["phase_change_step"] if r["phase_change_step"] else "never"
@@ -855,13 +855,15 @@ print(
     {s: [f"{v:.2f}" for v in u] for s, u in unseen.items()},
 )
 seen = {
-    s: torch.tensor(
-        [
-            [v for v in r["seen_accuracy_by_shots"] if v is not None]
-            for r in runs
-            if r["size"] == s
-        ]
-    ).mean(1)
+    s: (
+        torch.tensor(
+            [
+                [v for v in r["seen_accuracy_by_shots"] if v is not None]
+                for r in runs
+                if r["size"] == s
+            ]
+        ).mean(1)
+    )
     for s in ("small", "large")
 }
 print(

@@ -170,16 +170,6 @@ def run_one(variant: str, seed: int, steps: int | None = None, retrain: bool = F
     return out
 
 
-def dumps(results: dict) -> str:
-    """JSON with one line per run."""
-    head = {k: v for k, v in results.items() if k != "runs"}
-    lines = ["{", *(f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()), ' "runs": [']
-    lines += [f"  {json.dumps(r)}," for r in results["runs"]]
-    lines[-1] = lines[-1].rstrip(",")
-    lines += [" ]", "}"]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(DEFAULT_OUT))
@@ -201,7 +191,8 @@ def main(argv=None) -> int:
                             "phase_loss": PHASE_LOSS, "fresh": FRESH,
                             "torch_version": torch.__version__, "threads": 1},
                "runs": runs}
-    Path(args.out).write_text(dumps(results))
+    from gptlib.utils import results_json
+    Path(args.out).write_text(results_json(results))
     return 0
 
 
