@@ -4,7 +4,7 @@ One module per idea, imports flowing downward only::
 
     utils, tokenizer, data            (text and batches)
     attention, masking                (chapter 2, 3)
-    normalization                     (chapter 4: norms, MLP, the block)
+    normalization, block              (chapter 4: the norms; the MLP and the block)
     positional                        (chapter 5)
     model                             (chapter 6)
     pretrain, generate                (chapter 7)

@@ -58,7 +58,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from gptlib.model import GPT, GPTConfig
-from gptlib.pretrain import TrainConfig
+from gptlib.trainconfig import TrainConfig
 from gptlib.tokenizer import tokenizer_from_dict
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "find_checkpoint",

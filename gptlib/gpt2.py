@@ -38,7 +38,7 @@ __all__ = ["config_from_hf", "hf_config_from", "from_hf_state_dict", "to_hf_stat
 _TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # What GPT-2 is, in GPTConfig's terms.
 _GPT2_ARCH = {"pos_encoding": "learned", "norm": "layernorm", "norm_position": "pre", "bias": True,
-              "causal": True}
+              "causal": True, "residual": True, "tie_weights": True}
 # Hugging Face's names for the special-token ids a config records.
 SPECIAL_TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 # Names Hugging Face gives GPT-2's tanh-approximated GELU (gelu_fast: constant rounded, < 1e-12 off).

@@ -2,7 +2,7 @@
 
     idx (B, T) token ids
       -> wte: token embeddings (B, T, C)  + positions (``gptlib.positional``)  -> dropout
-      -> n_layer x Block (``gptlib.normalization``): causal self-attention and MLP, residual
+      -> n_layer x Block (``gptlib.block``): causal self-attention and MLP, residual
       -> ln_f -> lm_head (C -> V, weights tied to wte)      -> logits (B, T, V)
 
 This is GPT-2 (Radford et al. 2019): a decoder-only transformer — no encoder, no cross-attention.
@@ -21,7 +21,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from gptlib.attention import KVCache
-from gptlib.normalization import NORM_POSITIONS, NORMS, Block, build_norm
+from gptlib.block import NORM_POSITIONS, Block
+from gptlib.normalization import NORMS, build_norm
 from gptlib.positional import POS_ENCODINGS, build_positional
 from gptlib.validate import check_batch, check_bool, check_number, check_padding_mask, \
     check_position_ids
@@ -44,6 +45,11 @@ class GPTConfig:
     mask: the model then sees the tokens it predicts — only for chapter 3's demonstration),
     mlp (False: attention-only blocks, no MLP and no ln_2 — the models of Elhage et al. 2021 that
     chapter 10 takes apart).
+
+    The loss ladder (chapters 1-7 measure each component's worth by removing it): norm "none"
+    (no normalisation anywhere: the blocks' ``ln_1``/``ln_2`` and ``ln_f`` are identities),
+    residual (False: no skip connections, each sublayer's output replaces its input),
+    tie_weights (False: ``lm_head`` is its own V x C matrix instead of ``wte``'s).
 
     Chapter 9: attention_layout "dense" (every layer sees the whole causal context) or
     "alternating" (GPT-3, Brown et al. 2020: layers 0, 2, 4, ... dense, layers 1, 3, 5, ...
@@ -78,6 +84,8 @@ class GPTConfig:
     activation_checkpointing: bool = False
     mlp: bool = True
     fast: bool = False
+    residual: bool = True
+    tie_weights: bool = True
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -100,7 +108,7 @@ class GPTConfig:
         if not isinstance(self.causal, bool):
             raise ValueError(f"GPTConfig.causal must be True or False, got {self.causal!r}")
         check_number("GPTConfig.layer_norm_eps", self.layer_norm_eps, low=0, low_open=True)
-        for name in ("bias", "fused_attention", "fast"):           # 'no' would be truthy
+        for name in ("bias", "fused_attention", "fast", "residual", "tie_weights"):           # 'no' would be truthy
             check_bool(f"GPTConfig.{name}", getattr(self, name))
         if self.attention_layout not in ATTENTION_LAYOUTS:
             raise ValueError(f"GPTConfig.attention_layout={self.attention_layout!r} is unknown; "
@@ -149,13 +157,14 @@ class GPT(nn.Module):
         self.h = nn.ModuleList(
             Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_position=c.norm_position,
                   norm=c.norm, fused=c.fused_attention, eps=c.layer_norm_eps, causal=c.causal,
-                  mlp=c.mlp, fast=c.fast)
+                  mlp=c.mlp, fast=c.fast, residual=c.residual)
             for _ in range(c.n_layer))
         # (with post-LN the last block already ends in a norm; ln_f is kept so that both
         # variants share one layout)
         self.ln_f = build_norm(c.norm, c.n_embd, c.layer_norm_eps, bias=c.bias, fast=c.fast)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight                      # tied: one (V, C) matrix
+        if c.tie_weights:
+            self.lm_head.weight = self.wte.weight                  # tied: one (V, C) matrix
         self.apply(self._init_weights)
         # GPT-2 (Radford et al. 2019, sec. 2.3): scale the weights of the layers that write into
         # the residual stream by 1/sqrt(2 * n_layer), one over the root of the number of residual
@@ -386,9 +395,10 @@ def count_gpt_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd:
     plus V·C if the output layer is not tied. GPT-2 small (V=50257, 1024, L=12, C=768): 124,439,808.
     ``mlp=False`` (attention-only blocks, chapter 10): each block keeps 4C² + 4C (biases) and one
     norm.
+    ``norm="none"``: no norm parameters anywhere.
     """
     c = n_embd
-    norm_params = 2 * c if norm == "layernorm" and bias else c
+    norm_params = 0 if norm == "none" else 2 * c if norm == "layernorm" and bias else c
     if mlp:
         per_block = 12 * c * c + (9 * c if bias else 0) + 2 * norm_params
     else:

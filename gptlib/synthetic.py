@@ -19,7 +19,6 @@ into a tokenizer and the train/validation sources.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from gptlib.model import GPT, GPTConfig
-from gptlib.normalization import GELU, LayerNorm, RMSNorm
+from gptlib.block import GELU
+from gptlib.normalization import LayerNorm, RMSNorm
 from gptlib.positional import POS_ENCODINGS
 from gptlib.pretrain import MuonAdamW, TrainConfig, make_optimizer
 
@@ -81,9 +82,10 @@ def test_fast_path_uses_the_fused_kernels(monkeypatch):
     """Not just equal: the fast path really calls F.layer_norm, F.gelu and the fused attention
     with is_causal (no mask tensor), and the teaching path calls none of them."""
     import gptlib.attention as attn_mod
+    import gptlib.block as block_mod
     import gptlib.normalization as norm_mod
     calls = []
-    for mod, fn in ((norm_mod.F, "layer_norm"), (norm_mod.F, "gelu"),
+    for mod, fn in ((norm_mod.F, "layer_norm"), (block_mod.F, "gelu"),
                     (attn_mod.F, "scaled_dot_product_attention")):
         real = getattr(mod, fn)
 

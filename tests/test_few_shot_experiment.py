@@ -5,24 +5,20 @@ The committed data/results/few_shot.json comes from the full script (two sizes, 
 must already be far above chance with many shots and at chance with none, and the seed-0 lines
 of the committed file must be what the shipped models score now."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from _experiments import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "experiments" / "few_shot.py"
 RESULTS = ROOT / "data" / "results" / "few_shot.json"
 
 
 @pytest.fixture(scope="module")
 def exp():
-    spec = importlib.util.spec_from_file_location("few_shot_experiment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("few_shot")
 
 
 @pytest.fixture(scope="module")

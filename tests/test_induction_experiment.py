@@ -5,23 +5,19 @@ The committed data/results/induction.json comes from the full script (three mode
 run must reproduce the first evaluations of the shipped log; and the phase-change rule must do
 what its docstring says."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from _experiments import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "experiments" / "induction.py"
 RESULTS = ROOT / "data" / "results" / "induction.json"
 
 
 @pytest.fixture(scope="module")
 def exp():
-    spec = importlib.util.spec_from_file_location("induction_experiment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("induction")
 
 
 @pytest.fixture(scope="module")

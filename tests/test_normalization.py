@@ -1,4 +1,4 @@
-"""Tests for gptlib.normalization: norms against PyTorch's, GELU, MLP, and the transformer block."""
+"""Tests for gptlib.normalization (the norms against PyTorch's) and gptlib.block (GELU, MLP, the block)."""
 
 import pytest
 import torch
@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptlib.normalization import GELU, MLP, Block, LayerNorm, RMSNorm, build_norm, gelu_tanh
+from gptlib.block import GELU, MLP, Block, gelu_tanh
+from gptlib.normalization import LayerNorm, RMSNorm, build_norm
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

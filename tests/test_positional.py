@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptlib.attention import MultiHeadAttention
-from gptlib.normalization import MLP, LayerNorm
+from gptlib.block import MLP
+from gptlib.normalization import LayerNorm
 from gptlib.positional import (POS_ENCODINGS, LearnedPositional, OneHotPositional, RotaryEmbedding,
                                SinusoidalPositional, alibi_bias, alibi_slopes, build_positional,
                                sinusoidal_shift_matrix, sinusoidal_table)

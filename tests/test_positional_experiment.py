@@ -8,24 +8,20 @@ those it was trained on, and RoPE's does. Short runs give higher losses, so only
 and the *sign* of each effect are compared with the committed results, with margins.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from _experiments import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "experiments" / "positional.py"
 RESULTS = ROOT / "data" / "results" / "positional.json"
 ENCODINGS = ("none", "rope", "alibi")
 STEPS = 200
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("positional_experiment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("positional")
 
 
 @pytest.fixture(scope="module")

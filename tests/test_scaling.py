@@ -12,7 +12,7 @@ from torch import nn
 
 from gptlib.masking import attended_pairs, banded_causal_mask, causal_mask
 from gptlib.model import GPT, GPTConfig
-from gptlib.normalization import Block
+from gptlib.block import Block
 from gptlib.pretrain import TrainConfig, train
 from gptlib import scaling
 

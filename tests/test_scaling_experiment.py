@@ -6,23 +6,19 @@ data; on the machine that wrote the file they are identical, on another CPU the 
 sums may differ, hence the tolerance. The file's coverage (>= 6 sizes over >= 30x) is checked too.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from _experiments import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "experiments" / "scaling.py"
 RESULTS = ROOT / "data" / "results" / "scaling.json"
 TOLERANCE = 0.01        # nats
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("scaling_experiment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("scaling")
 
 
 @pytest.fixture(scope="module")

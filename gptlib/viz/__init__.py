@@ -21,6 +21,7 @@ from gptlib.viz.finetune import genre_probabilities, genre_explorer
 from gptlib.viz.controls import fmt, on_grid, check_on_grid, value_slider
 from gptlib.viz.scaling import run_plan, run_plan_table, scale_explorer
 from gptlib.viz.in_context import in_context_explorer
+from gptlib.viz.ladder import plot_ladder
 
 __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "attention_table",
            "attention_summary", "attention_explorer", "mask_row_html", "mask_explorer",
@@ -30,4 +31,4 @@ __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "at
            "parameter_explorer", "sampling_distribution", "sampling_table", "sampling_explorer",
            "genre_probabilities", "genre_explorer", "gpt_counts", "fmt", "on_grid",
            "check_on_grid", "value_slider", "run_plan", "run_plan_table", "scale_explorer",
-           "in_context_explorer"]
+           "in_context_explorer", "plot_ladder"]
