@@ -1,9 +1,10 @@
 """Scaled dot-product attention and multi-head self-attention.
 
-Attention (Bahdanau et al. 2015, "Neural Machine Translation by Jointly Learning to Align and
-Translate") lets every position look things up in every other: a *query* is compared with all
+Attention lets every position look things up in every other: a *query* is compared with all
 *keys*, the similarities become weights by a softmax, and the output is the weighted average of the
-*values*. In the scaled dot-product form of Vaswani et al. 2017 ("Attention Is All You Need", eq. 1)::
+*values*. In translation it began with Bahdanau et al. 2015 ("Neural Machine Translation by Jointly
+Learning to Align and Translate"), whose additive score is ``additive_scores``. In the scaled
+dot-product form of Vaswani et al. 2017 ("Attention Is All You Need", eq. 1)::
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d) + bias, masked) V
 
@@ -29,8 +30,8 @@ import torch.nn.functional as F
 from gptlib.masking import apply_mask, causal_mask, combine_masks
 from gptlib.validate import check_bool, check_int, check_number
 
-__all__ = ["scaled_dot_product_attention", "fused_attention", "KVCache", "MultiHeadAttention",
-           "split_heads", "merge_heads"]
+__all__ = ["scaled_dot_product_attention", "fused_attention", "additive_scores", "KVCache",
+           "MultiHeadAttention", "split_heads", "merge_heads"]
 
 
 def _check_qkv(q, k, v) -> None:
@@ -148,6 +149,37 @@ def fused_attention(q, k, v, mask=None, bias=None, dropout_p=0.0, scale=None, *,
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
                                          is_causal=is_causal, scale=scale)
     return out if empty is None else out.masked_fill(empty, 0.0)
+
+
+def additive_scores(q, k, w_q, w_k, v):
+    """Bahdanau et al. 2015's *additive* attention scores, the form attention first took in
+    translation (their eq. 6; the alignment model of appendix A.1.2)::
+
+        score(q_i, k_j) = v . tanh(q_i W_q + k_j W_k)       (theirs: v_a^T tanh(W_a s + U_a h))
+
+    A one-hidden-layer network scores each (query, key) pair, instead of a dot product.
+    q: (..., T_q, d_q) queries (their decoder state s_{i-1}), k: (..., T_k, d_k) keys (their
+    encoder annotations h_j), w_q: (d_q, d_a), w_k: (d_k, d_a), v: (d_a,). Queries and keys may
+    differ in width; both are projected to the hidden width d_a. Returns the scores
+    (..., T_q, T_k); a softmax over the last dim gives the weights (their alpha_ij).
+    """
+    for name, t, ndim in (("q", q, None), ("k", k, None), ("w_q", w_q, 2), ("w_k", w_k, 2),
+                          ("v", v, 1)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+        if ndim is not None and t.ndim != ndim:
+            raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
+    if q.ndim < 2 or k.ndim < 2:
+        raise ValueError(f"q and k must be (..., T, d), got {tuple(q.shape)} and {tuple(k.shape)}")
+    if w_q.size(0) != q.size(-1) or w_k.size(0) != k.size(-1):
+        raise ValueError(f"w_q must be (d_q, d_a) = ({q.size(-1)}, d_a) and w_k (d_k, d_a) = "
+                         f"({k.size(-1)}, d_a); got {tuple(w_q.shape)} and {tuple(w_k.shape)}")
+    if not w_q.size(1) == w_k.size(1) == v.size(0):
+        raise ValueError(f"w_q {tuple(w_q.shape)}, w_k {tuple(w_k.shape)} and v "
+                         f"{tuple(v.shape)} must share the hidden width d_a")
+    hq = (q @ w_q).unsqueeze(-2)                    # (..., T_q, 1, d_a)
+    hk = (k @ w_k).unsqueeze(-3)                    # (..., 1, T_k, d_a)
+    return torch.tanh(hq + hk) @ v                  # (..., T_q, T_k): one score per pair
 
 
 class KVCache:

@@ -19,7 +19,10 @@ the logits at every step). ``KVCache.append`` writes the new keys and values int
 buffers, so a step copies only its own O(LC) numbers, not the whole cache. A model with a
 position table (learned/one-hot positions) cannot see beyond its context: when the sequence
 outgrows it, both paths keep only the last ``context`` tokens, and the cached path must rebuild
-its cache every step, since every token's position changes.
+its cache every step, since every token's position changes. ``max_context`` sets such a limit
+for any model: each step then conditions on the last ``max_context`` tokens only — the context a
+model without a position table (RoPE, ALiBi, none) was trained on, which it can read beyond, but
+was never taught to.
 
 Batched generation of prompts of different lengths pads them on the *left* (so that every row's
 last column is its newest token) and passes ``padding_mask`` (B, T), True at real tokens (the
@@ -169,6 +172,22 @@ def _check_prompt_mask(padding_mask, idx):
     return padding_mask.to(idx.device)
 
 
+def _check_max_context(max_context, model) -> int | None:
+    """The number of most recent tokens each step conditions on (None: no limit)."""
+    context = model.pos.max_positions                     # None: no position table, no limit
+    if max_context is None:
+        return context
+    if not isinstance(max_context, int) or isinstance(max_context, bool) or max_context < 1:
+        raise ValueError(f"max_context must be an int >= 1 (how many of the most recent tokens "
+                         f"each step conditions on), or None for the model's own limit; got "
+                         f"{max_context!r}")
+    if context is not None and max_context > context:
+        raise ValueError(f"max_context={max_context} exceeds the model's context of {context} "
+                         f"({model.config.pos_encoding!r} positions): its position table has no "
+                         f"position {context} or later; pass max_context <= {context}, or None")
+    return max_context
+
+
 def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
     if stop_tokens is None:
         return []
@@ -183,7 +202,7 @@ def _stop_ids(stop_tokens, vocab_size: int) -> list[int]:
 def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
            generator: torch.Generator | None = None,
-           padding_mask: torch.Tensor | None = None
+           padding_mask: torch.Tensor | None = None, max_context: int | None = None
            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(next_tokens (B,), logits (B, V))`` for each of ``max_new_tokens`` steps.
 
@@ -200,8 +219,8 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
             or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    context = model.pos.max_positions                     # None: no position table, no limit
-    if context is not None and idx.size(1) > context:
+    context = _check_max_context(max_context, model)     # None: no limit
+    if max_context is None and context is not None and idx.size(1) > context:
         raise ValueError(f"the prompt has {idx.size(1)} tokens but the model's context is "
                          f"{context} ({model.config.pos_encoding!r} positions); crop it to its "
                          f"last {context} tokens: idx[:, -{context}:]")
@@ -234,7 +253,8 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
 def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, stop_tokens=None,
              use_cache: bool = True, generator: torch.Generator | None = None,
-             return_logits: bool = False, padding_mask: torch.Tensor | None = None):
+             return_logits: bool = False, padding_mask: torch.Tensor | None = None,
+             max_context: int | None = None):
     """Continue ``idx`` (B, T) by up to ``max_new_tokens`` tokens: returns (B, T + n).
 
     temperature: 0 for greedy, else the softmax temperature; top_k / top_p: sample only among
@@ -246,7 +266,10 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     also returns the raw next-token logits of every step, (B, n, V). padding_mask (B, T) bool,
     True at real tokens (the opposite of torch.nn.MultiheadAttention's key_padding_mask), padding
     on the left: prompts of different lengths in one batch, each continued as it would be alone
-    (the new tokens count as real).
+    (the new tokens count as real). max_context: each step conditions on the last
+    ``max_context`` tokens only (the prompt may be longer); default: the model's position table
+    (learned positions; a longer prompt is then an error), or no limit (RoPE, ALiBi, none).
+    Must be an int >= 1, and at most the table's size.
     """
     _check_model(model)
     _check_idx(idx)
@@ -257,7 +280,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     first_stop = torch.zeros(idx.size(0), dtype=torch.long, device=idx.device)
     new, logits_all = [], []
     steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   use_cache=use_cache, generator=generator, padding_mask=padding_mask)
+                   use_cache=use_cache, generator=generator, padding_mask=padding_mask,
+                   max_context=max_context)
     with closing(steps):                     # leaving early restores the model's mode at once
         for nxt, logits in steps:
             if stop_t is not None:
@@ -279,11 +303,13 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
 
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, *, stop=None,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                  use_cache: bool = True, generator: torch.Generator | None = None) -> str:
+                  use_cache: bool = True, generator: torch.Generator | None = None,
+                  max_context: int | None = None) -> str:
     """Continue the text ``prompt``; return only the continuation (a ``str``).
 
     stop: a string or list of strings; generation ends at the first occurrence of any of them in
     the continuation, which is cut just before it (the stop string is not returned).
+    max_context: as in ``generate``.
     """
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     if any(not isinstance(s, str) or not s for s in stops):
@@ -306,7 +332,7 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, *, stop=No
     ids: list[int] = []
     text = ""
     steps = stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   use_cache=use_cache, generator=generator)
+                   use_cache=use_cache, generator=generator, max_context=max_context)
     with closing(steps):
         for nxt, _ in steps:
             ids.append(int(nxt[0]))

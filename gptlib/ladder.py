@@ -6,7 +6,9 @@ the same number of training tokens (``BUDGET``), with the same recipe (``RECIPE`
 then cosine decay, weight decay, gradient clipping) except the learning rate, which is chosen per
 rung from ``LR_GRID`` by validation loss. They are scored with ``gptlib.pretrain.dataset_loss``
 on *every* window of ``BUDGET["block_size"]`` characters of the validation text (the context
-restarts at each window, as in training). Each rung adds one thing to the one before it::
+restarts at each window, as in training); the counted n-grams are scored on the same windows
+(``ngram_window_loss``), so every rung predicts each character from the same characters. Each
+rung adds one thing to the one before it::
 
     ch1  unigram, bigram (counted), neural bigram (a trained V x V table), best counted n-gram
     ch2  token embeddings -> one causal attention head -> output layer; then four heads
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -37,7 +40,7 @@ from gptlib.ngram import BigramLanguageModel
 from gptlib.trainconfig import TrainConfig
 
 __all__ = ["Rung", "RUNGS", "BUDGET", "RECIPE", "LR_VALUES", "LR_GRID", "TABLE_LR_GRID", "next_lr", "NGRAM_GRID", "rung", "build_model",
-           "train_config", "honest_loss", "read_ladder", "ladder_summary", "ladder_table", "rung_losses", "rung_gap"]
+           "train_config", "honest_loss", "read_ladder", "ladder_summary", "ladder_table", "rung_losses", "rung_gap", "ngram_window_loss"]
 
 # Every neural rung: 1,500 steps of 32 windows of 64 characters = 3,072,000 training tokens.
 BUDGET = {"steps": 1500, "batch_size": 32, "block_size": 64}
@@ -50,7 +53,7 @@ LR_VALUES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 LR_GRID = (1e-3, 3e-3, 1e-2)
 TABLE_LR_GRID = (1e-2, 3e-2, 1e-1)
 # The counted n-grams: every order n and add-alpha smoothing here, the best by validation loss.
-NGRAM_GRID = {"n": (2, 3, 4, 5), "alpha": (0.01, 0.03, 0.1, 0.3)}
+NGRAM_GRID = {"n": (2, 3, 4, 5, 6, 7), "alpha": (0.01, 0.03, 0.1, 0.3)}
 # The stack of chapters 2-6: chapter 6's small config (width 48, four heads; three blocks).
 STACK = {"n_embd": 48, "n_head": 4, "dropout": 0.0, "fast": True}
 _BARE = {"n_layer": 1, "mlp": False, "residual": False, "norm": "none", "pos_encoding": "none",
@@ -85,7 +88,7 @@ _FULL = _gpt(n_layer=3, mlp=True, residual=True, norm="layernorm")
 RUNGS = (
     Rung("unigram", 1, "unigram (counted)", "count", {"n": 1}),
     Rung("bigram", 1, "bigram (counted)", "count", {"n": 2}),
-    Rung("neural-bigram", 1, "bigram (trained V x V table)", "table"),
+    Rung("neural-bigram", 1, "bigram (trained table)", "table"),
     Rung("ngram", 1, "best counted n-gram", "count"),
     Rung("attn-1head", 2, "embeddings + 1 attention head", "gpt", _gpt(n_head=1)),
     Rung("attn-4heads", 2, "embeddings + 4 heads", "gpt", _gpt()),
@@ -256,3 +259,39 @@ def rung_gap(results: dict, better: str, worse: str) -> float:
     beats every run of ``worse``; a chapter asserts a claim with it, e.g. ``rung_gap(r, "residual",
     "mlp") > 0.1``, a margin that no seed can make up."""
     return min(rung_losses(results, worse)) - max(rung_losses(results, better))
+
+
+def ngram_window_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: int,
+                      alpha: float, block_size: int) -> float:
+    """A counted n-gram scored on the same windows as the neural rungs (``dataset_loss``).
+
+    ``eval_ids`` is cut into consecutive windows of ``block_size`` targets, each predicted from
+    the tokens before it *inside its window* — exactly what a neural rung sees. The target at
+    window position i therefore has ``min(i + 1, n - 1)`` tokens of context, and is scored by
+    the add-``alpha`` k-gram of that order (``gptlib.ngram.ngram_loss``'s estimate, k = context
+    + 1): at the start of each window the model backs off to shorter contexts, as the neural
+    models must. Returns the mean loss over the ``(len(eval_ids) - 1) // block_size *
+    block_size`` scored targets, in nats."""
+    from collections import Counter
+
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+    grams = [Counter() for _ in range(n + 1)]          # grams[k]: counts of k-token tuples
+    for k in range(1, n + 1):
+        grams[k].update(tuple(train_ids[i:i + k]) for i in range(len(train_ids) - k + 1))
+    contexts = [Counter() for _ in range(n + 1)]       # contexts[k]: counts of (k-1)-prefixes
+    for k in range(1, n + 1):
+        for g, c in grams[k].items():
+            contexts[k][g[:-1]] += c
+    windows = (len(eval_ids) - 1) // block_size
+    total = 0.0
+    for w in range(windows):
+        start = w * block_size
+        for i in range(block_size):
+            target = start + i + 1
+            ctx = min(i + 1, n - 1)                    # tokens start..target-1, at most n-1
+            g = tuple(eval_ids[target - ctx:target + 1])
+            k = ctx + 1
+            total -= math.log((grams[k].get(g, 0) + alpha)
+                              / (contexts[k].get(g[:-1], 0) + alpha * vocab_size))
+    return total / (windows * block_size)

@@ -12,6 +12,11 @@ uses our convention). Two kinds matter for a GPT:
 * the **padding** mask ``(B, T_k)``: in a batch of sequences of unequal length, nobody attends to
   the pad tokens.
 
+Two more restrict the causal mask further: ``banded_causal_mask`` (each query sees only its most
+recent keys: sliding-window / locally banded attention) and ``document_mask`` (several documents
+packed into one sequence: each token sees only the earlier tokens of its own document, a
+block-diagonal causal mask).
+
 Masks are applied *before* the softmax, by setting the masked scores to ``-inf`` (``apply_mask``),
 so that the softmax gives them exactly zero weight and the remaining weights still sum to 1.
 Zeroing the weights *after* the softmax (``mask_after_softmax``) is the classic mistake: the rows
@@ -27,7 +32,7 @@ import functools
 import torch
 
 __all__ = ["causal_mask", "padding_mask", "combine_masks", "apply_mask", "mask_after_softmax",
-           "banded_causal_mask", "attended_pairs"]
+           "banded_causal_mask", "document_mask", "document_positions", "attended_pairs"]
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -159,15 +164,22 @@ def apply_mask(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     still sum to 1, in every dtype. Why not a "large negative" constant?
 
     * ``-1e9`` does not exist in float16 (largest magnitude 65504): ``scores.masked_fill(~mask,
-      -1e9)`` raises an overflow error, and stored in a float16 tensor it becomes ``-inf``, so the
-      additive recipe ``(1 - mask) * neg`` gives ``0 * -inf = NaN`` at every *allowed* position.
+      -1e9)`` raises an overflow error, and stored in a float16 tensor it becomes ``-inf``. The
+      additive recipe ``scores + (1 - mask) * -1e9`` with a Python number still works (the
+      product is rounded, not the constant: ``0 * -1e9 = -0``, ``1 * -1e9 -> -inf``), but with
+      the constant cast to float16 first, ``neg = torch.tensor(-1e9, dtype=torch.float16)``,
+      ``(1 - mask) * neg`` gives ``0 * -inf = NaN`` at every *allowed* position; and a row whose
+      keys are all masked becomes all ``-inf`` (NaN after the softmax), where float32 would have
+      kept it finite.
     * ``-1e4`` is not small enough in float32: a real score of -2e4 (large activations, no scaling)
       loses to the masked one, which then gets the weight.
 
-    ``-inf`` (or ``torch.finfo(scores.dtype).min`` with ``masked_fill``, which never overflows) is
-    right. One case needs care: a row whose keys are *all* masked becomes all ``-inf``, and its
-    softmax is ``0/0 = NaN``. The attention functions in ``gptlib.attention`` keep such rows
-    finite and define their weights and output as 0.
+    ``-inf`` is right, and so is ``torch.finfo(scores.dtype).min`` (the most negative finite
+    value: ``masked_fill`` accepts it, and added as ``(1 - mask) * min`` it leaves the real scores
+    exactly unchanged). They differ in one case: a row whose keys are *all* masked becomes all
+    ``-inf`` here, and its softmax is ``0/0 = NaN`` (with ``finfo.min`` it is uniform over the
+    masked keys). The attention functions in ``gptlib.attention`` keep such rows finite and
+    define their weights and output as 0.
     """
     if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
         raise TypeError(f"scores must be a floating tensor, got "
@@ -218,6 +230,68 @@ def banded_causal_mask(t_q: int, band: int, t_k: int | None = None, *,
     causal = causal_mask(t_q, t_k, device=device)
     offset = causal.size(1) - t_q
     return causal & ~causal_mask(t_q, causal.size(1), offset=offset - band, device=device)
+
+
+def _check_doc_ids(doc_ids) -> torch.Tensor:
+    if not isinstance(doc_ids, torch.Tensor) or doc_ids.ndim not in (1, 2) \
+            or doc_ids.is_floating_point() or doc_ids.is_complex() or doc_ids.dtype == torch.bool \
+            or doc_ids.size(-1) == 0:
+        raise TypeError(f"doc_ids must be a (T,) or (B, T) integer tensor with T >= 1 (the "
+                        f"document of each token), got "
+                        f"{getattr(doc_ids, 'dtype', type(doc_ids).__name__)} "
+                        f"{tuple(getattr(doc_ids, 'shape', ()))}")
+    rows = doc_ids.reshape(-1, doc_ids.size(-1))
+    starts = torch.ones_like(rows, dtype=torch.bool)
+    starts[:, 1:] = rows[:, 1:] != rows[:, :-1]                      # (B, T): a new run begins
+    for b, (row, start) in enumerate(zip(rows, starts)):
+        runs = row[start]
+        if runs.unique().numel() != runs.numel():
+            seen = next(d for d in runs.tolist() if runs.tolist().count(d) > 1)
+            where = "" if doc_ids.ndim == 1 else f"row {b}: "
+            raise ValueError(f"{where}document id {seen} appears in two separate runs "
+                             f"({row.tolist()}); a packed document must be one contiguous run "
+                             f"of tokens: give each document its own id")
+    return starts
+
+
+def document_mask(doc_ids: torch.Tensor) -> torch.Tensor:
+    """The mask for packed documents: query i may attend key j iff ``j <= i`` and both tokens
+    belong to the same document — a block-diagonal causal mask.
+
+    doc_ids: ``(T,)`` integer tensor, the document of each token of a packed sequence (each
+    document one contiguous run, e.g. ``[0, 0, 0, 1, 1]``), -> ``(T, T)`` bool; or ``(B, T)``,
+    one packed sequence per row, -> ``(B, 1, T, T)`` (broadcasts over heads). With it, every
+    document of a packed sequence gets exactly the attention it gets alone: no token reads the
+    end of the previous document. (GPT-3 packs documents into full windows "not masked in any
+    special way", only separated by an end-of-text token, Brown et al. 2020, appendix B; Llama 3
+    masks attention between the documents of a sequence, Dubey et al. 2024, sec. 3.2.)
+    Positions that depend on the absolute index (a learned table) must also restart at each
+    document (``document_positions``); relative ones (RoPE, ALiBi) or none need nothing more.
+
+    >>> document_mask(torch.tensor([0, 0, 1, 1, 1])).int()
+    tensor([[1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0],
+            [0, 0, 1, 0, 0],
+            [0, 0, 1, 1, 0],
+            [0, 0, 1, 1, 1]], dtype=torch.int32)
+    """
+    _check_doc_ids(doc_ids)
+    same = doc_ids[..., :, None] == doc_ids[..., None, :]          # (..., T, T) same document
+    mask = same & causal_mask(doc_ids.size(-1), device=doc_ids.device)
+    return mask if doc_ids.ndim == 1 else mask[:, None]
+
+
+def document_positions(doc_ids: torch.Tensor) -> torch.Tensor:
+    """Each token's position within its own document: ``(T,)`` or ``(B, T)`` int64, restarting
+    at 0 where a document begins (pass as ``GPT``'s ``position_ids`` for packed documents).
+
+    >>> document_positions(torch.tensor([0, 0, 1, 1, 1])).tolist()
+    [0, 1, 0, 1, 2]
+    """
+    starts = _check_doc_ids(doc_ids).reshape(doc_ids.shape)
+    index = torch.arange(doc_ids.size(-1), device=doc_ids.device).expand(doc_ids.shape)
+    start_of_doc = torch.where(starts, index, 0).cummax(dim=-1).values   # index of its run start
+    return index - start_of_doc
 
 
 def attended_pairs(t: int, band: int | None = None) -> int:

@@ -166,10 +166,14 @@ class GPT(nn.Module):
         if c.tie_weights:
             self.lm_head.weight = self.wte.weight                  # tied: one (V, C) matrix
         self.apply(self._init_weights)
-        # GPT-2 (Radford et al. 2019, sec. 2.3): scale the weights of the layers that write into
-        # the residual stream by 1/sqrt(2 * n_layer), one over the root of the number of residual
-        # additions. The stream's variance still grows with each addition, but its total at
-        # initialisation (embeddings plus 2 * n_layer branch outputs) no longer grows with depth.
+        # GPT-2 (Radford et al. 2019, sec. 2.3) scales the weights of residual layers at
+        # initialisation by 1/sqrt(N), N the number of residual layers; the paper gives no base
+        # value. The base std 0.02 and N = 2 * n_layer (two sublayers per block) are the
+        # convention of Hugging Face's GPT2Model (initializer_range=0.02) and nanoGPT, followed
+        # here: c_proj weights get std 0.02 / sqrt(2 * n_layer) (also for mlp=False blocks,
+        # which have one residual layer each). With pre-LN each branch's output variance is then
+        # about proportional to 1 / (2 * n_layer), so the sum of all branch outputs at
+        # initialisation keeps about the same variance however deep the stack.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))

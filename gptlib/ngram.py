@@ -3,8 +3,9 @@
 A bigram model predicts the next token from the current one alone:
 ``p(x_t | x_{<t}) ≈ p(x_t | x_{t-1})``. It can be *counted* — the maximum-likelihood estimate is
 the table of relative frequencies — or *trained* as a ``(V, V)`` table of logits by gradient
-descent (:class:`BigramLanguageModel`). Both minimise the same cross-entropy, so they meet at
-the same loss; chapter 1 checks that.
+descent (:class:`BigramLanguageModel`). Both minimise the same cross-entropy on the training
+text, where the counted table is the minimum and gradient descent approaches it; chapter 1
+measures how close it gets.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["count_bigrams", "bigram_probs", "bigram_loss", "ngram_loss", "NgramResult",
+__all__ = ["count_bigrams", "bigram_probs", "bigram_loss", "ngram_loss", "ngram_losses", "NgramResult",
            "BigramLanguageModel", "sample_from_probs"]
 
 
@@ -105,6 +106,8 @@ class NgramResult:
     contexts: int          # distinct (n-1)-token contexts seen in training
     seen_fraction: float   # share of evaluated positions whose context occurs in training
     median_count: float    # median number of training occurrences of an evaluated context
+    unseen_fraction: float = 0.0  # share of evaluated positions whose whole n-gram (context
+    #                               and next token) never occurs in training
 
 
 def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: int,
@@ -114,14 +117,33 @@ def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: in
     The model conditions on the previous ``n - 1`` tokens:
     ``p(b | ctx) = (N[ctx, b] + alpha) / (N[ctx] + alpha * V)``. There is no back-off: a context
     never seen in training gets exactly the uniform ``1 / V``, and a context seen only a few times
-    is dominated by the ``alpha * V`` pseudo-counts. Both get more common as ``n`` grows, which is
-    why the loss eventually rises again. (A full table would have ``V**(n-1)`` rows.)
+    gets a noisy estimate of its next-token distribution, which the ``alpha * V`` pseudo-counts
+    only partly temper. Both get more common as ``n`` grows, which is why the loss eventually
+    rises again, whatever ``alpha``. (A full table would have ``V**(n-1)`` rows.)
+
+    Every token of ``eval_ids`` that has ``n - 1`` tokens before it is scored; the mean is over
+    those ``len(eval_ids) - (n - 1)`` positions.
+    """
+    return ngram_losses(train_ids, eval_ids, n, vocab_size, (alpha,))[alpha]
+
+
+def ngram_losses(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: int,
+                 alphas) -> dict[float, NgramResult]:
+    """:func:`ngram_loss` for several smoothings at once: ``{alpha: NgramResult}``.
+
+    The counts are made once and every ``alpha`` is scored from them; each result is exactly
+    (bit for bit) what ``ngram_loss(..., alpha=alpha)`` returns.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0, got {alpha!r}: without smoothing an n-gram never seen "
-                         f"in training has probability 0 and the loss is infinite")
+    alphas = tuple(alphas)
+    if not alphas:
+        raise ValueError("alphas is empty; give at least one smoothing value")
+    for alpha in alphas:
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha!r}: without smoothing an n-gram "
+                             f"never seen in training has probability 0 and the loss is "
+                             f"infinite")
     train_ids = _as_id_list(train_ids, vocab_size, "train_ids")
     eval_ids = _as_id_list(eval_ids, vocab_size, "eval_ids")
     for name, ids in (("train_ids", train_ids), ("eval_ids", eval_ids)):
@@ -133,16 +155,21 @@ def ngram_loss(train_ids: list[int], eval_ids: list[int], n: int, vocab_size: in
     contexts = Counter()
     for g, c in grams.items():
         contexts[g[:-1]] += c
-    total, seen, counts = 0.0, 0, []
+    totals, seen, unseen, counts = [0.0] * len(alphas), 0, 0, []
     for i in range(k, len(eval_ids)):
         g = tuple(eval_ids[i - k:i + 1])
         context_count = contexts.get(g[:-1], 0)
+        gram_count = grams.get(g, 0)
         seen += context_count > 0
+        unseen += gram_count == 0
         counts.append(context_count)
-        total -= math.log((grams.get(g, 0) + alpha) / (context_count + alpha * vocab_size))
+        for j, alpha in enumerate(alphas):
+            totals[j] -= math.log((gram_count + alpha) / (context_count + alpha * vocab_size))
     positions = len(eval_ids) - k
-    return NgramResult(total / positions, len(contexts), seen / positions,
-                       float(torch.tensor(counts, dtype=torch.float64).median()))
+    median = float(torch.tensor(counts, dtype=torch.float64).median())
+    return {alpha: NgramResult(total / positions, len(contexts), seen / positions, median,
+                               unseen / positions)
+            for alpha, total in zip(alphas, totals)}
 
 
 class BigramLanguageModel(nn.Module):

@@ -253,3 +253,49 @@ def test_bad_module_inputs():
         mha(torch.randn(2, 3, 8), mask=torch.ones(3, 3))
     with pytest.raises(ValueError, match="does not broadcast"):
         mha(torch.randn(2, 3, 8), mask=torch.ones(3, 4, dtype=torch.bool))
+
+
+def test_additive_scores_match_a_loop_over_pairs():
+    # Bahdanau et al. 2015, appendix A.1.2: e_ij = v^T tanh(W s_i + U h_j), one pair at a time
+    from gptlib.attention import additive_scores
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 3, 5, generator=g, dtype=torch.float64)   # (B, T_q, d_q)
+    k = torch.randn(2, 4, 7, generator=g, dtype=torch.float64)   # (B, T_k, d_k): other width
+    w_q = torch.randn(5, 6, generator=g, dtype=torch.float64)
+    w_k = torch.randn(7, 6, generator=g, dtype=torch.float64)
+    v = torch.randn(6, generator=g, dtype=torch.float64)
+    scores = additive_scores(q, k, w_q, w_k, v)
+    assert scores.shape == (2, 3, 4)
+    for b in range(2):
+        for i in range(3):
+            for j in range(4):
+                e = sum(float(v[a]) * math.tanh(float(q[b, i] @ w_q[:, a] + k[b, j] @ w_k[:, a]))
+                        for a in range(6))
+                assert abs(scores[b, i, j].item() - e) < 1e-12
+
+
+def test_additive_scores_reject_mismatched_widths():
+    from gptlib.attention import additive_scores
+    q, k = torch.randn(3, 5), torch.randn(4, 7)
+    with pytest.raises(ValueError, match="w_q must be"):
+        additive_scores(q, k, torch.randn(4, 6), torch.randn(7, 6), torch.randn(6))
+    with pytest.raises(ValueError, match="hidden width"):
+        additive_scores(q, k, torch.randn(5, 6), torch.randn(7, 6), torch.randn(5))
+
+
+def test_attention_dropout_is_off_in_eval_and_keeps_the_expectation():
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(16, 4, dropout=0.5)
+    x = torch.randn(2, 6, 16)
+    layer.train()
+    assert not torch.allclose(layer(x, causal=True), layer(x, causal=True))
+    layer.eval()
+    torch.testing.assert_close(layer(x, causal=True), layer(x, causal=True))
+    # inverted dropout on the weights: zero with probability p, survivors scaled by 1/(1-p)
+    q, k, v = qkv(1, 1, 1, 4, 4, 3, 1)
+    v = torch.ones_like(v)
+    g = torch.Generator().manual_seed(2)
+    outs = torch.stack([scaled_dot_product_attention(q, k, v, dropout_p=0.5, generator=g)
+                        for _ in range(4000)])
+    torch.testing.assert_close(outs.mean(0), scaled_dot_product_attention(q, k, v),
+                               rtol=0, atol=0.05)

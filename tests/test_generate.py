@@ -254,6 +254,62 @@ def test_prompt_longer_than_a_position_table_is_an_error_with_the_fix():
     assert out.shape == (2, 23)
 
 
+# ---- a context limit for any model: max_context ----------------------------------------------------
+
+def cropped_greedy(model, idx, n, k):
+    """The definition: each step scores only the last k tokens (a plain loop, no cache)."""
+    seq, steps = idx, []
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(seq[:, -k:])[0][:, -1]
+            steps.append(logits)
+            seq = torch.cat([seq, logits.argmax(-1, keepdim=True)], dim=1)
+    return seq, torch.stack(steps, dim=1)
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "alibi", "none", "learned"])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_max_context_conditions_each_step_on_the_last_tokens_only(pos_encoding, use_cache):
+    model = tiny(pos_encoding=pos_encoding)
+    idx = prompt(t=7)
+    k = 6                                     # the prompt alone is longer: cropped from the start
+    out, logits = generate(model, idx, 10, temperature=0, max_context=k, use_cache=use_cache,
+                           return_logits=True)
+    ref, ref_logits = cropped_greedy(model, idx, 10, k)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-5)
+    assert torch.equal(out, ref)
+    if pos_encoding != "learned":             # no table: without a limit every token is read
+        _, unlimited = generate(model, idx, 10, temperature=0, return_logits=True)
+        assert not torch.allclose(unlimited[:, 1:], logits[:, 1:], atol=1e-3)
+
+
+def test_max_context_lets_a_long_prompt_through_a_position_table():
+    model = tiny()                                          # learned positions, block_size 16
+    out = generate(model, prompt(t=20), 3, temperature=0, max_context=16)
+    ref, _ = cropped_greedy(model, prompt(t=20), 3, 16)
+    assert torch.equal(out, ref)
+
+
+def test_max_context_in_generate_text():
+    tok = CharTokenizer.train("abcdefghijklmnopqrstuvw")
+    model = tiny(pos_encoding="rope")
+    text = generate_text(model, tok, "abcdefghij", 8, temperature=0, max_context=4)
+    ref, _ = cropped_greedy(model, torch.tensor([tok.encode("abcdefghij")]), 8, 4)
+    assert text == tok.decode(ref[0, 10:].tolist())
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "8"])
+def test_bad_max_context_is_a_clear_error(value):
+    with pytest.raises(ValueError, match=r"max_context must be an int >= 1.*got"):
+        generate(tiny(pos_encoding="rope"), prompt(), 3, max_context=value)
+
+
+def test_max_context_beyond_a_position_table_is_an_error_with_the_fix():
+    with pytest.raises(ValueError, match=r"max_context=17 exceeds the model's context of 16 "
+                                         r"\('learned' positions\).*max_context <= 16"):
+        generate(tiny(), prompt(), 3, max_context=17)
+
+
 def test_a_one_dimensional_prompt_is_an_error_that_says_how_to_fix_it():
     with pytest.raises(ValueError, match=r"idx\[None\]"):
         generate(tiny(), torch.tensor([1, 2, 3]), 3)

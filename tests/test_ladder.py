@@ -220,3 +220,22 @@ def test_staircase_figure_highlights_the_chapter():
     assert [t.get_fontweight() for t in labels] == ["normal", "bold", "bold"]
     assert len(ax.lines) == 3                                      # one set of dots per rung
     plt.close(ax.figure)
+
+
+def test_windowed_ngram_backs_off_at_each_window_start():
+    """Scored on windows, a trigram's first target in each window has one token of context (a
+    bigram), the rest two: the same as chapter 1's ngram_loss run window by window."""
+    from gptlib.ladder import ngram_window_loss
+    from gptlib.ngram import ngram_loss
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.randint(0, 5, (400,), generator=g).tolist()
+    ev = torch.randint(0, 5, (3 * 8 + 1,), generator=g).tolist()
+    total = 0.0
+    for w in range(3):
+        x = ev[w * 8:w * 8 + 9]                        # a window's 8 inputs and 8 targets
+        total += ngram_loss(train, x[:2], 2, 5, alpha=0.1).loss          # target 1: bigram
+        total += 7 * ngram_loss(train, x, 3, 5, alpha=0.1).loss          # targets 2..8
+    assert math.isclose(ngram_window_loss(train, ev, 3, 5, 0.1, 8), total / 24, rel_tol=1e-9)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        ngram_window_loss(train, ev, 3, 5, 0.0, 8)

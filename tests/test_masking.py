@@ -1,5 +1,6 @@
 """gptlib.masking: what the masks contain, what they guarantee (causality, padding), and dtype pitfalls."""
 
+import functools
 import warnings
 
 import pytest
@@ -8,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptlib.attention import KVCache, MultiHeadAttention, fused_attention, scaled_dot_product_attention
-from gptlib.masking import apply_mask, causal_mask, combine_masks, mask_after_softmax, padding_mask
+from gptlib.masking import (apply_mask, causal_mask, combine_masks, document_mask, document_positions,
+                            mask_after_softmax, padding_mask)
+from gptlib.model import GPT, GPTConfig
 
 SETTINGS = settings(max_examples=30, deadline=None)
 F64 = dict(rtol=1e-10, atol=1e-12)
@@ -213,6 +216,26 @@ def test_large_negative_constant_overflows_in_float16():
             torch.testing.assert_close(w[:2].float(), ref, rtol=0, atol=1e-2)
 
 
+def test_when_the_additive_minus_1e9_recipe_fails_in_float16():
+    """Exactly when: a Python constant works (the product is rounded, not the constant), a
+    float32 mask cast to float16 works; a constant cast to float16 first, or a row with every
+    key masked, gives NaN. And finfo.min leaves the real scores exactly unchanged."""
+    scores = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float16)
+    keep = torch.tensor([True, True, False])
+    ref = torch.softmax(torch.tensor([1.0, 2.0]), -1)
+    for works in (scores + (1 - keep.half()) * -1e9,
+                  scores + ((1 - keep.float()) * -1e9).half(),
+                  scores + (1 - keep.half()) * torch.finfo(torch.float16).min):
+        assert torch.equal(works[:2], scores[:2])                 # real scores untouched
+        w = torch.softmax(works, -1)
+        assert w[2] == 0 and torch.allclose(w[:2].float(), ref, atol=1e-3)
+    assert torch.isnan(scores + (1 - keep.half()) * torch.tensor(-1e9).half())[:2].all()
+    none = torch.zeros(3, dtype=torch.bool)
+    assert torch.isnan(torch.softmax(scores + (1 - none.half()) * -1e9, -1)).all()
+    uniform = torch.softmax(scores.float() + (1 - none.float()) * -1e9, -1)
+    assert torch.allclose(uniform, torch.full((3,), 1 / 3))    # float32: finite, uniform
+
+
 def test_minus_1e4_is_not_small_enough_in_float32():
     scores = torch.tensor([-2e4, 0.0])                 # a large negative real score (no scaling)
     mask = torch.tensor([True, False])
@@ -296,3 +319,95 @@ def test_kv_cache_with_padding_mask():
     for t in range(6):
         out.append(mha(x[:, t:t + 1], mask=keys[:, None, None, :t + 1], kv_cache=cache, causal=True))
     torch.testing.assert_close(torch.cat(out, 1), full, **F64)
+
+
+# ---- packed documents: a block-diagonal causal mask --------------------------------------------
+run_lengths = st.lists(st.integers(1, 5), min_size=1, max_size=4)
+
+
+def doc_ids_from(lengths, first=0):
+    return torch.cat([torch.full((n,), first + d) for d, n in enumerate(lengths)])
+
+
+@SETTINGS
+@given(lengths=run_lengths, first=st.integers(-2, 5))
+def test_document_mask_and_positions_match_definition(lengths, first):
+    ids = doc_ids_from(lengths, first)
+    T = len(ids)
+    m = document_mask(ids)
+    expected = [[ids[i] == ids[j] and j <= i for j in range(T)] for i in range(T)]
+    assert m.dtype == torch.bool and m.tolist() == expected
+    starts = [sum(lengths[:d]) for d in range(len(lengths))]
+    assert document_positions(ids).tolist() == [i - max(s for s in starts if s <= i)
+                                                for i in range(T)]
+
+
+def test_document_mask_special_cases_and_batches():
+    assert torch.equal(document_mask(torch.zeros(5, dtype=torch.long)), causal_mask(5))
+    assert torch.equal(document_mask(torch.arange(4)), torch.eye(4, dtype=torch.bool))
+    rows = torch.tensor([[0, 0, 1, 1, 1], [7, 7, 7, 7, 2]])
+    m = document_mask(rows)
+    assert m.shape == (2, 1, 5, 5)
+    assert all(torch.equal(m[b, 0], document_mask(rows[b])) for b in range(2))
+    assert document_positions(rows).tolist() == [[0, 1, 0, 1, 2], [0, 1, 2, 3, 0]]
+
+
+@pytest.mark.parametrize("ids, exc, match", [
+    (torch.tensor([0, 1, 0]), ValueError, r"document id 0 appears in two separate runs"),
+    (torch.tensor([[0, 0], [1, 2]]).flip(0).repeat(1, 2), ValueError, r"row 0: document id"),
+    (torch.tensor([0.0, 1.0]), TypeError, r"integer tensor"),
+    (torch.zeros(0, dtype=torch.long), TypeError, r"T >= 1"),
+    ([0, 0, 1], TypeError, r"doc_ids must be"),
+])
+def test_document_mask_errors(ids, exc, match):
+    with pytest.raises(exc, match=match):
+        document_mask(ids)
+
+
+@pytest.mark.parametrize("fn", ATTENTION)
+def test_packed_documents_attend_as_each_document_alone(fn):
+    g = torch.Generator().manual_seed(4)
+    lengths = [3, 5, 2]
+    ids = doc_ids_from(lengths)
+    q, k, v = (torch.randn(1, 2, 10, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    packed = fn(q, k, v, document_mask(ids))
+    plain = fn(q, k, v, causal_mask(10))
+    start = 0
+    for n in lengths:
+        part = slice(start, start + n)
+        alone = fn(q[..., part, :], k[..., part, :], v[..., part, :], causal_mask(n))
+        torch.testing.assert_close(packed[..., part, :], alone, **F64)
+        if start:       # the causal mask alone lets a later document read the earlier ones
+            assert not torch.allclose(plain[..., part, :], alone, atol=1e-6)
+        start += n
+
+
+def packed_logits(model, idx, mask, positions):
+    """GPT's forward pass with an extra attention mask (the blocks combine it with the causal
+    one): embeddings at ``positions``, every block, ln_f, lm_head."""
+    x = model.pos.embed(model.wte(idx), 0, positions=positions)
+    rope = None if model.pos.rope is None else functools.partial(model.pos.rope,
+                                                                 positions=positions)
+    for block in model.h:
+        x = block(x, mask, None, rope)
+    return model.lm_head(model.ln_f(x))
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope", "none"])
+def test_a_packed_pair_gives_each_sequence_the_logits_it_gets_alone(pos_encoding):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=16,
+                          pos_encoding=pos_encoding)).double().eval()
+    a = torch.randint(20, (1, 6), generator=torch.Generator().manual_seed(1))
+    b = torch.randint(20, (1, 9), generator=torch.Generator().manual_seed(2))
+    ids = doc_ids_from([6, 9])[None]                                       # (1, 15)
+    pos = document_positions(ids)
+    with torch.no_grad():
+        packed = packed_logits(model, torch.cat([a, b], 1), document_mask(ids), pos)
+        assert torch.equal(model(a)[0], packed_logits(model, a, None, document_positions(
+            torch.zeros(1, 6, dtype=torch.long))))                  # the helper is GPT.forward
+        torch.testing.assert_close(packed[:, :6], model(a)[0], **F64)
+        torch.testing.assert_close(packed[:, 6:], model(b)[0], **F64)
+        # the causal mask alone: the second sequence reads the first
+        leaky = packed_logits(model, torch.cat([a, b], 1), None, pos)
+        assert not torch.allclose(leaky[:, 6:], model(b)[0], atol=1e-6)

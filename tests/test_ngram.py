@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptlib.ngram import (BigramLanguageModel, bigram_loss, bigram_probs, count_bigrams, ngram_loss,
+                          ngram_losses,
                           sample_from_probs)
 
 V = 5
@@ -74,6 +75,36 @@ def test_ngram_loss_equals_a_brute_force_count(train, held_out, n, alpha):
     loss, contexts, seen, median = reference_ngram(train, held_out, n, V, alpha)
     assert r.loss == pytest.approx(loss, rel=1e-12)
     assert (r.contexts, r.seen_fraction, r.median_count) == (contexts, pytest.approx(seen), median)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ids_lists, ids_lists, st.integers(1, 4))
+def test_ngram_losses_is_ngram_loss_at_each_alpha(train, held_out, n):
+    if len(train) < n or len(held_out) < n:
+        return
+    alphas = (0.01, 0.3, 2.0)
+    results = ngram_losses(train, held_out, n, V, alphas)
+    assert list(results) == list(alphas)
+    for alpha in alphas:
+        assert results[alpha] == ngram_loss(train, held_out, n, V, alpha)  # bit for bit
+    k = n - 1
+    grams = {tuple(train[i:i + n]) for i in range(len(train) - k)}
+    unseen = [tuple(held_out[i - k:i + 1]) not in grams for i in range(k, len(held_out))]
+    assert results[0.01].unseen_fraction == pytest.approx(sum(unseen) / len(unseen))
+
+
+def test_ngram_losses_by_hand():
+    # train "0 1 0 1 2": bigrams 01 x2, 10, 12; contexts 0 (2), 1 (2). Held out "0 1 1":
+    # p(1 | 0) = (2 + a) / (2 + 3a); p(1 | 1) = (0 + a) / (2 + 3a), an unseen bigram.
+    r = ngram_losses([0, 1, 0, 1, 2], [0, 1, 1], 2, 3, (0.5, 1.0))
+    for a in (0.5, 1.0):
+        expected = -(math.log((2 + a) / (2 + 3 * a)) + math.log(a / (2 + 3 * a))) / 2
+        assert r[a].loss == pytest.approx(expected, rel=1e-12)
+        assert (r[a].seen_fraction, r[a].unseen_fraction, r[a].contexts) == (1.0, 0.5, 2)
+    with pytest.raises(ValueError, match="alphas is empty"):
+        ngram_losses(IDS, IDS, 2, V, ())
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        ngram_losses(IDS, IDS, 2, V, (0.1, 0.0))
 
 
 def test_ngram_with_n_2_is_the_smoothed_bigram():

@@ -34,7 +34,8 @@ def attention_weights(scores: torch.Tensor, mask: torch.Tensor | None = None,
 def attention_table(weights: torch.Tensor, labels, mask: torch.Tensor | None = None,
                     cell_px: int = 15) -> str:
     """An HTML heatmap of ``(T_q, T_k)`` attention weights: one row per query token, one column
-    per key token, darker = more weight (hover a cell for its value); masked cells are grey."""
+    per key token, darker = more weight (hover a cell for its value); masked cells are grey.
+    A colour bar under the table maps the shades to weights 0..1."""
     T_q, T_k = weights.shape
     labels = [_short_label(t) for t in labels]
     q_labels, k_labels = labels[-T_q:], labels[:T_k]   # queries are the last T_q positions
@@ -53,8 +54,12 @@ def attention_table(weights: torch.Tensor, labels, mask: torch.Tensor | None = N
                 a = min(max(w[i][j], 0.0), 1.0)
                 cells.append(f"<td style=background:#2850aa{round(255 * a):02x} title={a:.3f}></td>")
         rows.append(f"<tr><td>{html.escape(q_labels[i])}</td>{''.join(cells)}</tr>")
+    colour_bar = ("<div style='font:11px sans-serif;margin-top:4px'>attention weight: 0 "
+                  "<span style='display:inline-block;width:160px;height:10px;vertical-align:"
+                  "middle;border:1px solid #ccc;background:linear-gradient(to right,"
+                  "#2850aa00,#2850aaff)'></span> 1; grey: masked</div>")
     return (style + "<table class=gptlib-attn style='border-collapse:collapse;line-height:1'>"
-            + "".join(rows) + "</table>")
+            + "".join(rows) + "</table>" + colour_bar)
 
 
 def attention_summary(weights: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[float, float]:

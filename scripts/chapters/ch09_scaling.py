@@ -53,7 +53,7 @@ from gptlib import scaling, set_seed, show
 from gptlib.data import data_dir, encode_text, load_text
 from gptlib.masking import attended_pairs, banded_causal_mask, causal_mask
 from gptlib.model import GPT, GPTConfig
-from gptlib.normalization import Block
+from gptlib.block import Block
 from gptlib.pretrain import TrainConfig, train
 from gptlib.runconfig import read_log, run
 from gptlib.tokenizer import CharTokenizer
