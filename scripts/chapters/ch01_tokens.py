@@ -864,13 +864,13 @@ md(r"""
 Chapters 1 to 7 each end on one yardstick: the validation loss, in nats per character, of the
 minimal model of each chapter — a *rung* of the ladder. The trained rungs all get the same
 budget (1,500 steps of 32 windows of 64 characters: 3,072,000 training tokens; AdamW with
-warm-up and cosine decay; the learning rate chosen on validation), three seeds each, and are
-scored by `gptlib.pretrain.dataset_loss` on every window of 64 characters of the validation
-plays. The counted rungs have no randomness, so each is one run, scored by `ngram_loss` on
-every validation character after the first $n-1$: the computation of this chapter's tables.
+warm-up and cosine decay; the learning rate chosen by the validation loss of seed 0), three
+seeds each, and are scored by `gptlib.pretrain.dataset_loss` on every window of 64 characters
+of the validation plays. The counted rungs have no randomness, so each is one run, scored on
+the same windows (below: how that differs from this chapter's tables).
 `scripts/experiments/ladder.py` trains and scores them all and writes
 `data/results/ladder.json`. Chapter 1 has four rungs: the unigram (α = 0.1), the counted bigram
-and the best counted $n$-gram (their α, and the best $n \in \{2, \dots, 5\}$, chosen on
+and the best counted $n$-gram (their α, and the best $n \in \{2, \dots, 7\}$, chosen on
 validation from α ∈ {0.01, 0.03, 0.1, 0.3}), and the neural bigram, a trained $V \times V$
 table (`BigramLanguageModel`).
 """),
@@ -963,8 +963,8 @@ seed0 = [
     for r in ladder["runs"]
     if r["rung"] == "neural-bigram" and r.get("final") and r["seed"] == 0
 ][0]
-print("the live run matches the file's seed 0:", abs(live_val - seed0) < 2e-3)
-assert abs(live_val - seed0) < 2e-3
+print("the live run matches the file's seed 0:", abs(live_val - seed0) < 5e-4)
+assert abs(live_val - seed0) < 5e-4  # the seeds span 9e-4
 """),
 md(r"""
 **Prove it.** What chapter 1's rungs achieve, worst case over the seeds (`rung_gap(ladder,
@@ -974,9 +974,9 @@ better, worse)` is the worse rung's best run minus the better rung's worst run):
   much (counted rungs have no seeds, so worst case and mean agree);
 - three more characters of context (the 5-gram reads four) are worth 0.82 nats more, on the
   ladder's windows;
-- the neural bigram does **not** improve on the counted bigram, and cannot: both are a
-  $V \times V$ table of next-character probabilities, and the counted table is the best such
-  table for the training text. Trained for the ladder's budget, every seed ends within 0.01 nats
+- the neural bigram does **not** improve on the counted bigram: both are a $V \times V$ table
+  of next-character probabilities, and the counted table is the best such table for the
+  *training* text (on validation either can come out a little ahead). Trained for the ladder's budget, every seed ends within 0.01 nats
   of the counted bigram, on the worse side, and the three seeds span less than a fifth of that
   gap.
 """),
@@ -1002,8 +1002,8 @@ md(r"""
 Why is the trained table on the worse side? On the *training* text it has not reached the
 minimum that counting attains: after 3,072,000 tokens its training loss is still above the
 counted table's, and most of that gap is the recipe's weight decay (0.1), which pulls every
-logit toward zero, that is, toward the uniform distribution. The same run without weight decay
-gets closer on both splits:
+logit toward zero, that is, toward the uniform distribution. The same run (seed 0) without
+weight decay gets closer to the counted minimum on the training text:
 """),
 code(r"""
 import dataclasses
@@ -1148,8 +1148,10 @@ md(r"""
   $\infty$, while a trained table of finite logits never gives probability zero.
 - Counting longer contexts helps, then hurts, whatever the smoothing: each extra token of
   context spreads the data over more rows of the table. The best counted $n$-gram here is the
-  5-gram; models that share parameters across contexts — and, in a GPT, attention — are the way
-  past it.
+  5-gram, and at this book's small scale it is a hard baseline: the loss ladder shows every
+  small GPT of chapters 2-6 above it and the shipped model of chapter 7 only level with it.
+  What parameter sharing and attention offer is a model that keeps improving with size and
+  context, where the counts run out.
 
 ## References
 

@@ -1591,9 +1591,9 @@ print(
 )
 """, "nbval-ignore-output"),
 code(r"""
-reproduced = abs(live_loss - final[0]["val_loss"]) < 0.01
+reproduced = abs(live_loss - final[0]["val_loss"]) < 2e-3  # seeds: 3e-3 apart
 print(
-    "the live run reproduces the file's seed-0 loss (within 0.01):", reproduced
+    "the live run reproduces the file's seed-0 loss (within 2e-3):", reproduced
 )
 assert reproduced
 """),
@@ -1745,8 +1745,8 @@ checks = {
     "own position: above the uniform share at every t > 0": bool(
         (on_self[1:] > 1 / (ts[1:] + 1)).all()
     ),
-    "bigram here == the ladder's bigram (within 0.01)": bool(
-        abs(bigram_pos.mean() - bigram_run["val_loss"]) < 0.01
+    "bigram here == the ladder's bigram (within 1e-4)": bool(
+        abs(bigram_pos.mean() - bigram_run["val_loss"]) < 1e-4
     ),
 }
 for name, ok in checks.items():
@@ -1759,7 +1759,7 @@ md(r"""
 The loss ladder (chapter 1) measures each chapter's minimal model with one yardstick: the
 validation loss in nats per character on every 64-character window of the validation plays,
 every neural rung trained under the same budget (1,500 steps of 32 windows of 64 characters,
-3.07 million tokens) at the learning rate chosen for it on validation, three seeds each;
+3.07 million tokens) at the learning rate chosen for it on validation (seed 0), three seeds each;
 `scripts/experiments/ladder.py` wrote the file. This chapter adds two rungs: the model trained
 above (four heads of width 12), and the same model with one head of width 48.
 """),
@@ -1783,9 +1783,9 @@ What the ladder says, in the worst case over seeds (the cell below asserts each 
   characters *in order* (the cell prints which order won).
 
 So attention alone, without positions and without a residual connection, buys little over
-counting pairs at this budget, and the figure by position above shows where the little comes
-from: the first few positions of each window, where the bag of visible characters is small
-enough to stand in for the last few. It cannot tell the order of what it sees (no positions),
+counting pairs at this budget; the figure by position above shows the gain is largest in the
+first positions of each window, where the bag of visible characters is small enough to stand
+in for the last few, and shrinks, without vanishing, later in the window. It cannot tell the order of what it sees (no positions),
 and the current character reaches the output only through the average (no residual path). The
 next chapters add what it lacks, one piece at a time: chapter 3 asks what the causal mask is
 worth; chapter 4 adds the residual path, through which the current token reaches the output

@@ -379,9 +379,9 @@ same budget (300 steps of 16 windows of 64 characters) and the *same batches*
 Why rotary positions? Without the mask, position $t$ can copy its answer only if it can single out
 position $t+1$. With rotary embeddings an attention score depends on the *offset* between query and
 key, so "look one step to the right" is one pattern, the same at every position, and a small model
-finds it within this budget. With GPT-2's learned position table the same pattern would have to be
-assembled from 64 separately learned position vectors, and with no positions at all it cannot be
-expressed (the loss ladder at the end of the chapter).
+finds it within this budget. With GPT-2's learned position table the same pattern has to be
+assembled from 64 separately learned position vectors (we have not measured how fast that goes),
+and with no positions at all it cannot be expressed (the loss ladder at the end of the chapter).
 """),
 code(r"""
 train_ids, val_ids = encode_text(train_text, tok), encode_text(val_text, tok)
@@ -658,9 +658,10 @@ assert real["unmasked"] < real["masked"] - 0.15  # far fewer
 md(r"""
 The masked model, after 300 steps, writes misspelt pseudo-Shakespeare with the layout of a play.
 The unmasked model's text is not English: what it mostly learned is how to copy, which is of no
-use when the answer is absent. The lesson is general: a model that can see its target during
-training learns to look, not to predict, and a loss measured the same leaky way will not tell
-you. (Models that *should* read in both directions, such as BERT {cite:p}`devlin2019bert`,
+use when the answer is absent. The lesson: a model that can see its target during training,
+and can find it, learns to look rather than to predict, and a loss measured the same leaky way
+will not tell you. (The ladder at the end of the chapter shows the other case: a model that
+cannot find its target does not collapse, but it is still worse honestly than with the mask.) (Models that *should* read in both directions, such as BERT {cite:p}`devlin2019bert`,
 therefore train on a different task: they hide some input tokens and predict those.)
 
 ## Where the $-\infty$ goes
@@ -1398,7 +1399,7 @@ md(r"""
 The loss ladder (chapter 1) measures each chapter's minimal model with one yardstick: the
 validation loss in nats per character on every 64-character window of the validation plays,
 every neural rung trained under the same budget (1,500 steps of 32 windows of 64 characters,
-3.07 million tokens) at the learning rate chosen for it on validation, three seeds each;
+3.07 million tokens) at the learning rate chosen for it on validation (seed 0), three seeds each;
 `scripts/experiments/ladder.py` wrote the file. This chapter's rung is chapter 2's four-head
 model (token embeddings, four attention heads, output layer; no positions, no MLP) trained
 **without the causal mask**. It is scored honestly, one token at a time
@@ -1418,7 +1419,8 @@ honestly, the same model reaches 2.731 (means over three seeds, in the table): r
 costs about 0.3 nats per character, and leaves the model worse than chapter 1's counted bigram.
 Its leaky loss, printed below, is lower than its honest loss, as it must be for a model that
 peeks — but by a fraction of a nat, where the demo model above went from 4.1 honest to 0.06
-teacher-forced. The difference is the positions. This rung has none, and without positions
+teacher-forced. The two models differ in much (depth, MLPs, residual connections, learning
+rate), but one difference alone rules out copying: this rung has no positions, and without them
 attention sees a window as a *bag* of characters: a score depends on which characters the query
 and the key are, not on where they stand. The unmasked rung cannot single out "the key one step
 to the right", so it cannot copy its target. Shuffle every token of a window except one, and
@@ -1632,9 +1634,10 @@ md(r"""
   mix, so the **causal mask** in attention is what makes it so.
 - We proved it by behaviour: changing a token leaves every earlier output of the masked model
   bit-for-bit unchanged, and the influence matrix of the model is the mask itself.
-- Without the mask a model learns to **copy its target** from the next position: its
-  teacher-forced loss (even on validation text) collapses while its real, one-token-at-a-time
-  loss and its samples are far worse. A leaky evaluation cannot detect a leaky model.
+- Without the mask a model that can locate the next position (here: rotary positions) learns
+  to **copy its target**: its teacher-forced loss (even on validation text) collapses while its
+  real, one-token-at-a-time loss and its samples are far worse. A leaky evaluation cannot detect
+  a leaky model. One without positions cannot copy, but is still worse than with the mask.
 - Put $-\infty$ into the scores **before** the softmax. Zeroing weights after it leaves rows that
   do not sum to 1 and still depend on the future. $-10^9$ does not exist in float16 (it becomes
   $-\infty$): `masked_fill` refuses it, and the additive recipe gives NaN when the constant is

@@ -742,9 +742,9 @@ for key, label in RUNS.items():
 md(r"""
 Two yardsticks from chapter 1 for these runs, both counted with `gptlib.ngram.ngram_loss`: the
 *unigram* — letter frequencies, no context, the best that a model ignoring the context can do —
-and the counted *bigram*, which reads one character back. The unigram here is not chapter 1's
-3.370: chapter 1 scored its table of n-grams on the first 100,000 characters of the validation
-plays; here, as in the loss ladder, every validation character is scored. The method is the same:
+and the counted *bigram*, which reads one character back. Both are scored, as in chapter 1 and
+the loss ladder, on every validation character (scoring only the first 100,000 characters, as
+an earlier version of chapter 1 did, gives 3.370 for the unigram):
 """),
 code(r"""
 train_list, val_list = train_ids.tolist(), val_ids.tolist()
@@ -754,13 +754,13 @@ ladder = read_ladder("../data/results/ladder.json")
 rungs = {r["rung"]: r for r in ladder_summary(ladder, upto_chapter=4)}
 bigram = rungs["bigram"]["mean"]
 print(f"unigram, all {len(val_list):,} validation characters: {unigram:.3f}")
-print(f"unigram, their first 100,000 (chapter 1's table): {unigram_100k:.3f}")
+print(f"unigram, their first 100,000 only: {unigram_100k:.3f}")
 print(
     f"the ladder's unigram rung: {rungs['unigram']['mean']:.3f}; "
     f"its counted bigram: {bigram:.3f}"
 )
 assert abs(unigram - rungs["unigram"]["mean"]) < 1e-3
-assert abs(unigram_100k - 3.370) < 5e-4  # chapter 1's number, reproduced
+assert abs(unigram_100k - 3.370) < 5e-4  # the text scored changes it
 assert abs(unigram - norm_runs["settings"]["unigram_val_loss"]) < 1e-3
 
 fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -951,7 +951,9 @@ rescued $2 \times 10^{-3}$ (3 of 3) but not $3 \times 10^{-3}$: one seed trained
 one ended in between, 0.11 nats below the unigram. Pre-LN trained in all 12 of its runs, with or
 without warm-up, up to $10^{-2}$ — but at $10^{-2}$ without warm-up it ended far worse (2.83 to
 2.87) than with one (2.45 to 2.50). So a warm-up widened post-LN's range of usable learning
-rates, as Xiong et al.'s analysis explains, but did not make it as forgiving as pre-LN; and pre-LN
+rates (the behaviour Xiong et al.'s analysis predicts, although the gradient measurement
+above does not show their mechanism at this initialisation), but did not make it as forgiving
+as pre-LN; and pre-LN
 still profits from a warm-up at a high learning rate.
 
 GPT-2 put the norms in front of the sublayers and added a last LayerNorm before the output layer
@@ -964,7 +966,7 @@ md(r"""
 Chapters 1 to 3 put every model of the book on one yardstick: the validation loss (nats per
 character, on every 64-character window of the validation plays) of the minimal model of each
 chapter, each trained under one budget — 1,500 steps of 32 windows, 3.07 million characters, with
-the learning rate that was best on validation — at three seeds (`scripts/experiments/ladder.py`,
+the learning rate that was best on validation at seed 0 — at three seeds (`scripts/experiments/ladder.py`,
 read from `data/results/ladder.json`). Chapter 4 adds four rungs, each one change to the rung
 before it: **+ MLP** (chapter 2's four heads followed by an MLP; no skip, no norm), **+ residual
 connections**, **+ LayerNorm** (pre-LN: with it the rung is one complete GPT-2 block) and
@@ -978,13 +980,15 @@ plt.show()
 md(r"""
 Each of chapter 4's additions, against the rung it builds on (for the MLP that is chapter 2's
 four causal heads; chapter 3's unmasked rung was a detour). The asserts below use `rung_gap`, the
-worst case over seeds, and require it to exceed the spread between seeds:
+worst case over seeds, and require a claimed gain to exceed the spread between seeds (and the
+MLP's to stay within it):
 
 - **+ MLP: no real gain at this budget** — 2.423 against the four heads' 2.430, a gain of 0.006
   nats, no more than the spread between seeds (0.007; every seed is below every seed of the four
   heads, but by as little as 0.002). Why is looked at below.
 - **+ residual connections: 0.057 nats** (2.366), the first clear step.
-- **+ LayerNorm: 0.020 nats** (2.347). Small, but ten times the seeds' spread (0.002).
+- **+ LayerNorm: 0.020 nats** (2.347). Small, but more than twice the largest seed spread of
+  these rungs (0.008).
 - **3 blocks: 0.43 nats** (1.915), the largest step of the chapter.
 
 Against chapter 1's counted rungs: one full block (2.347) beats the counted bigram by more than
@@ -1027,7 +1031,7 @@ assert 0 < worst[("mlp", "attn-4heads")] < spread[("mlp", "attn-4heads")]
 assert gain[("mlp", "attn-4heads")] < 0.01
 # + residual, + LayerNorm, 3 blocks: gains larger than any seed spread
 assert worst[("residual", "mlp")] > 0.05 > 5 * spread_max
-assert worst[("layernorm", "residual")] > 0.015 > spread_max
+assert worst[("layernorm", "residual")] > max(0.015, 2 * spread_max)
 assert worst[("3-blocks", "layernorm")] > 0.4
 # the counted n-grams of chapter 1
 assert rung_gap(ladder, "layernorm", "bigram") > 0.1
@@ -1331,8 +1335,9 @@ md(r"""
 - On the loss ladder (the same budget for every rung, three seeds), the MLP alone adds nothing at
   this budget (0.006 nats, the seeds' spread); residual connections add 0.057, LayerNorm 0.020 and
   three blocks 0.43, to 1.915 — more than 0.5 nats below the counted bigram, but more than 0.2
-  behind the best counted n-gram: without positions the stack barely sees the order of its
-  context.
+  behind the best counted n-gram. Without positions the stack barely sees the order of its
+  context; chapter 5 adds positions, which help a great deal but still leave every small model
+  of the ladder behind the counted table.
 
 ## References
 

@@ -925,7 +925,7 @@ md(r"""
 
 Chapters 1-4 measured each piece of the model on one yardstick, the *loss ladder*: every rung
 trained on the same 3.07 million characters of the training plays (1,500 steps of 32 windows
-of 64), its learning rate chosen on the validation plays, three seeds, and scored on every
+of 64), its learning rate chosen on the validation plays (at seed 0), three seeds, and scored on every
 64-character window of the validation plays (`scripts/experiments/ladder.py` writes
 `data/results/ladder.json`; `gptlib.ladder` defines every rung). Chapter 4 ended with three
 pre-LN blocks and *no* positions. This chapter's rungs add each encoding to that same stack,
@@ -945,7 +945,7 @@ md(r"""
 Three encodings — learned, RoPE, ALiBi — beat no positions at every seed, by a wide margin,
 and RoPE is again the best. The unscaled sinusoids are the exception, in a new form: at two
 seeds they beat no positions, at the third they are worse, and their spread over seeds is
-several times that of any other rung, while the experiment above, in a different setting
+several times that of any other rung of chapters 4 and 5, while the experiment above, in a different setting
 (width 64, two blocks, windows of 32, a fixed learning rate of $3 \times 10^{-3}$), found them
 worse than no positions at every seed. This ladder does not isolate which difference matters;
 what both agree on is that unscaled sinusoids, added to GPT-2-sized embeddings, are the weakest
@@ -975,8 +975,9 @@ for e in steady + ("sinusoidal",):
 sin = rows["pos-sinusoidal"]
 print(f"sinusoidal seeds {sin['losses']}, spread {sin['spread']:.3f}")
 assert sin["spread"] > 4 * spread
-assert min(sin["losses"]) < min(rows["3-blocks"]["losses"])  # better at a seed
-assert max(sin["losses"]) > max(rows["3-blocks"]["losses"])  # worse at another
+none = rows["3-blocks"]["losses"]
+assert sum(x < min(none) for x in sin["losses"]) == 2  # two seeds better
+assert sum(x > max(none) for x in sin["losses"]) == 1  # one seed worse
 rope_lead = min(
     rung_gap(ladder, "pos-rope", f"pos-{e}")
     for e in ("learned", "sinusoidal", "alibi")

@@ -903,7 +903,7 @@ md(r"""
 
 What does assembling the GPT add to the loss? The *loss ladder* (chapters 1-5) trains the
 minimal model of each chapter on the same 3.07 million training characters, with a learning
-rate chosen per model on the validation plays and three seeds, and scores it on every
+rate chosen per model on the validation plays (at seed 0) and three seeds, and scores it on every
 64-character window of the validation plays (`data/results/ladder.json`, written by
 `scripts/experiments/ladder.py`). Chapter 6's rung is the character GPT of this chapter's small
 config — three blocks of width 48, four heads, learned positions — which is chapter 5's
@@ -940,7 +940,7 @@ print(
 print(
     f"parameters: tied {tied['parameters']:,}, untied {untied['parameters']:,}"
 )
-assert abs(diff) < 0.02
+assert abs(diff) < min(tied["spread"], untied["spread"])  # within seed noise
 assert untied["parameters"] - tied["parameters"] == V * 48
 assert rung_gap(ladder, "gpt", "3-blocks") > 0.1  # what positions bought
 assert rung_gap(ladder, "gpt", "ngram") < 0  # chapter 1's counted table wins
