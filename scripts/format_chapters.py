@@ -2,6 +2,7 @@
 
     python scripts/format_chapters.py           # rewrite scripts/chapters/ch*.py in place
     python scripts/format_chapters.py --check   # exit 1 if a cell would change
+    python scripts/format_chapters.py scripts/chapters/ch03_masking.py   # only these sources
 
 Settings: ``[tool.ruff]`` in pyproject.toml (line length 79, quotes kept as written). Each
 ``code(r\"\"\"...\"\"\")`` cell is formatted on its own; an IPython magic line (``%xmode ...``) is
@@ -42,9 +43,14 @@ def format_cell(src: str) -> str:
 
 
 def main(argv=None) -> int:
-    check = "--check" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    check = "--check" in args
+    named = [Path(a).resolve() for a in args if a != "--check"]
+    for path in named:
+        if path.parent != ROOT / "scripts" / "chapters" or not path.name.startswith("ch"):
+            raise SystemExit(f"{path} is not a chapter source (scripts/chapters/ch*.py)")
     changed = []
-    for path in sorted((ROOT / "scripts" / "chapters").glob("ch*.py")):
+    for path in named or sorted((ROOT / "scripts" / "chapters").glob("ch*.py")):
         text = path.read_text()
         new = CELL.sub(lambda m: f"{m.group(1)}\n{format_cell(m.group(2))}\n{m.group(3)}", text)
         if new != text:
