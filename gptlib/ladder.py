@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from gptlib.model import GPT, GPTConfig
 from gptlib.ngram import BigramLanguageModel
+from gptlib.pretrain import consecutive_windows
 from gptlib.trainconfig import TrainConfig
 
 __all__ = ["Rung", "RUNGS", "BUDGET", "RECIPE", "LR_VALUES", "LR_GRID", "TABLE_LR_GRID", "next_lr", "NGRAM_GRID", "rung", "build_model",
@@ -170,18 +171,15 @@ def honest_loss(model: nn.Module, data: torch.Tensor, block_size: int,
     For a causal model this equals ``dataset_loss`` (up to float rounding); for chapter 3's
     unmasked model it is the loss it really achieves when generating, one token at a time.
     Costs ``block_size`` forward passes per window. data: (N,) int64."""
-    if len(data) <= block_size:
-        raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = "
-                         f"{block_size + 1}")
-    n = (len(data) - 1) // block_size
-    x = data[:n * block_size].view(n, block_size)
-    y = data[1:n * block_size + 1].view(n, block_size)
+    device = next(model.parameters()).device
+    x, y = consecutive_windows(data, block_size)
+    n = len(x)
     was_training = model.training
     model.eval()
     try:
         total = 0.0
         for i in range(0, n, batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
             for t in range(block_size):
                 logits = model(xb[:, :t + 1])[0][:, -1]                # (b, V): sees 0..t
                 total += F.cross_entropy(logits.double(), yb[:, t], reduction="sum").item()

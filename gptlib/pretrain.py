@@ -35,7 +35,8 @@ from gptlib.data import get_batch
 from gptlib.trainconfig import OPTIMIZERS, SCHEDULES, TrainConfig, TrainResult
 
 __all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "param_groups", "make_optimizer",
-           "OPTIMIZERS", "MuonAdamW", "estimate_loss", "dataset_loss", "LanguageModelTask", "train",
+           "OPTIMIZERS", "MuonAdamW", "estimate_loss", "consecutive_windows", "dataset_loss",
+           "LanguageModelTask", "train",
            "TrainingInterrupted"]
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -195,6 +196,19 @@ def estimate_loss(model: nn.Module, data: torch.Tensor, cfg, n_batches: int = 20
     return sum(losses) / len(losses)
 
 
+def consecutive_windows(data: torch.Tensor, block_size: int):
+    """``data`` (N,) cut into ``n = (N - 1) // block_size`` consecutive windows: inputs ``x`` and
+    targets ``y`` (the inputs shifted by one), (n, block_size) each. The few tokens left over
+    at the end are not used. What ``dataset_loss`` (and ``gptlib.ladder``) score."""
+    if len(data) <= block_size:
+        raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = "
+                         f"{block_size + 1}")
+    n = (len(data) - 1) // block_size
+    x = data[:n * block_size].view(n, block_size)
+    y = data[1:n * block_size + 1].view(n, block_size)
+    return x, y
+
+
 @torch.no_grad()
 def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int,
                  batch_size: int = 64, *, per_token: bool = False):
@@ -208,13 +222,9 @@ def dataset_loss(model: nn.Module, data: torch.Tensor, block_size: int,
     ``per_token=True`` returns the loss of each scored token instead, ``(n * block_size,)``: the
     loss of ``data[1 + i]`` at index ``i`` (to average over a chosen part of the text).
     """
-    if len(data) <= block_size:
-        raise ValueError(f"data has {len(data)} tokens, fewer than block_size + 1 = "
-                         f"{block_size + 1}")
     device = next(model.parameters()).device
-    n = (len(data) - 1) // block_size
-    x = data[:n * block_size].view(n, block_size)
-    y = data[1:n * block_size + 1].view(n, block_size)
+    x, y = consecutive_windows(data, block_size)
+    n = len(x)
     was_training = model.training
     model.eval()
     try:

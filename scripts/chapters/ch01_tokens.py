@@ -622,7 +622,8 @@ nll = F.nll_loss(F.log_softmax(logits, dim=-1), targets)
 written_out = (torch.logsumexp(logits, -1) - logits[range(5), targets]).mean()
 ce = F.cross_entropy(logits, targets)
 print(
-    f"cross_entropy {ce:.4f}  log-softmax + NLL {nll:.4f}  by hand {by_hand:.4f}"
+    f"cross_entropy {ce:.4f}  log-softmax + NLL {nll:.4f}"
+    f"  by hand {by_hand:.4f}"
 )
 assert torch.allclose(ce, nll) and torch.allclose(ce, by_hand)
 assert torch.allclose(ce, written_out)
@@ -1026,7 +1027,8 @@ code(r"""
 gap_wd = bigram_loss(table.probs(), train_ids) - counted_train
 gap_no_wd = bigram_loss(no_wd.probs(), train_ids) - counted_train
 print(
-    f"training-loss gap: {gap_wd:.3f} with weight decay, {gap_no_wd:.3f} without"
+    f"training-loss gap: {gap_wd:.3f} with weight decay,"
+    f" {gap_no_wd:.3f} without"
 )
 assert gap_wd > 0.005 and 0 <= gap_no_wd < 0.5 * gap_wd
 assert dataset_loss(no_wd, val_ids, BUDGET["block_size"]) < live_val

@@ -341,7 +341,8 @@ var_raw = {name: [] for name in sigmas}
 var_scaled = {name: [] for name in sigmas}
 for name, (sq, sk) in sigmas.items():
     print(
-        f"sigma_q = {sq}, sigma_k = {sk}: sigma_q^2 sigma_k^2 = {(sq * sk) ** 2:.2f}"
+        f"sigma_q = {sq}, sigma_k = {sk}:"
+        f" sigma_q^2 sigma_k^2 = {(sq * sk) ** 2:.2f}"
     )
     for d in ds:
         q = sq * torch.randn(4000, d, generator=g, dtype=torch.float64)
@@ -351,7 +352,8 @@ for name, (sq, sk) in sigmas.items():
         var_scaled[name].append((s / math.sqrt(d)).var().item())
         if d in (2, 64, 1024):
             print(
-                f"  d = {d:4d}: Var(q.k) = {var_raw[name][-1]:8.2f}   Var(q.k) / d"
+                f"  d = {d:4d}: Var(q.k) = {var_raw[name][-1]:8.2f}"
+                f"   Var(q.k) / d"
                 f" = {var_raw[name][-1] / d:.2f}   Var(q.k / sqrt(d)) ="
                 f" {var_scaled[name][-1]:.2f}"
             )
@@ -1299,7 +1301,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 C_f = 64
 print(
-    f"{'T':>4} {'H':>2} {'projections':>12} {'4TC^2':>9}  {'attention':>10} {'2T^2C':>9}"
+    f"{'T':>4} {'H':>2} {'projections':>12} {'4TC^2':>9}"
+    f"  {'attention':>10} {'2T^2C':>9}"
 )
 for T_f in (64, 128, 256):
     for H_f in (1, 4, 16):
