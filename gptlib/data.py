@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 __all__ = ["SPLITS", "CorpusError", "Play", "data_dir", "verify_corpus", "load_text",
-           "load_plays", "encode_text", "get_batch"]
+           "load_plays", "encode_text", "get_batch", "SPEAKER_HEADING", "speaker_names",
+           "speaker_heading_mask"]
 
 SPLITS = ("train", "val", "test")
 
@@ -94,6 +96,40 @@ def load_plays(split: str | None = None, root=None) -> list[Play]:
     return [Play(p["slug"], p["title"], p["genre"], p["split"],
                  texts[p["split"]][p["start"]:p["end"]])
             for p in index if split is None or p["split"] == split]
+
+
+SPEAKER_HEADING = re.compile(r"(?:\A|(?<=\n\n))[^\n]+:$", re.M)
+"""A speaker heading: the first line of a speech, ending in a colon (``KING HENRY V:``).
+
+Speeches are separated by blank lines, and the corpus writes a speaker's name in capitals
+(``FALSTAFF:``) or, for minor parts, in mixed case (``First Merchant:``, 14% of the validation
+plays' speeches), so a heading is recognised by where it stands, not by its case: the first line
+of a block, ending in ``:``. A verse line inside a speech that ends in a colon is not one. Of the
+corpus's 32,556 blocks, all but 6 start with a heading by this rule (those 6 continue a heading
+broken over two lines, such as ``Ghost`` / ``of Prince Edward:``).
+"""
+
+
+def speaker_names(text: str) -> set[str]:
+    """The set of speaker headings in ``text``, each without its colon: ``{"FALSTAFF", ...}``."""
+    return {m.group(0)[:-1] for m in SPEAKER_HEADING.finditer(text)}
+
+
+
+
+def speaker_heading_mask(text: str) -> torch.Tensor:
+    """``(len(text),)`` bool: True at every character of a speaker-heading line.
+
+    The line's newline counts as part of the heading (it is as predictable as the colon), so
+    ``"FALSTAFF:\n"`` is ten True characters. With ``mask[1:]`` the mask marks *targets*: the
+    characters a language model predicts from the ones before them.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    mask = torch.zeros(len(text), dtype=torch.bool)
+    for m in SPEAKER_HEADING.finditer(text):
+        mask[m.start():min(m.end() + 1, len(text))] = True
+    return mask
 
 
 def encode_text(text: str, tokenizer) -> torch.Tensor:

@@ -144,3 +144,27 @@ def test_sha256sums_file_matches_the_files():
     for line in (ROOT / "data" / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ")
         assert hashlib.sha256((ROOT / "data" / name).read_bytes()).hexdigest() == digest
+
+
+def test_speaker_headings_are_whole_lines_with_their_newline():
+    from gptlib.data import speaker_heading_mask, speaker_names
+    text = ("KING HENRY V:\nOnce more.\n\nFirst Merchant:\nNo: I say.\nThus I say:\n"
+            "NOT A HEADING: here\n\nFALSTAFF:\nLORD")
+    assert speaker_names(text) == {"KING HENRY V", "First Merchant", "FALSTAFF"}
+    mask = speaker_heading_mask(text)
+    marked = "".join(c for c, m in zip(text, mask.tolist()) if m)
+    # a verse line ending in a colon, inside a speech, is not a heading
+    assert marked == "KING HENRY V:\nFirst Merchant:\nFALSTAFF:\n"
+    assert speaker_heading_mask("EDGAR:").tolist() == [True] * 6  # no newline at the end
+    with pytest.raises(TypeError, match="str"):
+        speaker_heading_mask(b"EDGAR:\n")
+
+
+def test_every_speech_of_the_corpus_starts_with_a_heading():
+    from gptlib.data import SPEAKER_HEADING, load_text
+    text = load_text("val")
+    names = SPEAKER_HEADING.findall(text)
+    assert len(names) > 1000
+    speeches = [s for s in text.split("\n\n") if s.strip()]
+    starts = sum(SPEAKER_HEADING.match(s) is not None for s in speeches)
+    assert len(speeches) - starts <= 2  # "Ghost" / "of Prince Edward:" kind of breaks
