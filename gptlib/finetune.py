@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gptlib.genre_data import GENRES, THREE_CLASSES, ClassificationData, genre_dataset, pad_batch
+from gptlib.genre_data import (GENRES, THREE_CLASSES, ClassificationData, dev_plays, genre_dataset,
+                               pad_batch, real_or_shuffled)
 from gptlib.lora import LoRALinear
 from gptlib.model import GPT
 from gptlib.pretrain import TrainConfig, TrainResult, train
@@ -36,7 +37,8 @@ from gptlib.validate import check_batch, check_int, check_number, check_padding_
 __all__ = ["load_backbone", "GPTClassifier", "freeze", "count_trainable", "FREEZE_MODES",
            "ClassificationTask", "finetune", "evaluate_classifier",
            # the task's data (gptlib.genre_data), re-exported for the chapter
-           "ClassificationData", "pad_batch", "genre_dataset", "GENRES", "THREE_CLASSES"]
+           "ClassificationData", "pad_batch", "genre_dataset", "GENRES", "THREE_CLASSES",
+           "dev_plays", "real_or_shuffled"]
 
 FREEZE_MODES = ("all", "last_k", "head", "lora")
 

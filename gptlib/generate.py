@@ -30,6 +30,12 @@ opposite of ``torch.nn.MultiheadAttention``'s ``key_padding_mask``; ``gptlib.mas
 (lengths, side="left")`` makes one). Nobody attends to padding and each row's positions count its
 real tokens only, so each row continues exactly as it would alone (a test checks greedy decoding
 against row-by-row runs and against Hugging Face's GPT-2).
+
+Beam search (``beam_search``) is not a sampling rule but a search: it keeps the ``beam_width`` most
+probable partial continuations at every step, so it looks for the single most probable
+continuation, which greedy decoding only approximates one token at a time (Graves 2012;
+Sutskever et al. 2014). Holtzman et al. (2020) show why that is not what one wants for open-ended
+text: the most probable continuations are bland and repetitive.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ from torch.nn import functional as F
 from gptlib.validate import (check_batch, check_bool, check_finite, check_generator, check_int,
                              check_number, check_padding_mask)
 
-__all__ = ["top_k_filter", "top_p_filter", "sample_next", "generate", "generate_text", "stream"]
+__all__ = ["top_k_filter", "top_p_filter", "sample_next", "generate", "generate_text", "stream",
+           "beam_search"]
 
 
 def _check_logits(logits, finite: bool = True) -> None:
@@ -341,3 +348,67 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, *, stop=No
             if cuts:
                 return text[:min(cuts)]
     return text
+
+
+def beam_search(model, idx: torch.Tensor, max_new_tokens: int, beam_width: int, *,
+                max_context: int | None = None, return_beams: bool = False):
+    """The most probable continuation of ``idx`` (B, T) that a beam of ``beam_width`` finds.
+
+    Beam search (Graves 2012, "Sequence Transduction with Recurrent Neural Networks";
+    Sutskever et al. 2014, "Sequence to Sequence Learning with Neural Networks") scores a
+    continuation ``y_1 .. y_n`` by its log-probability, ``sum_i log p(y_i | prompt, y_<i)``
+    (natural log). Each of the ``n = max_new_tokens`` steps extends every kept continuation
+    (a *beam*) by every token of the vocabulary, ``w * V`` candidates per row, and keeps the
+    ``beam_width`` with the highest score. Width 1 is greedy decoding; a width of at least
+    ``V ** (n - 1)`` keeps every prefix and so returns the exact most probable continuation of
+    ``n`` tokens. In between it is a heuristic: the best final continuation can have been
+    dropped early. All beams have the same length (there are no stop tokens), so no length
+    normalisation is needed. For open-ended text the most probable continuation is typically
+    dull and repetitive (Holtzman et al. 2020), which is why text is usually *sampled*.
+
+    Each step re-runs the model on the last ``max_context`` (default: the position table's
+    size) tokens of all ``B * beam_width`` beams, with no KV cache, since the beams are
+    reordered at every step. Scores are accumulated in float64, so adding a score to a
+    row of log-probabilities cannot round two candidates into a tie.
+
+    Returns ``(tokens (B, T + n), scores (B,))``: the best beam of each row and its score, or
+    with ``return_beams=True`` all kept beams, best first, ``(B, k, T + n)`` and ``(B, k)``,
+    ``k = min(beam_width, V ** n)`` (``k = 1`` when ``n = 0``).
+    """
+    _check_model(model)
+    _check_idx(idx)
+    check_int("beam_width", beam_width, 1)
+    check_bool("return_beams", return_beams)
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
+            or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    context = _check_max_context(max_context, model)
+    if max_context is None and context is not None and idx.size(1) > context:
+        raise ValueError(f"the prompt has {idx.size(1)} tokens but the model's context is "
+                         f"{context} ({model.config.pos_encoding!r} positions); crop it to its "
+                         f"last {context} tokens: idx[:, -{context}:], or pass max_context")
+    B, V = idx.size(0), model.config.vocab_size
+    beams = idx[:, None, :]                                              # (B, w, L), w = 1
+    scores = torch.zeros(B, 1, dtype=torch.float64, device=idx.device)   # (B, w)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for step in range(max_new_tokens):
+                w, L = beams.size(1), beams.size(2)
+                flat = beams.reshape(B * w, L)
+                window = flat if context is None else flat[:, -context:]
+                logits = model(window)[0][:, -1]                         # (B * w, V)
+                _check_model_logits(model, logits, step)
+                logp = F.log_softmax(logits.double(), dim=-1).view(B, w, V)
+                candidates = (scores[..., None] + logp).view(B, w * V)   # (B, w * V)
+                top = torch.topk(candidates, min(beam_width, w * V), dim=-1)
+                parent, token = top.indices // V, top.indices % V        # (B, k) each
+                beams = torch.cat([beams.gather(1, parent[..., None].expand(-1, -1, L)),
+                                   token[..., None]], dim=2)             # (B, k, L + 1)
+                scores = top.values
+    finally:
+        model.train(was_training)
+    if return_beams:
+        return beams, scores
+    return beams[:, 0], scores[:, 0]

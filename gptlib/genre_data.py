@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 import torch
 
 from gptlib.data import load_plays
 
-__all__ = ["GENRES", "THREE_CLASSES", "ClassificationData", "pad_batch", "genre_dataset"]
+__all__ = ["GENRES", "THREE_CLASSES", "ClassificationData", "pad_batch", "genre_dataset",
+           "dev_plays", "shuffle_words", "real_or_shuffled"]
 
 GENRES = ("comedies", "histories", "problems", "roman", "romances", "tragedies")
 # One choice of fewer classes (chapter 8 explains it): most problem plays and romances end in
@@ -147,3 +150,53 @@ def genre_dataset(split, tokenizer, classes: dict | None = None, n_per_class: in
     return ClassificationData(idx, mask, torch.tensor(labels), names, texts, sources)
 
 
+
+
+def dev_plays(classes: dict | None = None, per_class: int = 2, split: str = "train"):
+    """Split one split's plays into ``(fit, dev)`` lists of ``Play``: the last ``per_class`` plays
+    of each class (in the corpus's order) are held out as ``dev`` — for choosing learning rates
+    and smoothing on plays that are neither trained on nor the final evaluation's."""
+    genre_to_class = _class_map(classes)
+    plays = [p for p in load_plays(split) if p.genre in genre_to_class]
+    dev = []
+    for name in dict.fromkeys(genre_to_class.values()):
+        members = [p for p in plays if genre_to_class[p.genre] == name]
+        if len(members) <= per_class:
+            raise ValueError(f"class {name!r} has {len(members)} plays in {split!r}; holding out "
+                             f"{per_class} would leave none to train on")
+        dev += members[-per_class:]
+    return [p for p in plays if p not in dev], dev
+
+
+_WORD = re.compile(r"[A-Za-z']+")
+
+
+def shuffle_words(text: str, generator: torch.Generator) -> str:
+    """``text`` with the words (runs of letters and apostrophes) of its speech lines in a random
+    order, everything else — spaces, punctuation, line breaks, and speaker-heading lines such as
+    ``KING HENRY IV:`` — where it was. The multiset of words and of characters is unchanged, so a
+    bag-of-words model sees the same input. A heading is a line ending in ``:`` at the start of
+    the text or after a blank line (``gptlib.data.SPEAKER_HEADING``'s rule)."""
+    keep = [False] * len(text)
+    for m in re.finditer(r"(?:\A|(?<=\n\n))[^\n]+:$", text, re.M):
+        keep[m.start():m.end()] = [True] * (m.end() - m.start())
+    spans = [m for m in _WORD.finditer(text) if not keep[m.start()]]
+    order = [spans[i].group(0) for i in torch.randperm(len(spans), generator=generator).tolist()]
+    pieces, last = [], 0
+    for m, word in zip(spans, order):
+        pieces += [text[last:m.start()], word]
+        last = m.end()
+    return "".join(pieces) + text[last:]
+
+
+def real_or_shuffled(data: ClassificationData, tokenizer, seed: int = 0) -> ClassificationData:
+    """A two-class task from passages: each passage of ``data`` is kept (class ``"real"``) or has
+    its words shuffled (class ``"shuffled"``) with probability 1/2 each, drawn with ``seed``.
+    Telling them apart needs word order and nothing else (compare the "bigram shift" probing task
+    of Conneau et al. 2018, which swaps two adjacent words)."""
+    gen = torch.Generator().manual_seed(seed)
+    flips = torch.rand(len(data), generator=gen) < 0.5
+    texts = [shuffle_words(t, gen) if f else t for t, f in zip(data.texts, flips.tolist())]
+    idx, mask = pad_batch([tokenizer.encode(t) for t in texts])
+    return ClassificationData(idx, mask, flips.long(), ("real", "shuffled"), texts,
+                              list(data.sources))

@@ -7,7 +7,9 @@
 
 This is GPT-2 (Radford et al. 2019): a decoder-only transformer — no encoder, no cross-attention.
 With ``GPTConfig()``'s defaults it has GPT-2 small's shape, and ``gptlib.gpt2`` loads GPT-2's
-weights into it. Parameter and compute counting for the book sits at the end of the module.
+weights into it. Parameter and compute counting for the book sits at the end of the module:
+``count_gpt_parameters`` (in total or by group) and ``count_gpt_flops_per_token``, closed forms
+that ``GPT.flops_per_token`` and the explorers of ``gptlib.viz.parameters`` call.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from gptlib.attention import KVCache
 from gptlib.block import NORM_POSITIONS, Block
 from gptlib.normalization import NORMS, build_norm
 from gptlib.positional import POS_ENCODINGS, build_positional
-from gptlib.validate import check_batch, check_bool, check_number, check_padding_mask, \
-    check_position_ids
+from gptlib.validate import check_batch, check_bool, check_int, check_number, \
+    check_padding_mask, check_position_ids
 
-__all__ = ["GPTConfig", "GPT", "count_gpt_parameters", "training_flops", "ATTENTION_LAYOUTS"]
+__all__ = ["GPTConfig", "GPT", "PARAMETER_GROUPS", "count_gpt_parameters",
+           "count_gpt_flops_per_token", "training_flops", "ATTENTION_LAYOUTS"]
 
 ATTENTION_LAYOUTS = ("dense", "alternating")
 
@@ -362,21 +365,16 @@ class GPT(nn.Module):
         return n - sum(p.numel() for p in self.pos.parameters()) if non_embedding else n
 
     def flops_per_token(self, seq_len: int | None = None) -> int:
-        """Training FLOPs per token (forward + backward) at context ``seq_len`` (default block_size).
+        """Training FLOPs per token (forward + backward) at context ``seq_len`` (default
+        block_size): ``6·N' + 12·n_layer·T·C``, N' the parameters less the look-up tables (the
+        position table; the token table too if it is not tied to the output layer).
 
-        A matmul with an (n x m) weight costs 2nm FLOPs per token forward and twice that backward
-        (Kaplan et al. 2020, sec. 2.1): 6 per parameter, counted here for every parameter except
-        the position table (a look-up costs no arithmetic), i.e. ``num_parameters(non_embedding=
-        True)``. That keeps the tied token table, which is also the output layer's (C x V)
-        matmul; Kaplan et al.'s non-embedding N leaves it out. Attention adds the score and
-        weighted-sum matmuls, ``QK^T`` and ``AV``: 2 x 2TC forward per layer, x3 for training,
-        ``12 n_layer T C`` (Chowdhery et al. 2022, PaLM, app. B), as the written-out attention
-        computes the full T x T square. Kaplan et al.'s Table 1 lists ``2 n_layer n_ctx d_attn``
-        forward, half of that square's count (presumably because with a causal mask a token
-        attends to about T/2 positions on average).
-        """
-        t = self.config.block_size if seq_len is None else seq_len
-        return 6 * self.num_parameters(non_embedding=True) + 12 * self.config.n_layer * t * self.config.n_embd
+        ``count_gpt_flops_per_token`` for this model's config, where the count is explained (and
+        checked against PyTorch's FLOP counter in ``tests/test_model.py``)."""
+        c = self.config
+        return count_gpt_flops_per_token(c.vocab_size, c.block_size, c.n_layer, c.n_embd, seq_len,
+                                         c.bias, c.tie_weights, pos_encoding=c.pos_encoding,
+                                         norm=c.norm, mlp=c.mlp)
 
     def crop_block_size(self, block_size: int) -> None:
         """Shrink the context to ``block_size`` (e.g. a smaller model from GPT-2's 1024), in place."""
@@ -386,30 +384,95 @@ class GPT(nn.Module):
         self.config = dataclasses.replace(self.config, block_size=block_size)
 
 
+PARAMETER_GROUPS = ("embeddings", "attention", "MLP", "norms")
+
+
 def count_gpt_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
                          bias: bool = True, tied: bool = True, *, pos_encoding: str = "learned",
-                         norm: str = "layernorm", mlp: bool = True) -> int:
-    """The parameter count of a GPT in closed form (equals ``GPT(config).num_parameters()``).
+                         norm: str = "layernorm", mlp: bool = True, non_embedding: bool = False,
+                         by_group: bool = False) -> int | dict[str, int]:
+    """The parameter count of a GPT in closed form: the one formula of the book (chapter 6).
 
-    With C = n_embd, V = vocab_size, L = n_layer, each block holds attention 4C² (q, k, v, out),
-    MLP 8C² (C -> 4C -> C), biases 9C, two LayerNorms 4C: ``12C² + 13C``. So::
+    It equals ``GPT(config).num_parameters()`` for the same shape and switches (the tests and
+    chapter 6 check it against models built on the meta device, ours and Hugging Face's). With
+    C = n_embd, V = vocab_size, L = n_layer, T = block_size, GPT-2's architecture (the
+    defaults: biases, LayerNorm, learned positions, tied output layer) holds::
 
-        N = V·C (tokens) + block_size·C (learned positions) + L·(12C² + 13C) + 2C (ln_f)
+        embeddings  V·C (token table) + T·C (learned position table)
+        attention   L·(4C² + 4C)     c_attn C -> 3C, c_proj C -> C, with biases
+        MLP         L·(8C² + 5C)     c_fc C -> 4C, c_proj 4C -> C, with biases
+        norms       L·4C + 2C        ln_1, ln_2 per block and ln_f: a gain and a bias each
 
-    plus V·C if the output layer is not tied. GPT-2 small (V=50257, 1024, L=12, C=768): 124,439,808.
-    ``mlp=False`` (attention-only blocks, chapter 10): each block keeps 4C² + 4C (biases) and one
-    norm.
-    ``norm="none"``: no norm parameters anywhere.
+    so N = V·C + T·C + L·(12C² + 13C) + 2C: 124,439,808 for GPT-2 small (50257, 1024, 12, 768).
+
+    Switches (as ``GPTConfig``'s): ``bias=False`` drops the Linear and LayerNorm biases;
+    ``tied=False`` adds a separate V x C output layer (group ``"lm_head"``); ``pos_encoding``:
+    only ``"learned"`` and ``"onehot"`` have a T x C table, the others no parameters;
+    ``norm="rmsnorm"`` has a gain only, ``"none"`` nothing; ``mlp=False`` (attention-only
+    blocks, chapter 10) keeps 4C² + 4C and one norm per block. ``non_embedding=True`` leaves out
+    the position table, as ``GPT.num_parameters(non_embedding=True)`` does: in a tied model,
+    the parameters that cost 6 FLOPs per token each (``count_gpt_flops_per_token``). Returns
+    the total, or with ``by_group=True`` a dict over ``PARAMETER_GROUPS`` (plus ``"lm_head"``
+    when untied) that sums to it.
     """
-    c = n_embd
+    for name, value in (("vocab_size", vocab_size), ("block_size", block_size),
+                        ("n_layer", n_layer), ("n_embd", n_embd)):
+        check_int(f"count_gpt_parameters: {name}", value, minimum=1)
+    for name, value in (("bias", bias), ("tied", tied), ("mlp", mlp),
+                        ("non_embedding", non_embedding), ("by_group", by_group)):
+        check_bool(f"count_gpt_parameters: {name}", value)
+    if pos_encoding not in POS_ENCODINGS:
+        raise ValueError(f"count_gpt_parameters: pos_encoding={pos_encoding!r} is unknown; "
+                         f"choose one of {POS_ENCODINGS}")
+    if norm not in NORMS:
+        raise ValueError(f"count_gpt_parameters: norm={norm!r} is unknown; choose one of {NORMS}")
+    c, L = n_embd, n_layer
     norm_params = 0 if norm == "none" else 2 * c if norm == "layernorm" and bias else c
-    if mlp:
-        per_block = 12 * c * c + (9 * c if bias else 0) + 2 * norm_params
-    else:
-        per_block = 4 * c * c + (4 * c if bias else 0) + norm_params
-    positions = block_size * c if pos_encoding in ("learned", "onehot") else 0
-    head = 0 if tied else vocab_size * c
-    return vocab_size * c + positions + n_layer * per_block + norm_params + head
+    table = block_size * c if pos_encoding in ("learned", "onehot") and not non_embedding else 0
+    groups = {"embeddings": vocab_size * c + table,
+              "attention": L * (4 * c * c + (4 * c if bias else 0)),   # c_attn, c_proj
+              "MLP": L * (8 * c * c + (5 * c if bias else 0)) if mlp else 0,   # c_fc, c_proj
+              "norms": L * (2 if mlp else 1) * norm_params + norm_params}      # ln_1, ln_2; ln_f
+    if not tied:
+        groups["lm_head"] = vocab_size * c
+    return groups if by_group else sum(groups.values())
+
+
+def count_gpt_flops_per_token(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
+                              seq_len: int | None = None, bias: bool = True, tied: bool = True,
+                              *, pos_encoding: str = "learned", norm: str = "layernorm",
+                              mlp: bool = True) -> int:
+    """Training FLOPs per token (forward + backward) at context ``seq_len`` (default block_size),
+    in closed form; ``GPT.flops_per_token`` is this function applied to the model's config.
+
+    A matmul with an (n x m) weight costs 2nm FLOPs per token forward and twice that backward
+    (Kaplan et al. 2020, sec. 2.1): 6 per parameter, counted for every parameter except the
+    look-up tables (a look-up costs no arithmetic): N' = ``count_gpt_parameters(...,
+    non_embedding=True)``, the parameters less the position table. N' keeps the tied token
+    table, which is also the output layer's (C x V) matmul (Kaplan et al.'s non-embedding N
+    leaves it out); with ``tied=False`` the token table is only looked up, and N' leaves it out
+    (the separate output layer is counted instead). Attention adds the score and
+    weighted-sum matmuls, ``QK^T`` and ``AV``: 2 x 2TC forward per layer, x3 for training,
+    ``12 n_layer T C`` (Chowdhery et al. 2022, PaLM, app. B), as the written-out attention
+    computes the full T x T square. So::
+
+        FLOPs per token = 6·N' + 12·L·T·C
+
+    Biases and norm gains are counted at 6 FLOPs each too, an overcount of a few per cent at
+    most (they are additions and products per element, not matmuls); elementwise work (softmax,
+    GELU, the norms) is not counted. Kaplan et al.'s Table 1 lists ``2 n_layer n_ctx d_attn``
+    forward, half of the square's count (presumably because with a causal mask a token attends
+    to about T/2 positions on average). Chapter 6 and ``tests/test_model.py`` check this count against
+    ``torch.utils.flop_counter.FlopCounterMode`` on real forward and backward passes.
+    """
+    t = block_size if seq_len is None else check_int("count_gpt_flops_per_token: seq_len",
+                                                     seq_len, minimum=1)
+    n_compute = count_gpt_parameters(vocab_size, block_size, n_layer, n_embd, bias, tied,
+                                     pos_encoding=pos_encoding, norm=norm, mlp=mlp,
+                                     non_embedding=True)
+    if not tied:                                  # the token table: a look-up, not a matmul
+        n_compute -= vocab_size * n_embd
+    return 6 * n_compute + 12 * n_layer * t * n_embd
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:

@@ -5,8 +5,9 @@ way. Word order has to be put in by hand. Two families:
 
 * **absolute** (added to the token embeddings once, at the bottom): ``onehot``, ``learned``
   (GPT-2's ``wpe``), ``sinusoidal`` (Vaswani et al. 2017, sec. 3.5);
-* **relative** (inside every attention layer): ``rope`` rotates queries and keys (Su et al. 2021),
-  ``alibi`` adds ``-slope * distance`` to the scores (Press et al. 2022).
+* **relative** (inside every attention layer): ``rope`` rotates queries and keys (Su et al. 2021;
+  two feature layouts and position interpolation, see ``RotaryEmbedding``), ``alibi`` adds
+  ``-slope * distance`` to the scores (Press et al. 2022).
 
 ``build_positional(kind, ...)`` returns one object with the same three hooks for every kind:
 
@@ -32,7 +33,8 @@ from gptlib.validate import check_int, check_number
 
 __all__ = ["POS_ENCODINGS", "sinusoidal_table", "sinusoidal_shift_matrix", "Positional",
            "NoPositional", "OneHotPositional", "LearnedPositional", "SinusoidalPositional",
-           "RotaryEmbedding", "alibi_slopes", "alibi_bias", "ALiBiPositional", "build_positional"]
+           "ROPE_LAYOUTS", "rope_permutation", "RotaryEmbedding", "alibi_slopes", "alibi_bias",
+           "ALiBiPositional", "build_positional"]
 
 POS_ENCODINGS = ("none", "onehot", "learned", "sinusoidal", "rope", "alibi")
 
@@ -161,9 +163,13 @@ class OneHotPositional(Positional):
 
 
 class LearnedPositional(Positional):
-    """A learned table of ``block_size`` position vectors (GPT-2's ``wpe``; Radford et al. 2018).
+    """A learned table of ``block_size`` position vectors, row t added to the token at t.
 
-    It fixes the longest sequence the model can read: position ``block_size`` has no row.
+    GPT-1 introduced it for GPT: "we used learned position embeddings instead of the sinusoidal
+    version" (Radford et al. 2018, sec. 4.1; 512 positions). GPT-2 kept it (Radford et al.
+    2019, with the context grown to 1024 tokens): its released weights call the table ``wpe``,
+    the name used here. It fixes the longest sequence the model can read: position
+    ``block_size`` has no row.
     """
 
     kind = "learned"
@@ -205,24 +211,72 @@ class SinusoidalPositional(Positional):
         return x + table[offset:end].to(x.dtype)                                    # + (T, C)
 
 
+ROPE_LAYOUTS = ("interleaved", "half")
+
+
+def rope_permutation(head_dim: int) -> torch.Tensor:
+    """The feature order that turns the interleaved RoPE layout into the half layout, (head_dim,).
+
+    ``P = [0, 2, 4, ..., d-2, 1, 3, ..., d-1]``: ``x[..., P]`` moves pair i from features
+    ``(2i, 2i+1)`` to features ``(i, i + d/2)``, so for q, k (..., head_dim)::
+
+        RotaryEmbedding(d, layout="half")(q[..., P], k[..., P])
+            == [t[..., P] for t in RotaryEmbedding(d, layout="interleaved")(q, k)]
+
+    and, since permuting the features of both q and k leaves their dot product unchanged, the
+    two layouts give the same attention scores. Applied to the rows of each head's block of
+    W_Q and W_K, it is the permutation Hugging Face's LLaMA conversion script makes (its
+    ``permute``) to run Meta's interleaved checkpoints with a ``rotate_half`` implementation.
+    """
+    check_int("head_dim", head_dim, 2)
+    if head_dim % 2:
+        raise ValueError(f"RoPE rotates pairs of features, so head_dim must be even; got {head_dim}")
+    return torch.cat((torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)))
+
+
 class RotaryEmbedding(Positional):
     """Rotary position embedding, RoPE (Su et al. 2021, "RoFormer", eq. 34).
 
-    Each adjacent pair ``(x[2i], x[2i+1])`` of a query or key at position t is rotated by the
-    angle ``t * theta_i``, ``theta_i = base**(-2i/head_dim)``. Rotations preserve lengths, and
+    Pair i of a query or key at position t is rotated by the angle ``t * theta_i``,
+    ``theta_i = base**(-2i/head_dim)``. Rotations preserve lengths, and
     ``R(t_q)q . R(t_k)k = q . R(t_k - t_q)k``: the score depends only on the relative offset.
     Used through ``rope(q, k, offset)``: q, k (B, H, T, head_dim), positions offset..offset+T-1.
+
+    ``layout`` says which features form pair i:
+
+    * ``"interleaved"`` (default): ``(x[2i], x[2i+1])``, as in RoFormer's eq. 34, Meta's LLaMA
+      reference code (complex numbers over adjacent features) and GPT-J (``rotate_every_two``);
+    * ``"half"``: ``(x[i], x[i + head_dim/2])``, as in GPT-NeoX and Hugging Face's LLaMA
+      (``rotate_half``). Weights trained with one layout need that layout (or their q and k
+      projections permuted by ``rope_permutation``).
+
+    ``scale`` multiplies every position before the rotation (default 1). Position interpolation
+    (Chen et al. 2023) reads a context ``L' = L / scale`` with a model trained on ``L``
+    positions by setting ``scale = L / L'``: positions 0..L'-1 become 0..L-scale, angles that
+    training produced. Hugging Face's ``rope_scaling={"rope_type": "linear", "factor": f}`` is
+    ``scale = 1 / f``. Chen et al. then fine-tune for about 1000 steps; without that, the model
+    meets angles in between the ones it was trained on.
     """
 
     kind = "rope"
 
-    def __init__(self, head_dim: int, base: float = 10000.0):
+    def __init__(self, head_dim: int, base: float = 10000.0, *, layout: str = "interleaved",
+                 scale: float = 1.0):
         super().__init__()
         check_int("head_dim", head_dim, 2)
         check_number("base", base, low=0, low_open=True)
+        check_number("scale", scale, low=0, low_open=True)
         if head_dim % 2:
             raise ValueError(f"RoPE rotates pairs of features, so head_dim must be even; got {head_dim}")
-        self.head_dim, self.base = head_dim, base
+        if layout not in ROPE_LAYOUTS:
+            raise ValueError(f"unknown RoPE layout {layout!r}; choose 'interleaved' (pairs "
+                             f"(2i, 2i+1): RoFormer, GPT-J) or 'half' (pairs (i, i + d/2): "
+                             f"GPT-NeoX, Hugging Face's LLaMA)")
+        self.head_dim, self.base, self.layout, self.scale = head_dim, base, layout, scale
+
+    def extra_repr(self) -> str:
+        return (f"head_dim={self.head_dim}, base={self.base}, layout={self.layout!r}, "
+                f"scale={self.scale}")
 
     @property
     def rope(self):
@@ -243,15 +297,23 @@ class RotaryEmbedding(Positional):
             pos = torch.arange(offset, offset + q.shape[-2], device=q.device, dtype=dtype)
         else:
             pos = positions.to(device=q.device, dtype=dtype)[:, None]           # (B, 1, T)
-        angle = pos[..., None] * theta                          # (T, d/2), or (B, 1, T, d/2)
+        angle = (pos * self.scale)[..., None] * theta           # (T, d/2), or (B, 1, T, d/2)
         cos, sin = angle.cos(), angle.sin()
-        return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+        rotate = self._rotate if self.layout == "interleaved" else self._rotate_half
+        return rotate(q, cos, sin), rotate(k, cos, sin)
 
     @staticmethod
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The interleaved layout: pair i is ``(x[2i], x[2i+1])``."""
         x1, x2 = x[..., 0::2], x[..., 1::2]                                      # (..., T, d/2) each
         out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)    # (..., T, d/2, 2)
         return out.flatten(-2).to(x.dtype)                                       # pairs back in place
+
+    @staticmethod
+    def _rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The half layout (GPT-NeoX, Hugging Face's LLaMA): pair i is ``(x[i], x[i + d/2])``."""
+        x1, x2 = x.chunk(2, dim=-1)                                              # (..., T, d/2) each
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:

@@ -42,8 +42,9 @@ __all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "lr_at", "param_groups", "
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """The learning rate of optimizer step ``step`` (0-based, ``0 .. cfg.steps - 1``).
 
-    Warm-up: ``lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` steps (Goyal et al.
-    2017), so the first update is already small but not zero. Then, with ``p`` going from 0 at
+    Warm-up: ``lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` steps (linear, as
+    in Goyal et al. 2017; warm-up itself is older: He et al. 2016, Vaswani et al. 2017), so the
+    first update is already small but not zero. Then, with ``p`` going from 0 at
     the first step after warm-up to 1 at the last step: cosine ``min_lr + (lr - min_lr) *
     (1 + cos(pi p)) / 2`` (Loshchilov & Hutter 2017, SGDR, without restarts), linear
     ``lr - (lr - min_lr) p``, or constant ``lr``. Steps past the end keep the last value.
@@ -66,7 +67,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
     Decayed: every parameter with 2 or more dimensions — the Linear weights and the embedding
     tables (the token embedding *is* the output layer's weight matrix through weight tying, so it
-    is a matmul weight like the others; as in GPT-2 and nanoGPT). Not decayed: biases and the
+    is a matmul weight like the others; nanoGPT's rule, and GPT-1's "all non bias or gain
+    weights"; GPT-2's paper gives no optimiser settings). Not decayed: biases and the
     gains/biases of LayerNorm/RMSNorm. Weight decay pulls weights towards 0, which limits the size
     of the products a matrix computes; for a norm's gain 0 is not "simple" but "switched off",
     and biases are too few to overfit with. ``named_parameters`` lists a tied matrix once.

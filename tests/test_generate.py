@@ -1,6 +1,8 @@
 """Tests for gptlib.generate: the KV-cache path equals the plain path, the sampling filters keep
-exactly their sets, temperature -> 0 is greedy, stop conditions, and input errors."""
+exactly their sets, temperature -> 0 is greedy, stop conditions, beam search against greedy
+decoding and against a brute-force search, and input errors."""
 
+import itertools
 import math
 
 import pytest
@@ -8,7 +10,8 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gptlib.generate import generate, generate_text, sample_next, stream, top_k_filter, top_p_filter
+from gptlib.generate import (beam_search, generate, generate_text, sample_next, stream,
+                             top_k_filter, top_p_filter)
 from gptlib.model import GPT, GPTConfig
 from gptlib.tokenizer import CharTokenizer
 
@@ -315,3 +318,112 @@ def test_a_one_dimensional_prompt_is_an_error_that_says_how_to_fix_it():
         generate(tiny(), torch.tensor([1, 2, 3]), 3)
     with pytest.raises(ValueError, match="non-empty string"):
         generate_text(tiny(), CharTokenizer.train("ab"), "", 3)
+
+
+# ---- beam search ----------------------------------------------------------------------------------
+
+def continuation_logprobs(model, idx, continuations):
+    """log p(continuation | idx) for each row of ``continuations`` (N, n), from one full forward
+    pass over prompt + continuation (no beam, no cache): the definition of a beam's score."""
+    n = continuations.size(1)
+    seqs = torch.cat([idx.expand(len(continuations), -1), continuations], dim=1)   # (N, T + n)
+    with torch.no_grad():
+        logp = model(seqs)[0].double().log_softmax(-1)                             # (N, T + n, V)
+    T = idx.size(1)
+    picked = logp[:, T - 1:T + n - 1].gather(-1, continuations[..., None])[..., 0]  # (N, n)
+    return picked.sum(-1)
+
+
+def brute_force(model, idx, n):
+    """Every continuation of n tokens, scored: (V**n, n) tokens and (V**n,) log-probs."""
+    V = model.config.vocab_size
+    conts = torch.tensor(list(itertools.product(range(V), repeat=n)), dtype=torch.long)
+    return conts, continuation_logprobs(model, idx, conts)
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope"])
+def test_beam_of_width_one_is_greedy_decoding(pos_encoding):
+    model = tiny(pos_encoding=pos_encoding)
+    idx = prompt()
+    # 14 new tokens after 5: past a 16-position table, so the sliding window is exercised too
+    beam, _ = beam_search(model, idx, 14, beam_width=1)
+    assert torch.equal(beam, generate(model, idx, 14, temperature=0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_beam_as_wide_as_all_prefixes_finds_the_exact_best_continuation(seed):
+    model = tiny(seed=seed, vocab_size=4)
+    idx = prompt(b=1, t=3, vocab=4, seed=seed)
+    n = 4
+    conts, logps = brute_force(model, idx, n)                  # all 256 continuations
+    order = logps.argsort(descending=True)
+    assert logps[order[0]] - logps[order[1]] > 1e-6            # a unique best: no tie to break
+    for width in (4 ** n, 4 ** (n - 1)):                       # V^n, and V^(n-1) is enough
+        best, score = beam_search(model, idx, n, beam_width=width)
+        assert torch.equal(best[0, 3:], conts[order[0]])
+        assert abs(score.item() - logps[order[0]].item()) < 1e-5
+    beams, scores = beam_search(model, idx, n, beam_width=10, return_beams=False)
+    assert beams.shape == (1, 3 + n) and scores.shape == (1,)
+    beams, scores = beam_search(model, idx, n, beam_width=4 ** (n - 1), return_beams=True)
+    assert beams.shape == (1, 64, 3 + n)                       # the 64 best of all 256
+    top64 = {tuple(c) for c in conts[order[:64]].tolist()}
+    assert {tuple(b) for b in beams[0, :, 3:].tolist()} == top64
+
+
+def test_beam_scores_are_the_log_probabilities_of_the_beams():
+    model = tiny()
+    idx = prompt(b=2, t=4)
+    beams, scores = beam_search(model, idx, 6, beam_width=5, return_beams=True)
+    assert beams.shape == (2, 5, 10) and scores.shape == (2, 5) and scores.dtype == torch.float64
+    for row in range(2):
+        ref = continuation_logprobs(model, idx[row:row + 1], beams[row, :, 4:])
+        torch.testing.assert_close(scores[row], ref, rtol=0, atol=1e-5)
+        assert torch.equal(beams[row, :, :4], idx[row].expand(5, -1))      # the prompt is kept
+        assert len({tuple(b) for b in beams[row].tolist()}) == 5           # distinct beams
+    assert bool((scores[:, :-1] >= scores[:, 1:]).all())                   # best first
+    assert bool((scores < 0).all())
+
+
+def test_a_narrow_beam_can_miss_the_best_continuation_but_a_wider_one_does_no_worse_here():
+    """Beam search is a heuristic: greedy (width 1) misses the exact optimum on some prompts."""
+    model = tiny(vocab_size=4)
+    with torch.no_grad():                 # back to the plain initialisation: flatter next-token
+        model.wte.weight.div_(3.0)        # distributions, where a greedy choice can mislead
+    missed = 0
+    for seed in range(8):
+        idx = prompt(b=1, t=3, vocab=4, seed=seed)
+        _, logps = brute_force(model, idx, 5)
+        greedy = beam_search(model, idx, 5, beam_width=1)[1].item()
+        exact = beam_search(model, idx, 5, beam_width=4 ** 4)[1].item()
+        assert greedy <= exact + 1e-9 and abs(exact - logps.max().item()) < 1e-5
+        missed += greedy < exact - 1e-6
+    assert missed >= 2
+
+
+def test_beam_search_with_no_new_tokens_returns_the_prompt_and_restores_the_mode():
+    model = tiny().train()
+    out, score = beam_search(model, prompt(), 0, beam_width=3)
+    assert torch.equal(out, prompt()) and torch.equal(score, torch.zeros(2, dtype=torch.float64))
+    assert model.training
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(beam_width=0), ValueError, "beam_width must be >= 1"),
+    (dict(beam_width=2.0), TypeError, "beam_width must be an int"),
+    (dict(beam_width=True), TypeError, "beam_width must be an int"),
+    (dict(beam_width=2, max_new_tokens=-1), ValueError, "max_new_tokens must be an int >= 0"),
+    (dict(beam_width=2, max_context=17), ValueError, "exceeds the model's context of 16"),
+])
+def test_bad_beam_arguments_raise_clear_errors(kwargs, error, message):
+    kwargs.setdefault("max_new_tokens", 3)
+    with pytest.raises(error, match=message):
+        beam_search(tiny(), prompt(), **kwargs)
+
+
+def test_beam_search_prompt_errors_say_how_to_fix_them():
+    with pytest.raises(ValueError, match=r"idx\[None\]"):
+        beam_search(tiny(), torch.tensor([1, 2, 3]), 3, 2)
+    with pytest.raises(ValueError, match=r"prompt has 20 tokens.*idx\[:, -16:\]"):
+        beam_search(tiny(), prompt(t=20), 3, 2)
+    out, _ = beam_search(tiny(), prompt(t=20), 3, 2, max_context=16)
+    assert out.shape == (2, 23)

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from gptlib.model import GPT, GPTConfig, count_gpt_parameters, training_flops
+from gptlib.model import GPT, PARAMETER_GROUPS, GPTConfig, count_gpt_flops_per_token, \
+    count_gpt_parameters, training_flops
 from gptlib.positional import POS_ENCODINGS
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -78,6 +79,54 @@ def test_num_parameters_equals_closed_form(pos_encoding, bias, norm):
     assert m.num_parameters() == by_hand
     table = 32 * 32 if pos_encoding in ("learned", "onehot") else 0
     assert m.num_parameters(non_embedding=True) == expected - table
+    assert m.num_parameters(non_embedding=True) == count_gpt_parameters(
+        97, 32, 3, 32, bias=bias, pos_encoding=pos_encoding, norm=norm, non_embedding=True)
+
+
+def _groups_by_name(m) -> dict:
+    """The model's own parameters sorted into groups by name (independent of the closed form)."""
+    groups = {}
+    for name, p in m.named_parameters():                     # the tied lm_head appears once, as wte
+        part = name.split(".")
+        group = ("embeddings" if part[0] in ("wte", "pos") else "lm_head" if part[0] == "lm_head"
+                 else "norms" if part[-2].startswith("ln_") else
+                 {"attn": "attention", "mlp": "MLP"}[part[2]])
+        groups[group] = groups.get(group, 0) + p.numel()
+    return groups
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"bias": False}, {"tie_weights": False}, {"mlp": False}, {"norm": "none"},
+    {"norm": "rmsnorm", "pos_encoding": "rope"}, {"pos_encoding": "onehot", "tie_weights": False},
+    {"mlp": False, "bias": False, "norm": "rmsnorm"}])
+def test_closed_form_by_group_equals_the_models_own_parameters(overrides):
+    m = GPT(tiny(n_layer=3, **overrides))
+    c = m.config
+    got = count_gpt_parameters(c.vocab_size, c.block_size, c.n_layer, c.n_embd, c.bias,
+                               c.tie_weights, pos_encoding=c.pos_encoding, norm=c.norm,
+                               mlp=c.mlp, by_group=True)
+    assert tuple(got)[:4] == PARAMETER_GROUPS
+    assert ("lm_head" in got) == (not c.tie_weights)
+    by_name = _groups_by_name(m)
+    assert {k: v for k, v in got.items() if v} == by_name    # zero groups: no such parameters
+    assert sum(got.values()) == sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    (dict(vocab_size=0), ValueError, "vocab_size must be >= 1"),
+    (dict(n_layer=2.0), TypeError, "n_layer must be an int"),
+    (dict(tied="no"), TypeError, "tied must be True or False"),
+    (dict(pos_encoding="absolute"), ValueError, "pos_encoding='absolute' is unknown"),
+    (dict(norm="batchnorm"), ValueError, "norm='batchnorm' is unknown")])
+def test_closed_forms_reject_bad_arguments(bad, error, match):
+    args = dict(vocab_size=97, block_size=32, n_layer=2, n_embd=32)
+    args.update(bad)
+    with pytest.raises(error, match=match):
+        count_gpt_parameters(**args)
+    with pytest.raises(error, match=match):
+        count_gpt_flops_per_token(**args)
+    with pytest.raises(ValueError, match="seq_len must be >= 1"):
+        count_gpt_flops_per_token(97, 32, 2, 32, seq_len=0)
 
 
 def test_gpt2_small_has_124m_parameters_like_huggingface():
@@ -99,19 +148,46 @@ def test_gpt3_175b_and_its_training_compute():
     assert abs(flops - 3.14e23) / 3.14e23 < 0.01             # Brown et al. 2020, table D.1
 
 
-def test_flops_per_token_matches_counted_flops():
+@pytest.mark.parametrize("overrides", [
+    {}, {"tie_weights": False}, {"bias": False}, {"mlp": False}, {"norm": "rmsnorm"},
+    {"pos_encoding": "rope"}])
+@pytest.mark.parametrize("seq_len", [16, 9])
+def test_flops_per_token_matches_counted_flops(overrides, seq_len):
+    """The closed form against PyTorch's FLOP counter on a real forward and backward pass.
+
+    (The written-out attention: on the CPU the counter does not see inside the fused kernel that
+    ``fast=True`` runs; on the meta device, below, it does, as batched matmuls.)"""
     torch.manual_seed(0)
-    m = GPT(tiny(n_embd=64, block_size=16))
-    idx = torch.randint(0, 97, (2, 16))
+    m = GPT(tiny(n_embd=64, block_size=16, **overrides))
+    c = m.config
+    idx = torch.randint(0, 97, (2, seq_len))
     with FlopCounterMode(display=False) as counter:
         m(idx, idx)[1].backward()
     counted = counter.get_total_flops() / idx.numel()
-    # the counter sees only matmuls: every weight matrix (6 FLOPs per weight per token) and the
-    # two attention matmuls (12 L T C); biases and norm weights are the only difference
-    matrices = sum(p.numel() for n, p in m.named_parameters() if p.ndim == 2 and not n.startswith("pos."))
-    assert counted == 6 * matrices + 12 * 2 * 16 * 64
-    assert abs(m.flops_per_token() - counted) / counted < 0.02
+    closed = count_gpt_flops_per_token(c.vocab_size, c.block_size, c.n_layer, c.n_embd, seq_len,
+                                       c.bias, c.tie_weights, pos_encoding=c.pos_encoding,
+                                       norm=c.norm, mlp=c.mlp)
+    assert m.flops_per_token(seq_len) == closed
+    # the counter sees only matmuls: the weight matrices (6 FLOPs per weight per token) and the
+    # two attention matmuls (12 L T C); the closed form also charges 6 per bias and norm gain
+    vectors = sum(p.numel() for p in m.parameters() if p.ndim == 1)
+    assert closed - counted == 6 * vectors
+    assert 0 <= closed / counted - 1 < 0.03
     assert m.flops_per_token(8) - m.flops_per_token(4) == 12 * 2 * 4 * 64
+
+
+def test_flops_of_gpt3_on_the_meta_device():
+    """GPT-3's shape (shapes only: the fused path, whose attention reads no mask values)."""
+    with torch.device("meta"):
+        m = GPT(GPTConfig(vocab_size=50257, block_size=2048, n_layer=96, n_head=96,
+                          n_embd=12288, fast=True))
+    idx = torch.zeros(1, 2048, dtype=torch.long)                # on the CPU: ids are checked
+    with FlopCounterMode(display=False) as counter:
+        m(idx)[0].sum().backward()
+    ops = {str(k): v / 2048 for k, v in counter.get_flop_counts()["Global"].items()}
+    vectors = sum(p.numel() for p in m.parameters() if p.ndim == 1)
+    assert m.flops_per_token() - sum(ops.values()) == 6 * vectors
+    assert 0.02 < ops["aten.bmm"] / (ops["aten.mm"] + ops["aten.addmm"]) < 0.03  # attention
 
 
 def _perturbed(idx, pos, g):

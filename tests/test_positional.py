@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from gptlib.attention import MultiHeadAttention
 from gptlib.block import MLP
 from gptlib.normalization import LayerNorm
-from gptlib.positional import (POS_ENCODINGS, LearnedPositional, OneHotPositional, RotaryEmbedding,
-                               SinusoidalPositional, alibi_bias, alibi_slopes, build_positional,
-                               sinusoidal_shift_matrix, sinusoidal_table)
+from gptlib.positional import (POS_ENCODINGS, ROPE_LAYOUTS, LearnedPositional, OneHotPositional,
+                               RotaryEmbedding, SinusoidalPositional, alibi_bias, alibi_slopes,
+                               build_positional, rope_permutation, sinusoidal_shift_matrix,
+                               sinusoidal_table)
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -94,11 +95,13 @@ def _rope_at(rope, x, position):
 
 @SETTINGS
 @given(half=st.integers(1, 16), m=st.integers(0, 500), n=st.integers(0, 500),
-       shift=st.integers(0, 500), seed=st.integers(0, 2**16))
-def test_rope_preserves_norms_and_scores_depend_only_on_offset(half, m, n, shift, seed):
+       shift=st.integers(0, 500), seed=st.integers(0, 2**16),
+       layout=st.sampled_from(ROPE_LAYOUTS), scale=st.sampled_from([1.0, 0.25, 3.0]))
+def test_rope_preserves_norms_and_scores_depend_only_on_offset(half, m, n, shift, seed, layout,
+                                                               scale):
     g = torch.Generator().manual_seed(seed)
     d = 2 * half
-    rope = RotaryEmbedding(d)
+    rope = RotaryEmbedding(d, layout=layout, scale=scale)
     q, k = torch.randn(2, d, generator=g, dtype=torch.float64)
     qm, kn = _rope_at(rope, q, m), _rope_at(rope, k, n)
     torch.testing.assert_close(qm.norm(), q.norm())
@@ -126,6 +129,92 @@ def test_rope_rotates_pairs_by_position_times_frequency():
         torch.testing.assert_close(q[0, 0, i], expected)
     # a sequence at an offset equals the same vectors rotated one at a time
     torch.testing.assert_close(q[0, 0, 1], _rope_at(rope, x[0, 0, 1], 3))
+
+
+def test_rope_half_layout_pairs_feature_i_with_feature_i_plus_half():
+    rope = RotaryEmbedding(4, base=100.0, layout="half")   # theta = (1, 1/10)
+    x = torch.tensor([[[[1.0, 1.0, 0.0, 0.0]] * 3]], dtype=torch.float64)   # pairs (x0, x2), (x1, x3)
+    q, _ = rope(x, x, 2)                                  # positions 2, 3, 4
+    for i, t in enumerate((2, 3, 4)):
+        expected = torch.tensor([math.cos(t), math.cos(t / 10), math.sin(t), math.sin(t / 10)],
+                                dtype=torch.float64)
+        torch.testing.assert_close(q[0, 0, i], expected)
+
+
+@SETTINGS
+@given(half=st.integers(1, 16), t=st.integers(1, 9), offset=st.integers(0, 1000),
+       seed=st.integers(0, 2**16), scale=st.sampled_from([1.0, 0.5, 0.125]))
+def test_rope_half_layout_is_the_interleaved_one_with_features_permuted(half, t, offset, seed,
+                                                                        scale):
+    d = 2 * half
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(2, 2, 3, t, d, generator=g, dtype=torch.float64)
+    p = rope_permutation(d)
+    assert sorted(p.tolist()) == list(range(d))           # a permutation of the features
+    inter = RotaryEmbedding(d, scale=scale)(q, k, offset)
+    halves = RotaryEmbedding(d, layout="half", scale=scale)(q[..., p], k[..., p], offset)
+    for a, b in zip(inter, halves):
+        torch.testing.assert_close(b, a[..., p])
+    # so the attention scores are the same in both layouts
+    torch.testing.assert_close(halves[0] @ halves[1].transpose(-1, -2),
+                               inter[0] @ inter[1].transpose(-1, -2))
+    if d > 2:                      # ... and differ without the permutation (at position >= 1)
+        plain = RotaryEmbedding(d, layout="half", scale=scale)(q, k, offset + 1)
+        moved = RotaryEmbedding(d, scale=scale)(q, k, offset + 1)
+        assert not torch.allclose(plain[0], moved[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_rope_half_layout_matches_hugging_face_llama(scale):
+    """An independent implementation: transformers' LLaMA rotary embedding (``rotate_half``),
+    with its linear position scaling (factor = 1 / scale), built from a config (no download)."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+    rope_parameters = {"rope_type": "default" if scale == 1.0 else "linear", "rope_theta": 10000.0}
+    if scale != 1.0:
+        rope_parameters["factor"] = 1 / scale
+    cfg = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4, head_dim=16,
+                                   rope_parameters=rope_parameters)
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 2, 4, 9, 16)                    # (B, H, T, d)
+    positions = torch.arange(30, 39).expand(2, -1)
+    cos, sin = LlamaRotaryEmbedding(cfg)(q, positions)
+    want = apply_rotary_pos_emb(q, k, cos, sin)
+    got = RotaryEmbedding(16, layout="half", scale=scale)(q, k, 30)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    inter = RotaryEmbedding(16, scale=scale)(q, k, 30)     # the default layout is not HF's
+    assert not torch.allclose(inter[0], want[0], atol=1e-3)
+
+
+def test_rope_scale_multiplies_the_positions():
+    """Position interpolation (Chen et al. 2023): with scale s, position m is rotated as m * s."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 6, 8, dtype=torch.float64)
+    for layout in ROPE_LAYOUTS:
+        squeezed = RotaryEmbedding(8, layout=layout, scale=0.25)(x, x, 4)[0]   # positions 4..9
+        plain = RotaryEmbedding(8, layout=layout)
+        for i in range(6):
+            expected = plain(x[:, :, i:i + 1], x[:, :, i:i + 1],
+                             positions=torch.tensor([[(4 + i) * 0.25]]))[0]
+            torch.testing.assert_close(squeezed[:, :, i:i + 1], expected)
+    # per-row positions are scaled too
+    pos = torch.tensor([[0, 4, 8, 12, 16, 20]])
+    torch.testing.assert_close(RotaryEmbedding(8, scale=0.25)(x, x, positions=pos)[0],
+                               RotaryEmbedding(8)(x, x, positions=pos // 4)[0])
+
+
+def test_rope_rejects_bad_layout_or_scale():
+    with pytest.raises(ValueError, match=r"unknown RoPE layout 'halves'; choose 'interleaved' "
+                                         r"\(pairs \(2i, 2i\+1\).*'half' \(pairs \(i, i \+ d/2\)"):
+        RotaryEmbedding(8, layout="halves")
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        RotaryEmbedding(8, scale=0.0)
+    with pytest.raises(TypeError, match="scale must be a number"):
+        RotaryEmbedding(8, scale="1/4")
+    with pytest.raises(ValueError, match="head_dim must be even"):
+        rope_permutation(7)
+    assert "layout='half', scale=0.5" in repr(RotaryEmbedding(8, layout="half", scale=0.5))
 
 
 def test_rope_rejects_odd_or_wrong_head_dim():

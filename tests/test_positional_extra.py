@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptlib.model import GPT, GPTConfig
-from gptlib.positional import POS_ENCODINGS, RotaryEmbedding, alibi_bias, sinusoidal_table
+from gptlib.positional import (POS_ENCODINGS, RotaryEmbedding, alibi_bias, rope_permutation,
+                               sinusoidal_table)
 from gptlib.viz import cosine_similarity_matrix, line_chart, position_explorer, value_strip
 
 SETTINGS = settings(max_examples=20, deadline=None)
@@ -69,6 +70,27 @@ def test_rope_score_of_a_unit_pattern_equals_the_sinusoidal_similarity():
     q, k = RotaryEmbedding(d)(x, x)
     table = sinusoidal_table(n, d).double()
     torch.testing.assert_close(q[0, 0] @ k[0, 0].T, table @ table.T, rtol=0, atol=1e-5)
+
+
+def test_a_gpt_runs_with_either_rope_layout_once_its_q_and_k_weights_are_permuted():
+    """Weights trained with one RoPE layout need it: a GPT switched to the half layout computes
+    the same function only if the rows of W_Q and W_K (and their biases) are permuted within each
+    head by ``rope_permutation`` -- what converting Meta's LLaMA checkpoints for Hugging Face's
+    ``rotate_half`` does."""
+    m = gpt("rope", causal=True)
+    idx = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(0))
+    want = m(idx)[0]
+    c, heads = m.config.n_embd, m.config.n_head
+    d = c // heads
+    rows = torch.cat([h * d + rope_permutation(d) for h in range(heads)])   # (C,) per-head order
+    order = torch.cat([rows, c + rows, torch.arange(2 * c, 3 * c)])         # q, k permuted; v kept
+    m.pos = RotaryEmbedding(d, layout="half")
+    assert not torch.allclose(m(idx)[0], want, atol=1e-4)    # the old weights, the wrong layout
+    with torch.no_grad():
+        for block in m.h:
+            block.attn.c_attn.weight.copy_(block.attn.c_attn.weight[order])
+            block.attn.c_attn.bias.copy_(block.attn.c_attn.bias[order])
+    torch.testing.assert_close(m(idx)[0], want)
 
 
 def test_alibi_turns_distance_into_an_exponential_decay_of_attention():

@@ -35,7 +35,7 @@ widgets = pytest.importorskip("ipywidgets")
 import gptlib.viz as viz  # noqa: E402
 from gptlib.generate import generate_text, top_p_filter  # noqa: E402
 from gptlib.masking import causal_mask  # noqa: E402
-from gptlib.model import GPT, GPTConfig, count_gpt_parameters, training_flops  # noqa: E402
+from gptlib.model import GPT, GPTConfig, training_flops  # noqa: E402
 from gptlib.positional import sinusoidal_table  # noqa: E402
 from gptlib.tokenizer import CharTokenizer  # noqa: E402
 
@@ -292,15 +292,35 @@ def check_parameter_table(box):
     text = shown_text(box)
     assert_clean(text)
     groups, total, n_c, fpt, compute, d_label = table_numbers(text)
-    assert groups == viz.gpt_parameter_groups(V, T, L, C)
-    assert total == count_gpt_parameters(V, T, L, C)
-    assert n_c == count_gpt_parameters(V, T, L, C, pos_encoding="none")   # N less the table
+    # the table shows the closed forms; a model of that shape on the meta device counts itself
     with torch.device("meta"):
         model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=1, n_embd=C))
+    assert groups == viz.parameter_groups(model)
+    assert total == sum(p.numel() for p in model.parameters())
+    assert n_c == total - model.wpe.weight.numel()                       # N less the table
     assert fpt == f"{model.flops_per_token():.3e}"
     assert compute == f"{training_flops(n_c, D):.2e}"
     assert d_label == tokens.label
     return compute
+
+
+def test_parameter_groups_sorts_every_parameter_by_name():
+    transformers = pytest.importorskip("transformers")
+    with torch.device("meta"):
+        untied = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16,
+                               tie_weights=False))
+        hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+            vocab_size=50, n_positions=8, n_layer=2, n_head=2, n_embd=16,
+            tie_word_embeddings=False, bos_token_id=0, eos_token_id=0))
+        cross = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+            vocab_size=50, n_positions=8, n_layer=2, n_head=2, n_embd=16,
+            add_cross_attention=True, bos_token_id=0, eos_token_id=0))
+    groups = viz.parameter_groups(untied)
+    assert groups["lm_head"] == 50 * 16 and groups["embeddings"] == 50 * 16 + 8 * 16
+    assert groups == viz.parameter_groups(hf)                 # Hugging Face's names sort the same
+    assert sum(groups.values()) == sum(p.numel() for p in untied.parameters())
+    with pytest.raises(ValueError, match="belongs to none of"):
+        viz.parameter_groups(cross)
 
 
 def test_parameter_explorer_starts_where_chapter_6_says():
@@ -352,6 +372,43 @@ def test_parameter_explorer_controls_and_preset_name():
         viz.parameter_explorer(n_tokens=float("nan"))
     with pytest.raises(ValueError, match="unknown preset"):
         viz.parameter_explorer("GPT-4")
+
+
+def test_architecture_diagram_draws_the_pipeline_in_order_and_readably():
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    ax = viz.plot_gpt_architecture(GPTConfig())
+    fig = ax.figure
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+    by_text = {t.get_text(): t for t in texts}
+    # top to bottom, in forward order (a sub-layer's title sits above its norm's, which is
+    # centred on the branch)
+    order = ["token ids  idx", "wte: token embedding", "causal self-attention", "ln_1", "MLP",
+             "ln_2", "ln_f: final LayerNorm", "lm_head: x · wteᵀ", "logits"]
+    ys = [by_text[name].get_position()[1] for name in order]
+    assert ys == sorted(ys, reverse=True)
+    assert "wpe: position embedding" in by_text
+    shown = " ".join(by_text)
+    for shape in ("(B, T)", "(B, T, C)", "(B, H, T, d)", "(B, H, T, T)", "(B, T, 4C)",
+                  "(B, T, V)", "× L"):
+        assert shape in shown, shape
+    assert "V = 50,257, T_max = 1,024, L = 12, H = 12, C = 768, d = C/H = 64" in ax.get_title()
+    # readable in the book: 9 pt or more, and at 90 dpi (the chapters') no wider than the column
+    assert min(t.get_fontsize() for t in texts) >= 9
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    assert Image.open(buf).size[0] <= 688
+    plt.close(fig)
+    with pytest.raises(ValueError, match="differs in {'tie_weights': False}"):
+        viz.plot_gpt_architecture(GPTConfig(tie_weights=False))
+    with pytest.raises(TypeError, match="GPTConfig or None"):
+        viz.plot_gpt_architecture({"n_layer": 12})
 
 
 # ---- ch7 ----------------------------------------------------------------------------------

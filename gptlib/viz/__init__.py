@@ -13,9 +13,9 @@ from gptlib.viz.masking import mask_row_html, mask_explorer
 from gptlib.viz.residual import log_profile_chart, gradient_flow_explorer
 from gptlib.viz.positions import (value_strip, line_chart, cosine_similarity_matrix,
                                   position_explorer)
-from gptlib.viz.parameters import (PARAMETER_GROUPS, parameter_groups, gpt_parameter_groups,
-                                   gpt_flops_per_token, parameter_table, GPT_PRESETS,
-                                   parameter_explorer, gpt_counts)
+from gptlib.viz.parameters import (PARAMETER_GROUPS, parameter_groups, parameter_table,
+                                   GPT_PRESETS, parameter_explorer)
+from gptlib.viz.architecture import plot_gpt_architecture
 from gptlib.viz.sampling import sampling_distribution, sampling_table, sampling_explorer
 from gptlib.viz.finetune import genre_probabilities, genre_explorer
 from gptlib.viz.controls import fmt, on_grid, check_on_grid, value_slider
@@ -27,8 +27,7 @@ __all__ = ["distribution_table", "next_token_explorer", "attention_weights", "at
            "attention_summary", "attention_explorer", "mask_row_html", "mask_explorer",
            "log_profile_chart", "gradient_flow_explorer", "value_strip", "line_chart",
            "cosine_similarity_matrix", "position_explorer", "PARAMETER_GROUPS", "parameter_groups",
-           "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS",
-           "parameter_explorer", "sampling_distribution", "sampling_table", "sampling_explorer",
-           "genre_probabilities", "genre_explorer", "gpt_counts", "fmt", "on_grid",
-           "check_on_grid", "value_slider", "run_plan", "run_plan_table", "scale_explorer",
-           "in_context_explorer", "plot_ladder"]
+           "parameter_table", "GPT_PRESETS", "parameter_explorer", "plot_gpt_architecture",
+           "sampling_distribution", "sampling_table", "sampling_explorer", "genre_probabilities",
+           "genre_explorer", "fmt", "on_grid", "check_on_grid", "value_slider", "run_plan",
+           "run_plan_table", "scale_explorer", "in_context_explorer", "plot_ladder"]

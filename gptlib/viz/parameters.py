@@ -1,17 +1,21 @@
-"""Explorers and small HTML figures of chapter 6 (parameter and FLOP counts)."""
+"""Explorers and small HTML figures of chapter 6 (parameter and FLOP counts).
+
+The counts themselves are ``gptlib.model``'s closed forms, ``count_gpt_parameters`` (in total and
+by group) and ``count_gpt_flops_per_token``; ``parameter_groups`` sorts a built model's own
+parameters into the same groups, by name, which is what the chapter and the tests check the
+closed forms against.
+"""
 
 from __future__ import annotations
 
-import functools
 import math
 
+from gptlib.model import PARAMETER_GROUPS, count_gpt_flops_per_token, count_gpt_parameters, \
+    training_flops
 from gptlib.viz.controls import check_on_grid, fmt, value_slider
 
-__all__ = ["PARAMETER_GROUPS", "parameter_groups", "gpt_parameter_groups", "gpt_flops_per_token", "parameter_table", "GPT_PRESETS", "parameter_explorer",
-           "gpt_counts", "CUSTOM", "SLIDER_RANGES", "TOKEN_COUNTS"]
-
-
-PARAMETER_GROUPS = ("embeddings", "attention", "MLP", "norms")
+__all__ = ["PARAMETER_GROUPS", "parameter_groups", "parameter_table", "GPT_PRESETS",
+           "parameter_explorer", "CUSTOM", "SLIDER_RANGES", "TOKEN_COUNTS"]
 
 
 def parameter_groups(model) -> dict[str, int]:
@@ -20,12 +24,17 @@ def parameter_groups(model) -> dict[str, int]:
 
     Works for ``gptlib.model.GPT`` and for ``transformers``' ``GPT2LMHeadModel``/``GPT2Model``
     (their ``transformer.`` prefix is ignored). A tied output layer counts once, as in
-    ``model.parameters()``; a parameter that fits no group raises (e.g. an untied ``lm_head``
-    or a cross-attention layer), so the four groups always add up to the whole model.
+    ``model.parameters()``; an untied one is a fifth group, ``lm_head``. A parameter that fits no
+    group raises (e.g. a cross-attention layer), so the groups always add up to the whole model.
+    The same groups as ``gptlib.model.count_gpt_parameters(..., by_group=True)``, counted from
+    the model instead of a formula.
     """
     counts = dict.fromkeys(PARAMETER_GROUPS, 0)
     for name, p in model.named_parameters():
         name = name.removeprefix("transformer.")
+        if name.startswith("lm_head."):              # only an untied head: a tied one is wte
+            counts["lm_head"] = counts.get("lm_head", 0) + p.numel()
+            continue
         if name.startswith(("wte.", "wpe.", "pos.")):
             group = "embeddings"
         elif ".attn." in name:
@@ -40,76 +49,11 @@ def parameter_groups(model) -> dict[str, int]:
     return counts
 
 
-def gpt_parameter_groups(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> dict[str, int]:
-    """The same four groups in closed form, for GPT-2's architecture (learned positions, biases,
-    LayerNorm, tied output layer); C = n_embd, L = n_layer, V = vocab_size, T = block_size::
-
-        embeddings V·C + T·C,  attention L·(4C² + 4C),  MLP L·(8C² + 5C),  norms L·4C + 2C
-
-    The total equals ``gptlib.model.count_gpt_parameters(V, T, L, C)``.
-    """
-    C, L = n_embd, n_layer
-    return {"embeddings": vocab_size * C + block_size * C,
-            "attention": L * (4 * C * C + 4 * C),     # c_attn C x 3C + 3C, c_proj C x C + C
-            "MLP": L * (8 * C * C + 5 * C),           # c_fc C x 4C + 4C, c_proj 4C x C + C
-            "norms": L * 4 * C + 2 * C}               # ln_1, ln_2 per block, ln_f: weight + bias
-
-
-def gpt_flops_per_token(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
-                        seq_len: int | None = None) -> int:
-    """Training FLOPs per token at context ``seq_len`` (default ``block_size``), counted as
-    ``GPT.flops_per_token`` does: 6 per parameter except the position table, plus 12·L·T·C for
-    the attention scores and weighted sums."""
-    t = block_size if seq_len is None else seq_len
-    groups = gpt_parameter_groups(vocab_size, block_size, n_layer, n_embd)
-    return 6 * (sum(groups.values()) - block_size * n_embd) + 12 * n_layer * t * n_embd
-
-
 def _si(x: float) -> str:
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= scale:
             return f"{x / scale:.3g}{unit}"
     return f"{x:.3g}"
-
-
-def gpt_counts(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> dict:
-    """What chapter 6's explorer shows, counted by the library on the model itself. Returns
-    ``groups`` (``parameter_groups(model)``), ``N`` (``model.num_parameters()``), ``N_compute``
-    (``num_parameters(non_embedding=True)``: N less the position table) and ``flops_per_token``
-    (``model.flops_per_token()``, at full context) of ``GPT(GPTConfig(vocab_size, block_size,
-    n_layer, n_embd))``.
-
-    The models are built on PyTorch's meta device (shapes only: no memory, no arithmetic), with
-    1 and with 2 blocks; as every block is the same, each count is the 1-block count plus
-    ``n_layer - 1`` times the difference (building all 96 blocks of GPT-3 took 0.4 s on an idle
-    2-core CPU and 1.3 s under load, per slider move; the two small models take under 0.1 s; a
-    test checks the result against the full model). Cached."""
-    return dict(_gpt_counts(vocab_size, block_size, n_layer, n_embd))
-
-
-def _model_counts(vocab_size, block_size, n_layer, n_embd):
-    import torch
-
-    from gptlib.model import GPT, GPTConfig
-
-    config = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=1,
-                       n_embd=n_embd)                 # heads do not change any count
-    with torch.device("meta"):
-        model = GPT(config)
-    return {**parameter_groups(model), "N": model.num_parameters(),
-            "N_compute": model.num_parameters(non_embedding=True),
-            "flops_per_token": model.flops_per_token()}
-
-
-@functools.lru_cache(maxsize=256)
-def _gpt_counts(vocab_size, block_size, n_layer, n_embd):
-    if not isinstance(n_layer, int) or isinstance(n_layer, bool) or n_layer < 1:
-        raise ValueError(f"n_layer must be a positive int, got {n_layer!r}")
-    one = _model_counts(vocab_size, block_size, 1, n_embd)
-    two = _model_counts(vocab_size, block_size, 2, n_embd)
-    c = {k: one[k] + (n_layer - 1) * (two[k] - one[k]) for k in one}
-    return (("groups", {g: c[g] for g in PARAMETER_GROUPS}), ("N", c["N"]),
-            ("N_compute", c["N_compute"]), ("flops_per_token", c["flops_per_token"]))
 
 
 def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
@@ -118,11 +62,12 @@ def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
     one count for compute throughout, N' = N minus the position table (as ``GPT.flops_per_token``
     counts): N', the training FLOPs per token at full context, 6·N' + 12·L·T·C, and, given
     ``n_tokens`` D, the training compute ``gptlib.model.training_flops(N', D)`` = 6·N'·D.
-    Every number comes from ``gpt_counts`` (the library's own counts of a GPT of that shape)."""
-    from gptlib.model import training_flops
-
-    counts = gpt_counts(vocab_size, block_size, n_layer, n_embd)
-    groups, total, n_compute = counts["groups"], counts["N"], counts["N_compute"]
+    Every number comes from ``gptlib.model``'s closed forms for GPT-2's architecture
+    (``count_gpt_parameters``, ``count_gpt_flops_per_token``)."""
+    shape = (vocab_size, block_size, n_layer, n_embd)
+    groups = count_gpt_parameters(*shape, by_group=True)
+    total = sum(groups.values())
+    n_compute = count_gpt_parameters(*shape, non_embedding=True)
     colours = {"embeddings": "#4c72b0", "attention": "#dd8452", "MLP": "#55a868", "norms": "#c44e52"}
     rows = []
     for name, n in groups.items():
@@ -131,7 +76,7 @@ def parameter_table(vocab_size: int, block_size: int, n_layer: int, n_embd: int,
                f'width:{max(1, round(200 * share))}px"></div>')
         rows.append(f"<tr><td>{name}</td><td style='text-align:right'>{n:,}</td>"
                     f"<td style='text-align:right'>{fmt(100 * share, '.3g')}%</td><td>{bar}</td></tr>")
-    flops = counts["flops_per_token"]
+    flops = count_gpt_flops_per_token(*shape)
     rows.append(f"<tr><th>total N</th><th style='text-align:right'>{total:,}</th>"
                 f"<th style='text-align:right'>{_si(total)}</th><th></th></tr>")
     rows.append(f"<tr><td>N' = N − position table (counted for compute)</td>"
@@ -172,8 +117,7 @@ def parameter_explorer(preset: str = "GPT-2 small", n_tokens: float = 300e9):
 
     The drop-down names a preset only while the four sliders hold exactly its values, and says
     "custom" otherwise. The D slider runs over ``TOKEN_COUNTS`` plus ``n_tokens``, so it starts
-    at exactly ``n_tokens``; sliders update when released (each change builds the model on the
-    meta device, see ``gpt_counts``)."""
+    at exactly ``n_tokens``; sliders update when released."""
     import ipywidgets as widgets
 
     if preset not in GPT_PRESETS:

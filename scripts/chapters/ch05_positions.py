@@ -30,8 +30,10 @@ changes — at the training length and beyond it.
 code(r"""
 # errors shown on purpose print as "Type: message", without a traceback
 %xmode Minimal
+import copy
 import json
 import math
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -47,12 +49,25 @@ from gptlib.positional import (
     alibi_bias,
     alibi_slopes,
     build_positional,
+    rope_permutation,
     sinusoidal_shift_matrix,
     sinusoidal_table,
 )
 from gptlib.viz import cosine_similarity_matrix, position_explorer
 
-plt.rcParams["figure.dpi"] = 90
+# figures at most 7.2 in wide, so the book shows them unshrunk; text >= 9 pt
+# at 90 dpi, which the book's 96 px per inch show as >= 8.4 pt
+plt.rcParams.update(
+    {
+        "figure.dpi": 90,
+        "font.size": 10,
+        "axes.titlesize": 10,
+        "axes.labelsize": 10,
+        "xtick.labelsize": 9,
+        "ytick.labelsize": 9,
+        "legend.fontsize": 9,
+    }
+)
 torch.set_printoptions(precision=4, sci_mode=False)
 """),
 md(r"""
@@ -245,9 +260,12 @@ is unlike position 500. Whatever structure the projected table ends up with is l
 
 ## Learned absolute positions (GPT-2)
 
-GPT-2 {cite:p}`radford2019language` — like GPT {cite:p}`radford2018improving` before it and BERT
-{cite:p}`devlin2019bert` — keeps a table $P \in \mathbb{R}^{N \times C}$ of trainable position
-vectors (`wpe` in GPT-2's code) and adds row $t$ to the token embedding:
+The first GPT {cite:p}`radford2018improving` replaced the Transformer's sinusoids (next
+section) with a table $P \in \mathbb{R}^{N \times C}$ of trainable position vectors, $N = 512$
+("we used learned position embeddings instead of the sinusoidal version", their §4.1). GPT-2
+{cite:p}`radford2019language` kept it and grew it to $N = 1024$ (the table is `wpe` in its
+released weights), and BERT {cite:p}`devlin2019bert` uses one too. Row $t$ is added to the token
+embedding:
 
 $$
 h^{(0)}_t = E[x_t] + P[t], \qquad t = 0, 1, \dots, N - 1.
@@ -289,14 +307,12 @@ show(sinusoidal_table)
 """),
 code(r"""
 pe = sinusoidal_table(128, 64)  # (positions, C)
-fig, (ax1, ax2) = plt.subplots(
-    1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.3, 1]}
-)
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7.2, 6), layout="constrained")
 im = ax1.imshow(pe.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
 ax1.set_xlabel("position t")
-ax1.set_ylabel("coordinate (2i: sin, 2i+1: cos)")
+ax1.set_ylabel("coordinate\n(2i: sin, 2i+1: cos)")
 ax1.set_title("Sinusoidal encodings, C = 64")
-fig.colorbar(im, ax=ax1, shrink=0.8)
+fig.colorbar(im, ax=ax1, label="value")
 for j in (0, 8, 16, 32):
     ax2.plot(
         pe[:, j],
@@ -304,9 +320,9 @@ for j in (0, 8, 16, 32):
         label=f"coordinate {j}: period {2 * math.pi / 10000 ** (-j / 64):.0f}",
     )
 ax2.set_xlabel("position t")
+ax2.set_ylabel("value")
 ax2.set_title("Four coordinates (sines)")
-ax2.legend(fontsize=7, loc="lower left")
-plt.tight_layout()
+ax2.legend(loc="lower left", ncols=2)
 plt.show()
 """),
 md(r"""
@@ -353,8 +369,31 @@ to $\mathrm{PE}(t - k)$ as to $\mathrm{PE}(t + k)$ — the *before/after* inform
 $M_k \neq M_{-k}$, which the network has to learn to use. And all of this is about the *inputs*.
 The first attention layer compares $(E[x_s] + \mathrm{PE}(s))\,W_Q$ with
 $(E[x_t] + \mathrm{PE}(t))\,W_K$: through the learned matrices and the cross terms with the token
-embeddings, its scores need not depend on $t - s$ alone. The next two encodings put the
+embeddings, its scores need not depend on $t - s$ alone. The relative encodings put the
 dependence on distance where the comparison happens: in the attention score itself.
+
+## Relative positions: where the family starts
+
+{cite:t}`shaw2018self` were the first to do so in a Transformer. They left the token embeddings
+alone and gave every attention layer a learned vector for each *clipped distance* between a
+query $i$ and a key $j$, added to the key before the comparison:
+
+$$
+e_{ij} = \frac{x_i W_Q \,\big(x_j W_K + w_{\mathrm{clip}(j - i)}\big)^\top}{\sqrt{d}},
+\qquad \mathrm{clip}(r) = \max(-k, \min(k, r)),
+$$
+
+with one learned $w_r \in \mathbb{R}^{d}$ for each distance $r = -k, \dots, k$ (every distance
+beyond $k$ shares the last one; a second set is added to the values). On WMT 2014 translation
+it beat the Transformer's absolute sinusoids by 1.3 BLEU (English-German) and 0.3 BLEU
+(English-French), and adding absolute positions back gained nothing. T5
+{cite:p}`raffel2020exploring` reduced the learned vector to a learned *scalar* added to the
+score: each head has 32 of them, one per *bucket* of distances — a bucket for every small
+distance, buckets growing logarithmically wider up to 128, and one bucket for everything
+beyond — shared by all layers. Both learn a parameter per distance or bucket. The two schemes
+below, the ones today's GPT-style models use, learn none: RoPE puts the offset into the dot
+product by rotating $q$ and $k$; ALiBi is T5's bias with the learned scalars replaced by a fixed
+straight line.
 
 ## Rotary position embedding, RoPE (Su et al., 2021)
 
@@ -388,6 +427,47 @@ code(r"""
 show(RotaryEmbedding._rotate)
 """),
 md(r"""
+**Which features form a pair** is a convention, and two are in use. RoFormer's equation (the
+one above, `gptlib`'s default `layout="interleaved"`) pairs neighbours $(q_{2i}, q_{2i+1})$, and
+so do GPT-J and Meta's reference code for LLaMA {cite:p}`touvron2023llama`. GPT-NeoX
+{cite:p}`black2022gpt` (which rotates only the first quarter of each head's features) and the
+Hugging Face implementations of GPT-NeoX and LLaMA pair the two *halves* of the vector,
+$(q_i, q_{i + d/2})$ — their `rotate_half` — which `gptlib` offers as `layout="half"`:
+"""),
+code(r"""
+show(RotaryEmbedding._rotate_half)
+"""),
+md(r"""
+The two layouts are the same rotation with the features listed in a different order:
+`rope_permutation(d)` $= (0, 2, 4, \dots, 1, 3, 5, \dots)$ moves pair $i$ from features
+$(2i, 2i+1)$ to $(i, i + d/2)$, and a permutation applied to both $q$ and $k$ leaves their dot
+product alone. So the scores agree once the features (the rows of each head's block of $W_Q$ and
+$W_K$) are permuted — the permutation Hugging Face's conversion script applies to Meta's LLaMA
+checkpoints — and disagree without it. **Weights of GPT-NeoX, or of LLaMA in the Hugging Face
+format, need the half layout**; read with the interleaved one, every score comes out wrong:
+"""),
+code(r"""
+set_seed(0)
+q, k = torch.randn(2, 1, 4, 10, 16, dtype=torch.float64)  # (B, H, T, d)
+P = rope_permutation(16)
+print("permutation:", P.tolist())
+inter = RotaryEmbedding(16)(q, k, offset=7)
+half = RotaryEmbedding(16, layout="half")(q[..., P], k[..., P], offset=7)
+wrong = RotaryEmbedding(16, layout="half")(q, k, offset=7)
+
+
+def scores(qk):
+    return qk[0] @ qk[1].transpose(-1, -2)  # (B, H, T, T)
+
+
+same = torch.allclose(scores(half), scores(inter), atol=1e-9)
+gap = (scores(wrong) - scores(inter)).abs().max().item()
+print(f"half layout on permuted q, k = interleaved scores: {same}")
+print(f"half layout on the same q, k: scores off by up to {gap:.2f}")
+assert same and torch.allclose(half[0], inter[0][..., P], atol=1e-9)
+assert gap > 1.0
+"""),
+md(r"""
 **Prove it.** Rotate a random query and key for one head ($d = 16$) at positions $(m, n)$ and at
 $(m + s, n + s)$ for large shifts $s$: the lengths do not change, and neither does the score.
 """),
@@ -418,56 +498,124 @@ print(
 )
 """),
 md(r"""
-How does the score vary with the offset? For one fixed vector $q$ the score $q \cdot R(n-m)\,q$
-oscillates; averaged over random directions of $q$ it is $\frac{\lVert q\rVert^2}{d/2}\sum_i \cos\big((n - m)\theta_i\big)$ —
-the same sum of cosines as the sinusoidal dot product, for $d$ instead of $C$. It is largest at
-offset 0 and smaller, on the whole, for far-apart tokens: the "long-term decay" that
-{cite:t}`su2021roformer` point out. The network can still put large scores anywhere, since the
-content of $q$ and $k$ is learned.
+How does the score vary with the offset? {cite:t}`su2021roformer` (their §3.4.3) write it as a
+sum over the pairs, with each pair read as a complex number: for an offset $r = m - n$,
+
+$$
+\big(R(m)\,q\big) \cdot \big(R(n)\,k\big) = \mathrm{Re} \sum_{i=0}^{d/2-1} h_i\, e^{\mathrm{i} r \theta_i},
+\qquad h_i = (q_{2i} + \mathrm{i}\, q_{2i+1})\,\overline{(k_{2i} + \mathrm{i}\, k_{2i+1})}.
+$$
+
+Summing by parts (Abel summation), with the partial sums $S_j = \sum_{i < j} e^{\mathrm{i} r \theta_i}$
+and $h_{d/2} = 0$, gives their bound
+
+$$
+\Big|\sum_{i=0}^{d/2-1} h_i\, e^{\mathrm{i} r \theta_i}\Big|
+\le \Big(\max_i\, |h_{i+1} - h_i|\Big) \sum_{j=1}^{d/2} |S_j| .
+$$
+
+The first factor depends on $q$ and $k$, the second only on the offset, and what Su et al. call
+RoPE's **long-term decay** is that $\frac{1}{d/2}\sum_j |S_j|$ shrinks as $|r|$ grows (their
+Figure 2). It is an *upper bound* on the score's magnitude, valid for every $q$ and $k$ — a
+ceiling, not a typical value. Averages over random directions behave differently, depending on
+what is averaged. For a vector scored against itself at an offset ($k = q$, random unit $q$) the
+mean score is $\frac{1}{d/2}\sum_i \cos(r\theta_i)$, the sinusoids' sum of cosines, which also
+falls on the whole. For *independent* random unit $q$ and $k$, $R(r)\,k$ is as random as $k$
+itself, so the mean $|\text{score}|$ is the same at every offset: no decay at all. The figure
+draws all three, each relative to its value at offset 0, for this chapter's head size
+($d = 16$) and for LLaMA's ($d = 128$); the cell checks the bound on every sampled pair.
 """),
 code(r"""
-set_seed(1)
-offsets = torch.arange(0, 129)
-qs = torch.randn(2000, 16, dtype=torch.float64)
-qs = qs / qs.norm(dim=1, keepdim=True)  # unit queries
-x = qs[None, :, None, :].expand(
-    1, 2000, 129, 16
-)  # the same q at positions 0..128
-rotated = rope(x, x)[0][0]  # (2000, 129, 16)
-scores = (rotated[:, :1] * rotated).sum(-1)  # q . R(n) q for n = 0..128
-theta = 10000.0 ** (-torch.arange(0, 16, 2, dtype=torch.float64) / 16)
-expected = torch.cos(offsets[:, None].double() * theta).sum(-1) / 8
+def scores_at_offsets(q, k, offsets):
+    # q . R(r) k for every row pair (q, k) and offset r: (N, len(offsets)),
+    # with RotaryEmbedding doing the rotation (q stays at position 0);
+    # 32 offsets at a time, to keep the memory small.
+    d, out = q.shape[-1], []
+    for chunk in offsets.split(32):
+        k_at = k[:, None, None, :].expand(-1, 1, len(chunk), d)  # (N,1,R,d)
+        where = chunk[None].expand(len(k), -1)  # (N, R) positions
+        rotated = RotaryEmbedding(d)(k_at, k_at, positions=where)[0][:, 0]
+        out.append((q[:, None, :] * rotated).sum(-1))
+    return torch.cat(out, dim=1)
 
-fig, ax = plt.subplots(figsize=(6.5, 3))
-for i in range(3):
-    ax.plot(
-        offsets,
-        scores[i],
-        lw=0.8,
-        alpha=0.7,
-        label=f"one unit query ({i + 1})",
+
+def su_bound_factor(d, offsets):
+    # (1/(d/2)) sum_j |S_j(r)|, S_j = sum_{i<j} exp(i r theta_i): Su et al.
+    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    S = torch.cumsum(torch.exp(1j * offsets[:, None].double() * theta), dim=1)
+    return S.abs().mean(1)
+
+
+def unit(n, d):
+    v = torch.randn(n, d, dtype=torch.float64)
+    return v / v.norm(dim=1, keepdim=True)
+
+
+set_seed(1)
+offsets = torch.arange(0, 257)
+curves = {}
+for d_head in (16, 128):
+    q, k = unit(1000, d_head), unit(1000, d_head)
+    self_scores = scores_at_offsets(q, q, offsets)  # k = q
+    cross = scores_at_offsets(q, k, offsets)  # independent q and k
+    bound = su_bound_factor(d_head, offsets)
+    # the bound itself, for each pair: max_i |h_(i+1) - h_i| * sum_j |S_j|
+    h = (
+        torch.complex(q[:, 0::2], q[:, 1::2])
+        * torch.complex(k[:, 0::2], k[:, 1::2]).conj()
     )
-ax.plot(
-    offsets,
-    scores.mean(0),
-    color="k",
-    lw=2,
-    label="mean over 2,000 unit queries",
+    h = torch.cat([h, torch.zeros(len(h), 1, dtype=h.dtype)], dim=1)
+    ceiling = (
+        (h[:, 1:] - h[:, :-1]).abs().amax(1)[:, None] * bound * d_head / 2
+    )
+    theta = 10000.0 ** (
+        -torch.arange(0, d_head, 2, dtype=torch.float64) / d_head
+    )
+    cosines = torch.cos(offsets[:, None].double() * theta).mean(1)
+    assert (cross.abs() <= ceiling + 1e-12).all()  # Su et al.'s bound holds
+    assert torch.allclose(self_scores.mean(0), cosines, atol=0.05)
+    curves[d_head] = {
+        "Su et al.'s bound factor (1/(d/2)) sum_j |S_j|": bound / bound[0],
+        "mean score q . R(r) q (k = q)": self_scores.mean(0),
+        "mean |score|, independent q and k": (
+            cross.abs().mean(0) / cross.abs().mean(0)[0]
+        ),
+    }
+    flat = curves[d_head]["mean |score|, independent q and k"]
+    r_min = int(bound.argmin())
+    print(
+        f"d = {d_head:>3}: bound factor at offsets 32, 128, 256: "
+        + ", ".join(f"{bound[r] / bound[0]:.2f}" for r in (32, 128, 256))
+        + f" of offset 0 (lowest {bound.min() / bound[0]:.2f} at {r_min});"
+        f" independent mean |score| within {(flat - 1).abs().max():.0%}"
+    )
+    assert bound[128] < 0.5 * bound[0] and (flat - 1).abs().max() < 0.1
+    # 8 pairs: the bound stops falling; 64 pairs: it keeps falling
+    assert (bound[256] / bound[0] > 0.3) == (d_head == 16)
+
+fig, axes = plt.subplots(
+    2, 1, figsize=(7.2, 6.6), sharex=True, layout="constrained"
 )
-ax.plot(
-    offsets,
-    expected,
-    "--",
-    color="C3",
-    lw=1,
-    label=r"$\frac{1}{8}\sum_i \cos(k\theta_i)$",
-)
-ax.set_xlabel("offset k = n - m")
-ax.set_ylabel("score q . R(k) q")
-ax.set_title("RoPE, head size 16: the score depends on the offset only")
-ax.legend(fontsize=7)
+for ax, (d_head, lines) in zip(axes, curves.items()):
+    for (label, y), style in zip(lines.items(), ("-", "-", "--")):
+        ax.plot(
+            offsets, y, style, lw=1.5, label=label if d_head == 16 else None
+        )
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylabel("relative to offset 0")
+    ax.set_title(f"RoPE, head size d = {d_head}")
+axes[1].set_xlabel("offset r = m - n")
+fig.legend(loc="outside lower center", ncols=2)
 plt.show()
-assert torch.allclose(scores.mean(0), expected, atol=0.05)
+"""),
+md(r"""
+With 64 pairs ($d = 128$) the bound factor falls steadily, to 0.20 of its offset-0 value at
+offset 256 — the decay Su et al. draw. With this chapter's 8 pairs ($d = 16$) it falls to about
+a third by offset 32 and then stops falling (0.40 at offsets 128 and 256, its lowest 0.23 at
+offset 106): a few frequencies keep re-aligning. The mean self-score has the bound's shape,
+while the mean $|\text{score}|$ of unrelated $q$ and $k$ stays within 10% of its offset-0 value
+at every offset. Whatever decay with distance a trained model's attention shows, it comes from
+what the model learns to put into $q$ and $k$; the bound is only a ceiling.
 """),
 md(r"""
 ## ALiBi: attention with linear biases (Press et al., 2022)
@@ -491,9 +639,15 @@ show(alibi_slopes)
 """),
 code(r"""
 print("8 heads:", [f"1/{1 / s:.0f}" for s in alibi_slopes(8).tolist()])
-assert torch.allclose(
-    alibi_slopes(8), torch.tensor([2.0**-h for h in range(1, 9)])
-)
+# the values Press et al. print for 8 heads (sec. 3): 1/2, 1/4, ..., 1/256
+paper_8 = [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625]
+assert alibi_slopes(8).tolist() == paper_8
+# and their rule for 16 heads: the 8 slopes, with the geometric mean of each
+# consecutive pair in between (starting from 1 before 1/2)
+s16, s8 = alibi_slopes(16).double(), torch.tensor([1.0] + paper_8).double()
+assert torch.allclose(s16[1::2], s8[1:])
+assert torch.allclose(s16[0::2], (s8[:-1] * s8[1:]).sqrt())
+print("16 heads: the 8-head slopes and their pairwise geometric means: True")
 print(
     "4 heads (this chapter's model):",
     [f"1/{1 / s:.0f}" for s in alibi_slopes(4).tolist()],
@@ -503,7 +657,7 @@ print(alibi_bias(4, 5, 5)[0, 0] + 0.0)  # (+ 0.0 turns -0.0 into 0.0)
 """),
 code(r"""
 distance = torch.arange(0, 129)
-fig, ax = plt.subplots(figsize=(8.5, 3))
+fig, ax = plt.subplots(figsize=(7.2, 4.8), layout="constrained")
 for h, m in enumerate(alibi_slopes(8).tolist()):
     ax.plot(
         distance,
@@ -517,7 +671,7 @@ for h, m in enumerate(alibi_slopes(8).tolist()):
 ax.set_xlabel("distance i - j")
 ax.set_ylabel("weight relative to distance 0")
 ax.set_title("ALiBi with equal content scores: each head's window")
-ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+fig.legend(loc="outside lower center", ncols=2)
 plt.show()
 """),
 md(r"""
@@ -526,7 +680,8 @@ md(r"""
 Each encoding defines, for a pair of positions $(s, t)$, how alike they look. For the absolute
 encodings that is the cosine similarity of the two position vectors; for RoPE, the score of a
 unit vector placed at both positions, $u \cdot R(t - s)\,u$ with $u = (1, 0, 1, 0, \dots)/\sqrt{d/2}$
-(equal weight in every pair, so that its score is exactly the average curve above); for ALiBi,
+(equal weight in every pair, so that its score is exactly the mean score $q \cdot R(r)\,q$
+above); for ALiBi,
 the bias $-m_h |t - s|$ (a causal model only uses $s \le t$; the mask removes the rest). The
 learned table is the one from the trained `learned` model of the experiment below (seed 0), read
 from its results file.
@@ -577,26 +732,34 @@ similarity[f"ALiBi head {H} (m = 1/{1 / slopes[-1]:.0f})"] = alibi_bias(
 print({name: tuple(s.shape) for name, s in similarity.items()})
 """),
 code(r"""
-fig, axes = plt.subplots(2, 3, figsize=(8.4, 6.8))  # three to a row: full size
-axes.flat[5].set_visible(False)
-for ax, name in zip(axes.flat, list(similarity)[:5]):
-    sim = similarity[name]
+def value_name(name):
+    # what the colour (or the y axis) of an encoding's panel measures
+    if name.startswith("ALiBi"):
+        return "bias -m|t - s|"
+    if name.startswith("RoPE"):
+        return "score u . R(t - s) u"
+    return "cosine similarity"
+
+
+fig, axes = plt.subplots(3, 2, figsize=(7.2, 9.6), layout="constrained")
+for ax, (name, sim) in zip(axes.flat, similarity.items()):
     lim = sim.abs().max().item()
-    ax.imshow(sim, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_title(name, fontsize=10)
+    im = ax.imshow(sim, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_title(name)
     ax.set_xlabel("position t")
-for ax in axes[:, 0]:
     ax.set_ylabel("position s")
+    fig.colorbar(im, ax=ax, label=value_name(name), shrink=0.9)
 fig.suptitle(
-    f"Position against position, {T} positions\n"
-    "(red: alike or no penalty; blue: unlike or penalised)",
-    fontsize=11,
+    f"Position against position, {T} positions (red: alike; white: 0,"
+    " unrelated\nor no penalty; blue: unlike or penalised; each panel its"
+    " own scale)",
+    fontsize=10,
 )
-plt.tight_layout(h_pad=2.0)
 plt.show()
 """),
 md(r"""
-The one-hot matrix is the identity: every position is equally unlike every other. The formulas
+The one-hot matrix is the identity: every position is equally unlike every other (white: a
+cosine similarity of 0). The formulas
 (sinusoidal, RoPE, ALiBi) give Toeplitz matrices — constant along each diagonal, because they
 depend on $t - s$ only. The trained table started from random values, with no notion of
 nearness, yet its matrix has the same banded look, and more: far-apart positions have become
@@ -614,7 +777,7 @@ for name in list(similarity)[:4]:
 ax.set_xlabel("distance t - s")
 ax.set_ylabel("mean cosine similarity")
 ax.set_title("Similarity against distance")
-ax.legend(fontsize=8)
+ax.legend()
 plt.show()
 
 learned_tables = {
@@ -664,7 +827,7 @@ ax.axhline(0, color="k", lw=0.5)
 ax.set_xlabel("position t")
 ax.set_ylabel("coordinate on the first direction")
 ax.set_title("Trained position table: one direction orders the positions")
-ax.legend(fontsize=8)
+ax.legend()
 plt.show()
 spread = (
     torch.stack(list(coords.values())).amax(0)
@@ -834,14 +997,14 @@ for s, seed in enumerate(settings["seeds"]):
 md(r"""
 **Beyond the training length.** Now the windows of 64 and 128 characters. A model that has
 learned something general about *relative* position should do at least as well on a longer
-window — each prediction has more context, never less. The left plot shows the mean loss over
-each window; the right one the loss at each position of the 128-character windows, averaged over
+window — each prediction has more context, never less. The upper plot shows the mean loss over
+each window; the lower one the loss at each position of the 128-character windows, averaged over
 seeds (the dashed line marks the training length: everything to its right is a position no model
 saw in training; the unscaled sinusoids leave the plot).
 """),
 code(r"""
 readers = [e for e in encodings if losses(e, lengths[-1]) is not None]
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7.2, 7.6), layout="constrained")
 for i, e in enumerate(readers):
     ys = [losses(e, L) for L in lengths]
     ax1.errorbar(
@@ -866,22 +1029,22 @@ ax1.set_xticks(lengths, [f"{L} ({L // T}x)" for L in lengths])
 ax1.set_xlabel("evaluation window (characters)")
 ax1.set_ylabel("validation loss (nats/char)")
 ax1.set_title("Mean loss per window (bars: min-max over seeds)")
-ax1.legend(fontsize=7)
+ax1.legend(loc="upper left", ncols=2)
 ax2.axvline(T, color="k", ls="--", lw=0.8)
 ax2.set_ylim(1.4, 4.5)
 ax2.set_xlabel("position in a 128-character window (1 = first)")
 ax2.set_ylabel("loss at that position")
 ax2.set_title(
-    "Loss by position, 4x windows (mean over seeds; colours as left)"
+    "Loss by position, 4x windows (mean over seeds; colours as above)"
 )
-plt.tight_layout()
 plt.show()
 """),
 md(r"""
 ALiBi is the only encoding whose loss does not rise past the training length: its attention
 scores depend only on distances, and a distance of 40 characters is penalised exactly as the
 formula says whether or not training ever produced one. RoPE is also relative, and it is the
-best model at the training length — but its loss climbs once positions pass 32, as
+best model at the training length — but its loss climbs beyond position 32 (slowly at first,
+then steeply, in the lower plot), as
 {cite:t}`press2022train` found for rotary embeddings. Relative is not the same as
 length-independent: RoPE's scores depend on the offset through the angles $(n - m)\theta_i$, and
 for its slowly turning pairs, offsets beyond 31 produce angles that never occurred in training
@@ -919,6 +1082,215 @@ for s, seed in enumerate(settings["seeds"]):
     at_4x = {e: losses(e, lengths[-1])[s] for e in readers}
     assert min(at_4x, key=at_4x.get) == "alibi"  # best model on long windows
     assert at_4x["rope"] > at_4x["none"] - 0.02  # RoPE's lead is gone
+"""),
+md(r"""
+## Position interpolation: squeezing a long window into the trained range
+
+{cite:t}`chen2023extending` proposed a fix for models already trained with RoPE: to read a
+window of $L' > L$ tokens with a model trained on $L$, *divide every position by $L'/L$* before
+the rotation. Position $m$ becomes $m L/L'$, so every angle lies in the range that training
+produced; the price is that neighbours are now $L'/L$ times closer in angle than the model ever
+saw. They extended LLaMA models (7B to 65B parameters) from 2,048 up to 32,768 tokens this way,
+showed that the interpolated attention scores have a far smaller upper bound than the
+extrapolated ones — but they *fine-tuned* every model at the new length, for up to 1,000 steps,
+before using it. In `gptlib`, `RotaryEmbedding(d, scale=...)` multiplies the positions:
+$L' = 4L$ is `scale=1/4`.
+
+Interpolation needs the trained model itself, which the results file does not store, so the next
+cell trains the experiment's seed-0 RoPE model again — the same settings and batches, on one
+thread like each run of the experiment (tens of seconds) — and scores it on the experiment's
+128-character windows, once as trained and once with its positions scaled by 1/4:
+"""),
+code(r"""
+from torch.nn import functional as F
+
+from gptlib.data import encode_text, get_batch, load_text
+from gptlib.pretrain import TrainConfig, train
+from gptlib.tokenizer import CharTokenizer
+
+torch.set_num_threads(1)  # as each run of the experiment: the same sums
+train_text, val_text = load_text("train"), load_text("val")
+tok = CharTokenizer.train(train_text + val_text + load_text("test"))
+train_ids, val_ids = encode_text(train_text, tok), encode_text(val_text, tok)
+ev = settings["eval"]
+
+
+@torch.no_grad()
+def loss_by_position(model, length):
+    # Mean loss at each position of the experiment's validation windows
+    # (its generator seed, batch size and number of batches): (length,).
+    g = torch.Generator().manual_seed(ev["seed"])
+    model.eval()
+    total = torch.zeros(length, dtype=torch.float64)
+    for _ in range(ev["n_batches"]):
+        x, y = get_batch(val_ids, ev["batch_size"], length, g)
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+        total += loss.double().sum(0)
+    return total / (ev["batch_size"] * ev["n_batches"])
+
+
+def with_rope(model, **options):
+    # A copy of the model whose RoPE has these options (RoPE has no weights).
+    other = copy.deepcopy(model)
+    other.pos = RotaryEmbedding(d, **options)
+    return other
+
+
+def report(curves):
+    print(f"{'':>36} {'positions 1-32':>14} {'33-128':>7} {'all':>6}")
+    for name, c in curves.items():
+        print(
+            f"{name:>36} {c[:T].mean():>14.4f} {c[T:].mean():>7.4f}"
+            f" {c.mean():>6.4f}"
+        )
+
+
+set_seed(0)
+rope_model = GPT(
+    GPTConfig(
+        vocab_size=tok.vocab_size,
+        block_size=T,
+        pos_encoding="rope",
+        **settings["model"],
+    )
+)
+start = time.perf_counter()
+train(
+    rope_model,
+    train_ids,
+    TrainConfig(
+        steps=settings["steps"], block_size=T, seed=0, **settings["train"]
+    ),
+    val_ids,
+)
+print(f"trained in {time.perf_counter() - start:.0f} s")
+L = lengths[-1]  # 4T = 128 characters
+rope_at_T = loss_by_position(rope_model, T).mean().item()
+by_pos = {
+    "RoPE as trained": loss_by_position(rope_model, L),
+    "RoPE, positions x 1/4": loss_by_position(
+        with_rope(rope_model, scale=T / L), L
+    ),
+}
+print(f"loss on {T}-character windows: {rope_at_T:.4f}")
+report(by_pos)
+""", "nbval-ignore-output"),
+md(r"""
+Chen et al. always fine-tune after interpolating, so the next cell does a small version of
+that: 100 steps on 128-character windows (8 windows a step, the same 1,024 characters per step
+as pre-training; learning rate $10^{-3}$ with warm-up and cosine decay), once for the model as
+trained and once for the interpolated one, from the same weights and with the same batches:
+"""),
+code(r"""
+tune = TrainConfig(
+    steps=100,
+    block_size=L,
+    batch_size=8,
+    lr=1e-3,
+    min_lr=1e-4,
+    warmup_steps=10,
+    weight_decay=0.1,
+    grad_clip=1.0,
+    eval_batches=2,
+    seed=100,
+)
+start = time.perf_counter()
+for name, scale in (
+    ("RoPE, fine-tuned", 1.0),
+    ("RoPE x 1/4, fine-tuned", T / L),
+):
+    tuned = with_rope(rope_model, scale=scale)
+    train(tuned, train_ids, tune, val_ids)
+    by_pos[name] = loss_by_position(tuned, L)
+print(f"fine-tuned in {time.perf_counter() - start:.0f} s")
+report(by_pos)
+""", "nbval-ignore-output"),
+code(r"""
+seed0 = {r["encoding"]: r for r in runs if r["seed"] == 0}
+retrained = (
+    abs(rope_at_T - seed0["rope"]["val_loss"][str(T)]) < 0.02
+    and abs(
+        by_pos["RoPE as trained"].mean() - seed0["rope"]["val_loss"][str(L)]
+    )
+    < 0.02
+)
+near = {name: c[:T].mean().item() for name, c in by_pos.items()}
+far = {name: c[T:].mean().item() for name, c in by_pos.items()}
+plain, squeezed = "RoPE as trained", "RoPE, positions x 1/4"
+plain_ft, squeezed_ft = "RoPE, fine-tuned", "RoPE x 1/4, fine-tuned"
+checks = {
+    "the experiment's seed-0 model, retrained here": retrained,
+    "interpolated: worse than as trained beyond 32": (
+        far[squeezed] > far[plain] + 0.3
+    ),
+    "interpolated: worse within the first 32 too": (
+        near[squeezed] > near[plain] + 0.5
+    ),
+    "interpolated: worse than no positions at all": (
+        by_pos[squeezed].mean() > seed0["none"]["val_loss"][str(L)] + 0.3
+    ),
+    "fine-tuning repairs both beyond 32": (
+        far[plain_ft] < far[plain] - 0.4
+        and far[squeezed_ft] < far[squeezed] - 0.8
+    ),
+    "fine-tuned: as trained beats interpolated": (
+        far[plain_ft] < far[squeezed_ft] - 0.05
+    ),
+}
+# the values the text below quotes, to within 0.05
+quoted = [  # (measured, as the text says)
+    (far[squeezed], 3.25),
+    (far[plain], 2.58),
+    (near[squeezed], 3.11),
+    (near[plain], 1.90),
+    (far[plain_ft], 1.89),
+    (far[squeezed_ft], 2.04),
+    (by_pos[squeezed].mean().item(), 3.22),
+    (seed0["none"]["val_loss"][str(L)], 2.40),
+]
+checks["the values quoted below"] = all(
+    abs(got - said) < 0.05 for got, said in quoted
+)
+for claim, holds in checks.items():
+    print(f"{claim}: {holds}")
+assert all(checks.values())
+
+fig, ax = plt.subplots(figsize=(7.2, 4), layout="constrained")
+positions = range(1, L + 1)
+for (name, curve), style in zip(by_pos.items(), ("-", "-", "--", "--")):
+    ax.plot(positions, curve, style, lw=1.2, label=name)
+ax.plot(
+    positions,
+    seed0["alibi"]["loss_by_position"],
+    ":",
+    color="k",
+    lw=1,
+    label="ALiBi (seed 0, not fine-tuned)",
+)
+ax.axvline(T, color="k", ls="--", lw=0.8)
+ax.set_ylim(1.4, 4.5)
+ax.set_xlabel("position in a 128-character window (1 = first)")
+ax.set_ylabel("loss at that position")
+ax.set_title("Position interpolation on the seed-0 RoPE model, 4x windows")
+ax.legend(loc="upper right", ncols=2)
+plt.show()
+"""),
+md(r"""
+Without fine-tuning, interpolation does not rescue this model; it makes it worse, before
+position 32 and beyond. Beyond position 32 its loss is 3.25 nats per character against 2.58 for
+RoPE as trained, and over the first 32 positions, which the model as trained reads exactly as in
+training, it is 3.11 against 1.90. Over the whole window (3.22) it is worse than the seed-0
+model with no positions at all (2.40). The price named above is the likely reason: the fast pairs, with which a character model
+tells the last few characters apart, now turn by a quarter of their trained angle per
+character — angles that training never put between neighbours. (Later methods interpolate only
+the slow pairs and leave the fast ones alone, e.g. YaRN {cite:p}`peng2024yarn`.) After 100 steps
+of fine-tuning both recover, and here the model fine-tuned *without* interpolation ends lower
+beyond position 32 (1.89 against 2.04). That is not what Chen et al. found for LLaMA, where
+fine-tuning the extrapolating model extended its usable context only slowly; their models,
+windows (thousands of tokens) and head size (128) are far from a 2-layer model reading 128
+characters, and one seed of a toy cannot say which difference matters. What it does show is
+that interpolation is a starting point for fine-tuning, not a free longer context.
 """),
 md(r"""
 ## The loss ladder so far
@@ -1031,15 +1403,17 @@ position_explorer(
 )
 """),
 code(r"""
-fig, axes = plt.subplots(2, 3, figsize=(11, 4.8), sharex=True)
+fig, axes = plt.subplots(
+    3, 2, figsize=(7.2, 7.6), sharex=True, layout="constrained"
+)
 for ax, (name, sim) in zip(axes.flat, similarity.items()):
     ax.plot(sim[16], "o-", ms=2.5, lw=1)
     ax.axvline(16, color="C3", ls="--", lw=0.8)
-    ax.set_title(name, fontsize=9)
-for ax in axes[1]:
+    ax.set_title(name)
+    ax.set_ylabel(value_name(name))
+for ax in axes[-1]:
     ax.set_xlabel("position s")
-fig.suptitle("Position t = 16 against every position s", fontsize=10)
-plt.tight_layout()
+fig.suptitle("Position t = 16 against every position s")
 plt.show()
 """),
 md(r"""
@@ -1182,29 +1556,39 @@ md(r"""
 **Exercise 3.** With equal content scores, ALiBi head $h$ gives a key at distance $k$ a weight
 proportional to $e^{-m_h k}$, so the weight halves every $\ln 2 / m_h$ tokens. For a model with
 12 heads (not a power of two), compute the half-weight distance of every head from
-`alibi_slopes(12)`, and check it on an actual softmax: build the bias for one query at position
-499 over 500 keys with `alibi_bias`, softmax it, and compare the weights of keys at distances 0
-and $\ln 2/m_h$ (rounded to a whole token) for the steepest and the shallowest head.
+`alibi_slopes(12)`. Then check that `gptlib`'s attention really applies the bias that way: take
+a `MultiHeadAttention` with 12 heads, zero its query weights (so every content score is 0), run
+it causally on 500 random vectors with `ALiBiPositional(12)`'s bias, and compare, for the
+steepest and the shallowest head, the last query's weight on the key $\ln 2/m_h$ tokens back
+(rounded to a whole token) with its weight on itself.
 """),
 code(r"""
 # Solution
+from gptlib.attention import MultiHeadAttention
+from gptlib.positional import ALiBiPositional
+
 slopes12 = alibi_slopes(12)
 half = math.log(2) / slopes12
 print("half-weight distance per head:", [f"{h:.1f}" for h in half.tolist()])
-w = torch.softmax(
-    alibi_bias(12, 1, 500)[0, :, 0].double(), dim=-1
-)  # (12 heads, 500 keys)
+set_seed(0)
+attn = MultiHeadAttention(12 * 8, 12).double().eval()
+with torch.no_grad():
+    attn.c_attn.weight[: 12 * 8] = 0.0  # the query rows: content scores 0
+    attn.c_attn.bias[: 12 * 8] = 0.0
+x = torch.randn(1, 500, 12 * 8, dtype=torch.float64)
+bias = ALiBiPositional(12).attn_bias(500, 500, 0)
+with torch.no_grad():
+    _, w = attn(x, bias=bias.double(), causal=True, return_weights=True)
 for h in (int(slopes12.argmax()), int(slopes12.argmin())):
     k = round(half[h].item())
-    ratio = (w[h, 499 - k] / w[h, 499]).item()
+    ratio = (w[0, h, 499, 499 - k] / w[0, h, 499, 499]).item()
     print(
-        f"head with m = {slopes12[h]:.4f}: weight at distance {k} / weight at"
-        f" distance 0 = {ratio:.3f}"
+        f"head with m = {slopes12[h]:.4f}: weight {k} tokens back / weight on"
+        f" itself = {ratio:.3f}"
     )
-    assert (
-        abs(ratio - math.exp(-slopes12[h].item() * k)) < 1e-9
-        and 0.3 < ratio < 0.75
-    )
+    # e^(-m k) exactly (the bias enters the scores unscaled), about a half
+    assert abs(ratio - math.exp(-slopes12[h].item() * k)) < 1e-9
+    assert 0.4 < ratio < 0.6
 """, "hide-cell"),
 md(r"""
 ## Key points
@@ -1217,22 +1601,36 @@ md(r"""
   direction. Sinusoids
   (Vaswani et al.) are fixed, exist for every position, turn a shift into a fixed linear map,
   and make similarity a function of distance.
-- **Relative** encodings act inside attention. RoPE rotates queries and keys so that scores
-  depend on the offset; ALiBi subtracts a per-head linear distance penalty.
+- **Relative** encodings act inside attention. The family starts with Shaw et al.'s learned
+  vectors per clipped distance and T5's learned scalar bias per distance bucket. RoPE rotates
+  queries and keys so that scores depend on the offset; ALiBi subtracts a fixed per-head linear
+  distance penalty.
+- RoPE's pairs come in two layouts: adjacent features (RoFormer, `gptlib`'s default) or the two
+  halves of the vector (GPT-NeoX, Hugging Face's LLaMA). They differ by a permutation of the
+  features, so weights trained with one need that one. Su et al.'s "long-term decay" is an upper
+  bound on the score that shrinks with distance; the score of two unrelated random vectors does
+  not decay at all.
 - An encoding added to the embeddings must match their scale: unit-size sinusoids swamp GPT-2's
   small token embeddings, and then they do worse than no positions at all.
 - In one small GPT trained on 32-character windows, every encoding on the right scale beat no
   encoding at the training length, and RoPE was best. On windows 4× longer, only ALiBi kept its
   loss; RoPE's lead was gone and both sinusoidal models degraded. Relative is not the same as
   length-independent.
+- Position interpolation (dividing RoPE's positions by 4) made the seed-0 RoPE model worse on
+  4× windows without fine-tuning, within the training length and beyond it; after 100 steps of fine-tuning it recovered,
+  but less than the same fine-tuning without interpolation. It is a starting point for
+  fine-tuning, as Chen et al. use it, not a free extension.
 
 ## References
 
 The sinusoidal encoding and the Transformer {cite:p}`vaswani2017attention`; learned position
-tables in GPT-2 {cite:p}`radford2019language` and BERT {cite:p}`devlin2019bert`; rotary
-embeddings {cite:p}`su2021roformer`; ALiBi and length extrapolation {cite:p}`press2022train`.
-Causal language models without positional encodings {cite:p}`haviv2022transformer`. Full entries are on the
-[References](../references.md) page.
+tables in GPT {cite:p}`radford2018improving`, GPT-2 {cite:p}`radford2019language` and BERT
+{cite:p}`devlin2019bert`; relative position representations {cite:p}`shaw2018self` and T5's
+relative bias {cite:p}`raffel2020exploring`; rotary embeddings {cite:p}`su2021roformer`, their
+layouts in LLaMA {cite:p}`touvron2023llama` and GPT-NeoX {cite:p}`black2022gpt`, and position
+interpolation {cite:p}`chen2023extending` (and YaRN {cite:p}`peng2024yarn`); ALiBi and length
+extrapolation {cite:p}`press2022train`. Causal language models without positional encodings
+{cite:p}`haviv2022transformer`. Full entries are on the [References](../references.md) page.
 """),
 ]
 

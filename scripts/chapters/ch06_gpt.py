@@ -26,14 +26,15 @@ train.
 code(r"""
 # errors shown on purpose print as "Type: message", without a traceback
 %xmode Minimal
+import dataclasses
 import math
 import os
 import tempfile
-import warnings
 
 import matplotlib.pyplot as plt
 import torch
 import transformers
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
 from gptlib import set_seed, show
@@ -51,15 +52,20 @@ from gptlib.gpt2 import (
     to_hf_state_dict,
 )
 from gptlib.masking import causal_mask
-from gptlib.model import GPT, GPTConfig, count_gpt_parameters, training_flops
+from gptlib.model import (
+    GPT,
+    PARAMETER_GROUPS,
+    GPTConfig,
+    count_gpt_flops_per_token,
+    count_gpt_parameters,
+    training_flops,
+)
 from gptlib.tokenizer import CharTokenizer
 from gptlib.viz import (
     GPT_PRESETS,
-    PARAMETER_GROUPS,
-    gpt_flops_per_token,
-    gpt_parameter_groups,
     parameter_explorer,
     parameter_groups,
+    plot_gpt_architecture,
 )
 
 plt.rcParams["figure.dpi"] = 90
@@ -90,10 +96,17 @@ chapter adds to it, $T_{\max}$ for the context length and $L$ for the number of 
    $$
 
    (In code, positions count from 0.) $X^{(0)}$ is the start of the *residual stream*: a
-   $C$-vector per position that every later layer reads from and adds to. During training,
-   dropout is applied here, to the attention weights after the softmax, and to the output of
-   every sub-layer (GPT-2 and `gptlib` alike); in evaluation, and everywhere in this chapter, it
-   is off.
+   $C$-vector per position that every later layer reads from and adds to.
+
+   *Dropout* {cite:p}`srivastava2014dropout` can act here, on the attention weights after the
+   softmax, and on the output of every sub-layer; GPT-1 used these three, at rate 0.1
+   {cite:p}`radford2018improving`. For GPT-2 there is no published rate: the paper gives none,
+   and the model code OpenAI released with the weights has no dropout at all
+   {cite:p}`openai2019gpt2code` (the training code was not released). The 0.1 that GPT-2
+   configurations carry (`embd_pdrop`, `attn_pdrop`, `resid_pdrop`) is the default of Hugging
+   Face's `GPT2Config` {cite:p}`wolf2020transformers`, the same as GPT-1's. `gptlib`'s
+   `GPTConfig` has one rate for all three places, 0 by default. Dropout acts only in training;
+   in evaluation, and everywhere in this chapter, it is off.
 
 2. **Blocks.** For $\ell = 1, \dots, L$, a pre-LayerNorm block (chapter 4) adds the output of
    causal multi-head self-attention (chapters 2 and 3), then the output of a position-wise MLP:
@@ -130,6 +143,20 @@ That is the whole of GPT-2 {cite:p}`radford2019language`, and of GPT before it
 {cite:p}`radford2018improving` (which put the LayerNorm after each sub-layer). There is no
 encoder, and nothing in a block reads anything but the sequence itself.
 
+### See it: the assembled GPT
+
+The three steps in one picture, with GPT-2 small's sizes (`GPTConfig()`'s defaults), drawn by
+`gptlib.viz.plot_gpt_architecture`. The thick vertical line is the residual stream, $(B, T, C)$
+from the first sum to `ln_f`; each block branches off it twice, normalises, computes, and adds
+its result back. The colours are those of the parameter charts further down: embeddings blue,
+attention orange, MLP green, norms red. The dashed link is the weight tying: `lm_head` owns no
+matrix of its own.
+"""),
+code(r"""
+plot_gpt_architecture(GPTConfig())
+plt.show()
+"""),
+md(r"""
 ## The code
 
 `gptlib.model.GPT` builds exactly these pieces, with GPT-2's names for them — `wte` ($W_E$),
@@ -317,11 +344,12 @@ code(r"""
 show(count_gpt_parameters)
 """),
 md(r"""
-For GPT-2 small, $V = 50{,}257$, $T_{\max} = 1{,}024$, $L = 12$, $C = 768$. We check the formula
-term by term against `count_gpt_parameters`, our own `GPT` and Hugging Face's `GPT2LMHeadModel`,
-the last two built from
-GPT-2 small's configuration on PyTorch's `meta` device — parameters with shapes but no memory and
-no values, so nothing is allocated, initialised or downloaded.
+For GPT-2 small, $V = 50{,}257$, $T_{\max} = 1{,}024$, $L = 12$, $C = 768$. The formula's terms,
+worked out below, and `count_gpt_parameters` are one count; the independent counts are those of
+the models themselves, `sum(p.numel() for p in model.parameters())` for our `GPT` and for Hugging
+Face's `GPT2LMHeadModel`, both built from GPT-2 small's configuration on PyTorch's `meta` device —
+parameters with shapes but no memory and no values, so nothing is allocated, initialised or
+downloaded. (`parameters()` yields the tied matrix once.)
 """),
 code(r"""
 Vg, Tg, Lg, Cg = 50257, 1024, 12, 768
@@ -333,34 +361,26 @@ terms = {
 }
 for name, n in terms.items():
     print(f"{name:<24}{n:>14,}")
-n_gpt2 = sum(terms.values())
-print(f"{'total':<24}{n_gpt2:>14,}")
+n_gpt2 = count_gpt_parameters(Vg, Tg, Lg, Cg)
+print(f"{'count_gpt_parameters':<24}{n_gpt2:>14,}")
 
 with torch.device("meta"):
     ours_small = GPT(GPTConfig())  # GPTConfig()'s defaults are GPT-2 small
     hf_small = GPT2LMHeadModel(GPT2Config())  # so are GPT2Config()'s
-n_hf = sum(
-    p.numel() for p in hf_small.parameters()
-)  # tied weights are counted once
-print(
-    f"gptlib GPT: {ours_small.num_parameters():,}   Hugging Face"
-    f" GPT2LMHeadModel: {n_hf:,}"
-)
-assert (
-    n_gpt2
-    == count_gpt_parameters(Vg, Tg, Lg, Cg)
-    == ours_small.num_parameters()
-    == n_hf
-    == 124_439_808
-)
+n_ours = sum(p.numel() for p in ours_small.parameters())
+n_hf = sum(p.numel() for p in hf_small.parameters())
+print(f"gptlib GPT: {n_ours:,}   Hugging Face GPT2LMHeadModel: {n_hf:,}")
+assert n_gpt2 == sum(terms.values())
+assert n_gpt2 == n_ours == n_hf  # the closed form against two built models
 """),
 md(r"""
 ### See it: where the parameters are
 
-`gptlib.viz.parameter_groups` sorts a model's parameters into embeddings, attention, MLP and norms
-by their names; `gpt_parameter_groups` gives the same four numbers in closed form, and the cell
-below asserts that the two agree. They are shown for this chapter's character model and for GPT-2
-small and GPT-3 175B (next section), the last two built on the meta device.
+`gptlib.viz.parameter_groups` sorts a built model's parameters into embeddings, attention, MLP
+and norms by their names; `count_gpt_parameters(..., by_group=True)` gives the same four numbers
+in closed form, and the cell below asserts that the two agree (and that Hugging Face's names sort
+the same). They are shown for this chapter's character model and for GPT-2 small and GPT-3 175B
+(next section), the last two built on the meta device.
 """),
 code(r"""
 gpt3_config = GPTConfig(
@@ -376,11 +396,11 @@ models = {
 groups = {}
 for name, m in models.items():
     c = m.config
-    groups[name] = parameter_groups(m)
-    assert groups[name] == gpt_parameter_groups(
-        c.vocab_size, c.block_size, c.n_layer, c.n_embd
+    groups[name] = count_gpt_parameters(
+        c.vocab_size, c.block_size, c.n_layer, c.n_embd, by_group=True
     )
-    assert sum(groups[name].values()) == m.num_parameters()
+    assert groups[name] == parameter_groups(m)  # closed form == the model's
+    assert sum(groups[name].values()) == sum(p.numel() for p in m.parameters())
 assert (
     parameter_groups(hf_small) == groups["GPT-2 small"]
 )  # Hugging Face's names sort the same
@@ -393,7 +413,7 @@ for name, g in groups.items():
 """),
 code(r"""
 colours = {"embeddings": "C0", "attention": "C1", "MLP": "C2", "norms": "C3"}
-fig, ax = plt.subplots(figsize=(8, 2.8))
+fig, ax = plt.subplots(figsize=(7.4, 2.7))
 for row, (name, g) in enumerate(groups.items()):
     total, left = sum(g.values()), 0.0
     for group in PARAMETER_GROUPS:
@@ -413,14 +433,20 @@ for row, (name, g) in enumerate(groups.items()):
                 ha="center",
                 va="center",
                 color="white",
+                fontsize=10,
+                fontweight="bold",
             )
         left += share
-    ax.text(1.01, row, f"N = {total:,}", va="center", fontsize=9)
-ax.set_yticks(range(len(groups)), list(groups))
+ax.set_yticks(
+    range(len(groups)),
+    [f"{name}\nN = {sum(g.values()):,}" for name, g in groups.items()],
+    fontsize=9.5,
+)
 ax.invert_yaxis()
 ax.set_xlim(0, 1)
 ax.set_xlabel("share of the parameters")
 ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+plt.tight_layout()
 plt.show()
 """),
 md(r"""
@@ -479,21 +505,77 @@ print(
     " 2020: 3.14e+23)"
 )
 assert abs(flops_gpt3 - 3.14e23) / 3.14e23 < 0.01
-per_token = (
-    ours_gpt3.flops_per_token()
-)  # adds attention's 12·L·T·C at T = 2048
-print(
-    f"attention scores and sums add {per_token / (6 * n_gpt3) - 1:.1%} at a"
-    " 2,048-token context"
-)
 """),
 md(r"""
 `6ND` counts only the weights. The attention scores $QK^\top$ and the weighted sum of values are
-matrix products too, with no parameters: `GPT.flops_per_token` adds them ($12 L T C$ per token
-when the whole $T \times T$ square is computed). At GPT-3's context they add less than 3%, which is
-why $6ND$ is the standard estimate; and GPT-3's locally banded sparse layers, which alternate with
-the dense ones, compute only part of the square, so its true share is smaller still. Exercise 3
-finds the context length at which attention would match the weights.
+matrix products too, with no parameters: $2 \cdot 2TC$ FLOPs per token and layer forward, three
+times that for training, $12 L T C$ per token when the whole $T \times T$ square is computed
+({cite:t}`chowdhery2023palm`, appendix B).
+`count_gpt_flops_per_token` adds them to $6N'$, where $N'$ is $N$ less the position table (a
+table look-up costs no arithmetic; the token table stays, because, tied, it is also the output
+layer's $C \times V$ matrix product). `GPT.flops_per_token` is this function applied to the
+model's configuration:
+"""),
+code(r"""
+show(count_gpt_flops_per_token)
+"""),
+md(r"""
+**Prove it.** A formula for FLOPs can be checked against a count that does not use it. PyTorch's
+`torch.utils.flop_counter.FlopCounterMode` records every matrix product a pass runs, forward and
+backward, and counts its FLOPs from the operands' shapes. We run a real forward and backward pass
+of the character model on 4 sequences of 64 tokens, and one of GPT-3 on a sequence of 2,048
+tokens on the meta device (shapes only: no memory, no arithmetic; with the fused attention kernel,
+`fast=True`, the same function, because the written-out attention looks at its mask's values,
+which a meta tensor does not have). The counter sees only matrix products, so the closed form,
+which also charges 6 FLOPs per token to every bias and norm gain, must exceed its count by
+exactly $6 \times$ the number of those vector parameters, and by under 2% in all.
+"""),
+code(r"""
+# FLOPs per token of one forward and backward pass of m on idx, as PyTorch
+# counts them, by kind of matmul: the weights' (mm, addmm) and attention's
+# (bmm, batched over heads)
+def counted_flops(m, idx, targets=None):
+    with FlopCounterMode(display=False) as counter:
+        logits, loss = m(idx, targets)
+        (logits.sum() if loss is None else loss).backward()
+    m.zero_grad(set_to_none=True)
+    counts = counter.get_flop_counts()["Global"]
+    return {
+        str(op).removeprefix("aten."): n / idx.numel()
+        for op, n in counts.items()
+    }
+
+
+g = torch.Generator().manual_seed(0)
+tokens = torch.randint(0, V, (4, 65), generator=g)
+char_ops = counted_flops(model, tokens[:, :-1], tokens[:, 1:])  # real pass
+with torch.device("meta"):
+    gpt3_fast = GPT(dataclasses.replace(gpt3_config, fast=True))
+gpt3_ops = counted_flops(gpt3_fast, torch.zeros(1, 2048, dtype=torch.long))
+
+for name, m, ops in (
+    ("character model", model, char_ops),
+    ("GPT-3 175B", gpt3_fast, gpt3_ops),
+):
+    counted, formula = sum(ops.values()), m.flops_per_token()
+    vectors = sum(p.numel() for p in m.parameters() if p.ndim == 1)
+    print(
+        f"{name:<16} closed form {formula:.4e}  counted {counted:.4e}  "
+        f"excess {formula / counted - 1:.2%} (6 × biases and gains:"
+        f" {6 * vectors / counted:.2%})"
+    )
+    assert formula - counted == 6 * vectors
+    assert 0 < formula / counted - 1 < 0.02
+attention = gpt3_ops["bmm"] / (gpt3_ops["mm"] + gpt3_ops["addmm"])
+print(f"GPT-3 at 2,048 tokens: attention's matmuls add {attention:.1%}")
+assert attention < 0.03
+"""),
+md(r"""
+The closed form holds, to the last FLOP the counter can see. And at GPT-3's context, attention's
+matrix products add under 3% to the weights', which is why $6ND$ is the standard estimate; GPT-3's
+locally banded sparse layers, which alternate with the dense ones, compute only part of the
+square, so its true share is smaller still. Exercise 3 finds the context length at which attention
+would match the weights.
 
 ## The loss at initialisation
 
@@ -579,12 +661,25 @@ with torch.no_grad():
         if "ln_" in name or name.endswith("bias"):
             p.add_(0.1 * torch.randn_like(p))
 print(config_from_hf(hf_config))
+rates = {
+    f: getattr(hf_config, f)
+    for f in ("embd_pdrop", "attn_pdrop", "resid_pdrop")
+}
+print(
+    "GPT2Config's dropout defaults:",
+    rates,
+    "| GPTConfig's:",
+    GPTConfig().dropout,
+)
+assert set(rates.values()) == {config_from_hf(hf_config).dropout}
 """),
 md(r"""
-`config_from_hf` translates the configuration (`n_positions` is our `block_size`; dropout 0.1 is
-GPT-2's default, and `eval()` turns it off in both models). The weights need one twist besides
-renaming: GPT-2's code stores its linear layers as `Conv1D` modules, whose weight is the transpose
-of `nn.Linear`'s. `from_hf` transposes the four such matrices per block:
+`config_from_hf` translates the configuration: `n_positions` is our `block_size`, and the
+`dropout=0.1` it prints is `GPT2Config`'s default for its three dropout rates, which the GPT-2
+paper does not give and OpenAI's GPT-2 code does not have (see the start of the chapter); `eval()`
+turns it off in both models. The weights need one twist besides renaming: GPT-2's code stores its
+linear layers as `Conv1D` modules, whose weight is the transpose of `nn.Linear`'s. `from_hf`
+transposes the four such matrices per block:
 """),
 code(r"""
 ours = from_hf(hf)
@@ -721,157 +816,44 @@ with torch.no_grad():
 ```
 
 It was written for the `transformers` of before version 4, whose models returned plain tuples and
-whose cache argument was called `past`. Even there it could not have worked as written, though it
-would have failed differently. Judging by the source of the 2.x releases (we cannot run them
-here), `GPT2Model` returned the tuple `(last_hidden_state, presents)`, so `outputs, _ = ...`
-unpacked cleanly, `outputs` was the $(1, T, C)$ tensor, and `outputs[2]` indexed its batch
-dimension, of size 1: an `IndexError`. The per-layer hidden states came back, as a third element,
-only when `output_hidden_states` was switched on (then a configuration flag), and a three-element
-tuple does not unpack into two names. Today's `return_dict=False` still returns such a tuple, so
-both failures can be replayed below. Run as written against today's library — version 5.24 here —
-on our local GPT-2 (`hf.transformer` is a `GPT2Model`, GPT-2 without the output layer), the
-snippet fails in a confusing place:
+whose cache argument was called `past`, and it could not have worked even there: judging by the
+source of the 2.x releases (we cannot run them here), `GPT2Model` returned
+`(last_hidden_state, presents)`, so `outputs[2]` indexed the batch dimension, of size 1; the
+per-layer hidden states came back, as a third element, only when switched on. Against today's
+library (5.24 here) it goes wrong in three ways, two of them silently:
+
+1. **A model output is a dictionary, not a tuple.** `model(...)` returns a `ModelOutput`, an
+   ordered dictionary with attribute access, and unpacking a dictionary yields its *keys*:
+   `outputs, _ = ...` "succeeds" with `outputs == 'last_hidden_state'`, and the error surfaces
+   two lines later: `outputs[2][-1]` is the string `'s'`, which has no `.permute`.
+2. **Unknown keyword arguments vanish.** The forward method takes `**kwargs`, so `past=` (the
+   cache is now `cache`; it was `past_key_values` in between) and `head_mask=` are dropped
+   without a word. With `None` that is harmless; with a real cache it is a silent bug: the new
+   tokens are read as if they started the sequence.
+3. **Hidden states are returned only when asked for**, with `output_hidden_states=True`. (The
+   zero tensor on the first line is dead code: a transformer has no recurrent state to
+   initialise.)
+
+The first two, replayed on our local GPT-2 (`hf.transformer` is a `GPT2Model`, GPT-2 without the
+output layer):
 """),
 code(r"""
 model_hf = hf.transformer
 assert isinstance(model_hf, GPT2Model)
 tokens_tensor = torch.tensor([char_tok.encode("Hello world!")])
+seq = xb[:1, :12]  # 12 characters of validation text
 with torch.no_grad():
-    outputs, _ = model_hf(
-        tokens_tensor,
-        past=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-    )
-print(repr(outputs), repr(_))
-print(repr(outputs[2]))
-hidden_states = outputs[2][-1].permute(1, 0, 2).squeeze().numpy()
-""", "raises-exception"),
-md(r"""
-Three things went wrong, and none raised an error where it happened: item 1 surfaced two lines
-later, as an `AttributeError` on a string.
-
-1. **A model output is a dictionary, not a tuple.** `model(...)` returns a `ModelOutput`, an
-   ordered dictionary with attribute access. Unpacking a dictionary yields its *keys*; this one
-   has exactly two (`last_hidden_state` and `cache`), so `outputs, _ = ...` "succeeded" and
-   `outputs` is the string `'last_hidden_state'`, whose character 2 is `'s'`; `'s'[-1]` is `'s'`
-   again, and a string has no `.permute`. Read fields by name: `out.last_hidden_state`,
-   `out.hidden_states`.
-2. **`past=` and `head_mask=` are silently ignored.** The forward method takes `**kwargs`, so
-   unknown keyword arguments vanish without a word. With `None` that is harmless; with a real cache
-   it is a silent bug, as shown below.
-3. **Hidden states are only returned when asked for:** `output_hidden_states=True`. Without it
-   `out.hidden_states` is `None`. (The zero tensor on the first line is dead code: a
-   transformer has no recurrent state to initialise.)
-
-With `return_dict=False` the model returns a plain tuple, as the old versions did, and the snippet
-fails as described above — an `IndexError` on the batch dimension, or, once the hidden states are
-asked for, a tuple too long to unpack:
-"""),
-code(r"""
-with torch.no_grad():
-    legacy = model_hf(
-        tokens_tensor, return_dict=False
-    )  # (last_hidden_state, cache)
-    print(
-        type(legacy).__name__,
-        "of",
-        len(legacy),
-        "elements:",
-        tuple(legacy[0].shape),
-        type(legacy[1]).__name__,
-    )
-    outputs, _ = legacy  # unpacks cleanly: a (1, T, C) tensor
-    try:
-        outputs[2]
-    except IndexError as err:
-        print("outputs[2] -> IndexError:", err)
-    try:
-        outputs, _ = model_hf(
-            tokens_tensor, return_dict=False, output_hidden_states=True
-        )
-    except ValueError as err:
-        print("with hidden states -> ValueError:", err)
-assert (
-    isinstance(legacy, tuple)
-    and len(legacy) == 2
-    and outputs.shape == (1, tokens_tensor.size(1), C)
-)
-"""),
-md(r"""
-The corrected call, with attribute access:
-"""),
-code(r"""
-with torch.no_grad():
-    out = model_hf(tokens_tensor, output_hidden_states=True)
-print(type(out).__name__, list(out.keys()))
-print("last_hidden_state:", tuple(out.last_hidden_state.shape))
-print(
-    "hidden_states:",
-    len(out.hidden_states),
-    "tensors of shape",
-    tuple(out.hidden_states[0].shape),
-)
-print(
-    "hidden_states[-1] is last_hidden_state (after ln_f):",
-    torch.equal(out.hidden_states[-1], out.last_hidden_state),
-)
-hidden_states = out.hidden_states[-1][
-    0
-].numpy()  # (T, C): the last layer, first sequence
-print(hidden_states.shape)
-"""),
-md(r"""
-and `gptlib` returns the same hidden states — the embeddings and each block's output, with `ln_f`
-applied to the last to match Hugging Face's convention:
-"""),
-code(r"""
-with torch.no_grad():
-    our_states = ours.hidden_states(tokens_tensor)
-    our_states[-1] = ours.ln_f(our_states[-1])
-same = [max_diff(a, b) < 1e-5 for a, b in zip(our_states, out.hidden_states)]
-print("same hidden states, layer by layer:", same)
-assert len(same) == config.n_layer + 1 and all(same)
-"""),
-md(r"""
-**Incremental decoding.** When generating, the keys and values of earlier positions do not change,
-so a model can keep them in a *cache* and feed only the new token (chapter 7 uses this). In
-transformers 5.24 the argument is `cache` (it was `past` before version 4, then
-`past_key_values`); `use_cache=True` returns the cache as `out.cache`. Feed 8 tokens, then the remaining 4 one at
-a time, and the logits must equal those of the full 12-token pass. `gptlib` does the same with
-`new_kv_cache()`. The snippet's `past=` — with a real cache this time — is ignored without a word,
-so the new tokens are read as if they started the sequence:
-"""),
-code(r"""
-seq = xb[:1, :12]
-with torch.no_grad():
+    outputs, _ = model_hf(tokens_tensor, past=None, head_mask=None)
     full = hf(seq).logits  # (1, 12, V)
-    first = hf(seq[:, :8], use_cache=True)
-    cache, pieces = first.cache, [first.logits]
-    for t in range(8, 12):
-        pieces.append(
-            hf(seq[:, t : t + 1], cache=cache, use_cache=True).logits
-        )
-    incremental = torch.cat(pieces, dim=1)
-
-    kv = ours.new_kv_cache()
-    our_pieces = [ours(seq[:, :8], kv_cache=kv)[0]]
-    for t in range(8, 12):
-        our_pieces.append(ours(seq[:, t : t + 1], kv_cache=kv)[0])
-    our_incremental = torch.cat(our_pieces, dim=1)
-
-    stale = hf(seq[:, :8], use_cache=True).cache
-    ignored = hf(
-        seq[:, 8:], past=stale
-    ).logits  # `past` is swallowed by **kwargs
-    fresh = hf(seq[:, 8:]).logits  # the 4 tokens with no context
-
-print("cached length:", cache.get_seq_length(), "| gptlib:", kv[0].length)
-print("HF with cache == full pass:", max_diff(incremental, full) < 1e-5)
+    stale = hf(seq[:, :8], use_cache=True).cache  # the first 8 tokens
+    ignored = hf(seq[:, 8:], past=stale).logits  # `past` is swallowed
+    fresh = hf(seq[:, 8:]).logits  # the last 4 tokens with no context
+print("outputs, _ = model(...) gives:", repr(outputs), repr(_))
 print(
-    "gptlib with cache == full pass:", max_diff(our_incremental, full) < 1e-5
+    "outputs[2][-1] is",
+    repr(outputs[2][-1]),
+    "| has .permute:",
+    hasattr(outputs[2][-1], "permute"),
 )
 print(
     "past= ignored (== no context at all):",
@@ -879,24 +861,50 @@ print(
     "| == the right continuation:",
     max_diff(ignored, full[:, 8:]) < 1e-5,
 )
-assert (
-    max_diff(incremental, full) < 1e-5
-    and max_diff(our_incremental, full) < 1e-5
-)
+assert outputs == "last_hidden_state"
 assert torch.equal(ignored, fresh) and max_diff(ignored, full[:, 8:]) > 1e-2
 """),
 md(r"""
-The name `past_key_values` still works in 5.24, with a `FutureWarning` that says when it goes:
+The corrected code reads fields by name, asks for the hidden states, and passes the cache by its
+current name. Its results must be `gptlib`'s: the same hidden states layer by layer (with `ln_f`
+applied to the last, Hugging Face's convention), and, fed 8 tokens and then the remaining 4 one
+at a time through the cache, the logits of the full 12-token pass, as `gptlib`'s own KV cache
+(`new_kv_cache()`, chapter 7) gives them:
 """),
 code(r"""
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    with torch.no_grad():
-        cache = hf(seq[:, :8], use_cache=True).cache
-        hf(seq[:, 8:9], past_key_values=cache, use_cache=True)
-for w in caught:
-    print(f"{w.category.__name__}: {w.message}")
-assert any(issubclass(w.category, FutureWarning) for w in caught)
+with torch.no_grad():
+    out = model_hf(tokens_tensor, output_hidden_states=True)
+    hidden_states = out.hidden_states[-1][0].numpy()  # (T, C): last layer
+    our_states = ours.hidden_states(tokens_tensor)
+    our_states[-1] = ours.ln_f(our_states[-1])
+
+    first = hf(seq[:, :8], use_cache=True)
+    cache, pieces = first.cache, [first.logits]
+    kv = ours.new_kv_cache()
+    our_pieces = [ours(seq[:, :8], kv_cache=kv)[0]]
+    for t in range(8, 12):
+        step = seq[:, t : t + 1]
+        pieces.append(hf(step, cache=cache, use_cache=True).logits)
+        our_pieces.append(ours(step, kv_cache=kv)[0])
+incremental = torch.cat(pieces, dim=1)
+our_incremental = torch.cat(our_pieces, dim=1)
+
+print(type(out).__name__, list(out.keys()))
+print(
+    f"{len(out.hidden_states)} hidden states of shape"
+    f" {tuple(out.hidden_states[0].shape)}; the last as numpy:"
+    f" {hidden_states.shape}"
+)
+same = [max_diff(a, b) < 1e-5 for a, b in zip(our_states, out.hidden_states)]
+print("gptlib's hidden states equal, layer by layer:", same)
+print("HF with cache == full pass:", max_diff(incremental, full) < 1e-5)
+print(
+    "gptlib with KV cache == full pass:",
+    max_diff(our_incremental, full) < 1e-5,
+)
+assert len(same) == config.n_layer + 1 and all(same)
+assert max_diff(incremental, full) < 1e-5
+assert max_diff(our_incremental, full) < 1e-5
 """),
 md(r"""
 ## The loss ladder so far
@@ -961,50 +969,43 @@ $N' = N - T_{\max}C$, the parameters less the position table (a table look-up co
 arithmetic), as `GPT.flops_per_token` does: the training FLOPs per token at full context,
 $6N' + 12LT_{\max}C$, and the training compute $6N'D$ for $D$ tokens. $D$ starts at 300B, the
 budget every GPT-3 model was trained on (next cell). The drop-down names a preset only while the
-sliders hold its values, and says "custom" otherwise. Every number in the table is counted by the
-library itself (`gptlib.viz.gpt_counts`): the explorer builds `GPT`s of that vocabulary, context
-and width on PyTorch's *meta* device (shapes, no memory), with one block and with two, asks them
-`num_parameters`, `flops_per_token` and `parameter_groups`, and adds the second block's share once
-for every further block (the blocks are identical); `training_flops` gives the compute. (The
-sliders need a running notebook; the HTML book shows the state the explorer was saved in, and the
-figure below it shows the same numbers across a whole model family.) The closed forms of this
-chapter must agree with a model built from the same configuration, and the explorer's presets with
-the models of this chapter:
+sliders hold its values, and says "custom" otherwise. Every number in the table comes from the
+two closed forms of this chapter, `count_gpt_parameters` and `count_gpt_flops_per_token`, which
+the cells above checked against models built on the meta device and against PyTorch's FLOP
+counter; `training_flops` gives the compute. (The sliders need a running notebook; the HTML book
+shows the state the explorer was saved in, and the figure below it shows the same numbers across
+a whole model family.) The cell checks that the explorer's presets are the models of this
+chapter, and that the table it starts with shows GPT-2 small's parameters as the meta-device
+model counts them:
 """),
 code(r"""
-from gptlib.viz import gpt_counts  # what the explorer shows
-
-for m in (model, ours_small, ours_gpt3):
+for preset, m in (
+    ("character model (chapter 6)", model),
+    ("GPT-2 small", ours_small),
+    ("GPT-3 175B", ours_gpt3),
+):
     c = m.config
-    args = (c.vocab_size, c.block_size, c.n_layer, c.n_embd)
-    assert gpt_parameter_groups(*args) == parameter_groups(m)
-    assert gpt_flops_per_token(*args) == m.flops_per_token()
-    assert gpt_flops_per_token(*args, seq_len=100) == m.flops_per_token(100)
-    assert gpt_counts(*args) == {
-        "groups": parameter_groups(m),
-        "N": m.num_parameters(),
-        "N_compute": m.num_parameters(non_embedding=True),
-        "flops_per_token": m.flops_per_token(),
-    }
-assert GPT_PRESETS["character model (chapter 6)"] == (
-    V,
-    config.block_size,
-    config.n_layer,
-    config.n_embd,
-)
-assert GPT_PRESETS["GPT-2 small"] == (Vg, Tg, Lg, Cg)
+    assert GPT_PRESETS[preset] == (
+        c.vocab_size,
+        c.block_size,
+        c.n_layer,
+        c.n_embd,
+    )
 explorer = parameter_explorer(
     "GPT-2 small", n_tokens=300e9
 )  # D: GPT-3's budget
 table = explorer.children[-1].value  # the HTML table it shows
-assert "D = 300B tokens" in table and "2.23e+20" in table
+wpe_size = ours_small.wpe.weight.numel()
+for n in (*parameter_groups(ours_small).values(), n_ours, n_ours - wpe_size):
+    assert f">{n:,}<" in table  # each group, N and N' as the model counts
+assert "D = 300B tokens" in table
 explorer
 """),
 md(r"""
 GPT-3 was not one model but eight, all trained on 300B tokens with the same vocabulary and context
 {cite:p}`brown2020language` (table 2.1). Their depths and widths give their sizes — each within 2%
-of the size the paper names it by — and show the embeddings' share shrinking from about 30% to
-under 1%:
+of the size the paper names it by — and show the embeddings' share shrinking from about a third
+to under 1%:
 """),
 code(r"""
 # name in Brown et al. (2020), table 2.1: (n_layer, n_embd, parameters as
@@ -1024,11 +1025,17 @@ gpt3_family = {
 # typo. Kept as printed: either width gives a count within 2% of 13B.
 family_groups = {}
 for name, (L, C_, named) in gpt3_family.items():
-    family_groups[name] = gpt_parameter_groups(50257, 2048, L, C_)
+    family_groups[name] = count_gpt_parameters(
+        50257, 2048, L, C_, by_group=True
+    )
     n = sum(family_groups[name].values())
     assert abs(n - named) / named < 0.02, (name, n)
+embedding_share = {
+    n: g["embeddings"] / sum(g.values()) for n, g in family_groups.items()
+}
+assert 0.3 < embedding_share["Small"] < 0.35 and embedding_share["175B"] < 0.01
 
-fig, ax = plt.subplots(figsize=(8, 3.4))
+fig, ax = plt.subplots(figsize=(7.4, 3.6))
 names = list(family_groups)
 bottom = [0.0] * len(names)
 for group in PARAMETER_GROUPS:
@@ -1040,14 +1047,15 @@ for group in PARAMETER_GROUPS:
 for i, n in enumerate(names):
     total = sum(family_groups[n].values())
     size = f"{total / 1e9:.4g}B" if total >= 1e9 else f"{total / 1e6:.4g}M"
-    ax.text(i, 1.01, size, ha="center", fontsize=8)
+    ax.text(i, 1.01, size, ha="center", va="bottom", fontsize=9.5)
 ax.set_ylim(0, 1.1)
+ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
 ax.set_ylabel("share of the parameters")
 ax.set_xlabel(
     "GPT-3 model (Brown et al. 2020); the computed size above each bar"
 )
 ax.legend(
-    ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False
+    ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False
 )
 plt.tight_layout()
 plt.show()
@@ -1158,17 +1166,12 @@ for (L, C_), n in counts.items():
     )
 with torch.device("meta"):
     xl = GPT2LMHeadModel(GPT2Config(n_layer=48, n_embd=1600, n_head=25))
-assert (
-    sum(p.numel() for p in xl.parameters())
-    == counts[48, 1600]
-    == 1_557_611_200
-)
+assert sum(p.numel() for p in xl.parameters()) == counts[48, 1600]
 assert all(
     n > listed[shape] for shape, n in counts.items()
 )  # every listed size is an undercount
 # OpenAI later relabelled the released models 124M, 355M, 774M and 1558M (in
-# its gpt-2 repository):
-# exactly these counts, rounded to millions.
+# its gpt-2 repository): exactly these counts, rounded to millions.
 relabelled = {
     (12, 768): 124,
     (24, 1024): 355,
@@ -1181,21 +1184,24 @@ assert all(round(counts[shape] / 1e6) == m for shape, m in relabelled.items())
 md(r"""
 **Exercise 2.** How many parameters would GPT-2 small have *without* weight tying, with a separate
 $C \times V$ output matrix? What fraction of the tied model is that? Check your number against
-Hugging Face's model built with `tie_word_embeddings=False` on the meta device, and show that
-`gptlib` refuses such a configuration.
+Hugging Face's model built with `tie_word_embeddings=False` and `gptlib`'s `GPT` built with
+`tie_weights=False` (the loss ladder's untied rung), both on the meta device, and show that
+`gptlib`'s GPT-2 converter, `config_from_hf`, which loads GPT-2's tied layout only, refuses such
+a checkpoint.
 """),
 code(r"""
 # Solution
 untied = count_gpt_parameters(50257, 1024, 12, 768, tied=False)
 with torch.device("meta"):
     hf_untied = GPT2LMHeadModel(GPT2Config(tie_word_embeddings=False))
+    ours_untied = GPT(GPTConfig(tie_weights=False))
 print(
     f"untied: {untied:,} parameters, {untied / n_gpt2 - 1:.1%} more than tied"
 )
 assert (
     untied
     == sum(p.numel() for p in hf_untied.parameters())
-    == n_gpt2 + 50257 * 768
+    == sum(p.numel() for p in ours_untied.parameters())
 )
 try:
     config_from_hf(hf_untied.config)
@@ -1205,32 +1211,33 @@ except ValueError as err:
 """, "hide-cell"),
 md(r"""
 **Exercise 3.** Per token, training GPT-2 small costs about $6N'$ FLOPs in its weights ($N'$: all
-parameters but the position table, as `GPT.flops_per_token` counts) plus $12 L T C$ in attention,
-which grows with the context $T$. ($N'$ is not Kaplan et al.'s non-embedding count, which also
-leaves out the token table: in a tied model that table is also the output layer, a $C \times V$
-matrix product at every position, so it costs compute like any weight matrix.) At what $T$ does
-the attention part equal the weights part? Check your answer with `GPT.flops_per_token` on the
-meta-device model, then do the same for GPT-3.
+parameters but the position table, as `count_gpt_flops_per_token` counts) plus $12 L T C$ in
+attention, which grows with the context $T$. ($N'$ is not Kaplan et al.'s non-embedding count,
+which also leaves out the token table: in a tied model that table is also the output layer, a
+$C \times V$ matrix product at every position, so it costs compute like any weight matrix.) At
+what $T$ does the attention part equal the weights part? Check your answer with PyTorch's FLOP
+counter (`counted_flops` above) on a meta-device model, then do the same for GPT-3. Hint: a model
+without a position table (`pos_encoding="none"`) has the same $N'$ and accepts any length.
 """),
 code(r"""
 # Solution
-def crossover(m):
-    c = m.config
-    n_prime = m.num_parameters(non_embedding=True)
-    return (
-        n_prime / (2 * c.n_layer * c.n_embd),
-        6 * n_prime,
-    )  # 12 L T C = 6 N'  <=>  T = N' / (2 L C)
+def crossover(c):  # 12 L T C = 6 N'  <=>  T = N' / (2 L C)
+    shape = (c.vocab_size, c.block_size, c.n_layer, c.n_embd)
+    n_prime = count_gpt_parameters(*shape, non_embedding=True)
+    return round(n_prime / (2 * c.n_layer * c.n_embd))
 
 
-t_small, weights_small = crossover(ours_small)
-print(f"GPT-2 small: T = {t_small:,.0f} tokens (its context is 1,024)")
-assert (
-    abs(ours_small.flops_per_token(round(t_small)) / weights_small - 2) < 1e-3
-)
-t_gpt3, _ = crossover(ours_gpt3)
-print(f"GPT-3: T = {t_gpt3:,.0f} tokens (its context is 2,048)")
-assert 70_000 < t_gpt3 < 80_000
+for name, c in (("GPT-2 small", ours_small.config), ("GPT-3", gpt3_config)):
+    t = crossover(c)
+    with torch.device("meta"):  # no position table: same N', any length
+        m = GPT(dataclasses.replace(c, pos_encoding="none", fast=True))
+    ops = counted_flops(m, torch.zeros(1, t, dtype=torch.long))
+    ratio = ops["bmm"] / (ops["mm"] + ops["addmm"])
+    print(
+        f"{name}: T = {t:,} tokens (its context is {c.block_size:,});"
+        f" counted attention / weights FLOPs = {ratio:.3f}"
+    )
+    assert abs(ratio - 1) < 0.01
 """, "hide-cell"),
 md(r"""
 **Exercise 4.** At initialisation the expected loss for a target unrelated to the input is about
@@ -1265,8 +1272,13 @@ md(r"""
 - It has no encoder and no cross-attention: every block reads only the sequence, and only the past
   of it.
 - The parameter count is a formula: $N = VC + T_{\max}C + L(12C^2 + 13C) + 2C$. GPT-2 small:
-  124,439,808; GPT-3: 174.6 billion, the "175B" of OpenAI's GPT-3 paper. Training costs about $6ND$
-  FLOPs: $3.14 \times 10^{23}$ for GPT-3's 300B tokens.
+  124,439,808, as the models themselves count, ours and Hugging Face's; GPT-3: 174.6 billion, the
+  "175B" of OpenAI's GPT-3 paper. Training costs about $6ND$ FLOPs: $3.14 \times 10^{23}$ for
+  GPT-3's 300B tokens. Per token the closed form is $6N' + 12LTC$, and PyTorch's FLOP counter
+  agrees with it up to the 6 FLOPs it charges each bias and norm gain.
+- Dropout is a training-time choice, and for GPT-2 not a published one: the paper gives no rate,
+  OpenAI's released code has no dropout, and the 0.1 in GPT-2 configurations is Hugging Face's
+  default (GPT-1's rate).
 - At initialisation the loss is $\ln V$ plus a small $\sigma^2/2$: a check worth running before any
   training.
 - `gptlib`'s GPT, given weights in GPT-2's layout (tested here on random GPT-2 models), computes
@@ -1274,14 +1286,16 @@ md(r"""
   after `ln_f`), and the conversion round-trips bit for bit.
 - With `transformers`, read outputs by attribute (`out.hidden_states`, `out.last_hidden_state`),
   ask for hidden states with `output_hidden_states=True`, and pass the cache by its current name
-  (`cache` in 5.24): a misspelled keyword argument is silently ignored.
+  (`cache` in 5.24): an unknown keyword argument, such as the old `past=`, is silently ignored.
 
 ## References
 
-GPT, GPT-2 and GPT-3 {cite:p}`radford2018improving,radford2019language,brown2020language`; the
-Transformer {cite:p}`vaswani2017attention`; GELU {cite:p}`hendrycks2016gaussian`; weight tying
-{cite:p}`press2017using`; parameter and compute counting {cite:p}`kaplan2020scaling`. Full entries
-are on the [References](../references.md) page.
+GPT, GPT-2 and GPT-3 {cite:p}`radford2018improving,radford2019language,brown2020language`, and
+OpenAI's GPT-2 code {cite:p}`openai2019gpt2code`; the Transformer {cite:p}`vaswani2017attention`;
+GELU {cite:p}`hendrycks2016gaussian`; dropout {cite:p}`srivastava2014dropout`; weight tying
+{cite:p}`press2017using`; Hugging Face `transformers` {cite:p}`wolf2020transformers`; parameter
+and compute counting {cite:p}`kaplan2020scaling,chowdhery2023palm`. Full entries are on the
+[References](../references.md) page.
 """),
 ]
 
