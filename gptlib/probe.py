@@ -75,5 +75,5 @@ def fit_linear_probe(model: GPTClassifier, data: ClassificationData, weight_deca
         model.head.weight.copy_(scale.to(model.head.weight.dtype))
         model.head.bias.copy_((b - scale @ mean).to(model.head.bias.dtype))
         accuracy = ((z @ w.T + b).argmax(1) == y).double().mean().item()
-    return {"loss": float(loss.detach()), "iterations": opt.state[opt._params[0]]["n_iter"],
+    return {"loss": float(loss.detach()), "iterations": opt.state[w]["n_iter"],
             "train_accuracy": accuracy}

@@ -5,25 +5,16 @@ The committed data/results/few_shot.json comes from the full script (two sizes, 
 must already be far above chance with many shots and at chance with none, and the seed-0 lines
 of the committed file must be what the shipped models score now."""
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from _experiments import load_experiment
+from _experiments import experiment_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "data" / "results" / "few_shot.json"
 
 
-@pytest.fixture(scope="module")
-def exp():
-    return load_experiment("few_shot")
-
-
-@pytest.fixture(scope="module")
-def committed():
-    return json.loads(RESULTS.read_text())
+exp, committed = experiment_fixtures("few_shot")
 
 
 def test_baselines_on_a_hand_checked_sequence(exp):

@@ -7,24 +7,11 @@ is exact), and the pretrained probe on the shuffled-words task (L-BFGS on featur
 with a tolerance, since the last bits of the features differ across CPUs).
 """
 
-import json
-from pathlib import Path
 
 import pytest
-from _experiments import load_experiment
+from _experiments import experiment_fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "data" / "results" / "finetune.json"
-
-
-@pytest.fixture(scope="module")
-def exp():
-    return load_experiment("finetune")
-
-
-@pytest.fixture(scope="module")
-def committed():
-    return json.loads(RESULTS.read_text())
+exp, committed = experiment_fixtures("finetune")
 
 
 @pytest.fixture(scope="module")

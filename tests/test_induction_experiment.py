@@ -5,24 +5,11 @@ The committed data/results/induction.json comes from the full script (three mode
 run must reproduce the first evaluations of the shipped log; and the phase-change rule must do
 what its docstring says."""
 
-import json
-from pathlib import Path
 
 import pytest
-from _experiments import load_experiment
+from _experiments import experiment_fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "data" / "results" / "induction.json"
-
-
-@pytest.fixture(scope="module")
-def exp():
-    return load_experiment("induction")
-
-
-@pytest.fixture(scope="module")
-def committed():
-    return json.loads(RESULTS.read_text())
+exp, committed = experiment_fixtures("induction")
 
 
 def test_the_committed_results_have_three_seeds_per_model(exp, committed):

@@ -7,28 +7,26 @@ there with its seeds and a learning rate chosen by the stated rule, and a few ru
 must give the committed numbers.
 """
 
-import json
-from pathlib import Path
 
 import pytest
-from _experiments import load_experiment
+from _experiments import experiment_fixtures
 
-from gptlib.ladder import (BUDGET, LR_GRID, LR_VALUES, NGRAM_GRID, RECIPE, RUNGS, STACK,
-                           TABLE_LR_GRID, rung)
+from gptlib.ladder import (
+    BUDGET,
+    LR_GRID,
+    LR_VALUES,
+    NGRAM_GRID,
+    RECIPE,
+    RUNGS,
+    STACK,
+    TABLE_LR_GRID,
+    rung,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "data" / "results" / "ladder.json"
 TRAINED = [r.name for r in RUNGS if r.kind in ("gpt", "table")]
 
 
-@pytest.fixture(scope="module")
-def exp():
-    return load_experiment("ladder")
-
-
-@pytest.fixture(scope="module")
-def committed():
-    return json.loads(RESULTS.read_text())
+exp, committed = experiment_fixtures("ladder")
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,14 @@ deterministic on one machine; across CPUs the last digits may differ, so losses 
 a tolerance and the verdicts (stuck or trained) exactly.
 """
 
-import json
-from pathlib import Path
 
 import pytest
-from _experiments import load_experiment
+from _experiments import experiment_fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "data" / "results" / "norm_position.json"
 REPEATED = (("pre", 3e-3, 0, 0), ("post", 3e-3, 0, 0))
 
 
-@pytest.fixture(scope="module")
-def exp():
-    return load_experiment("norm_position")
-
-
-@pytest.fixture(scope="module")
-def committed():
-    return json.loads(RESULTS.read_text())
+exp, committed = experiment_fixtures("norm_position")
 
 
 @pytest.fixture(scope="module")
